@@ -1,0 +1,1 @@
+//! keops-rs: gpu-kernels (in progress).

@@ -1,0 +1,454 @@
+//! Dimensions of formulas: known integers or polynomials over symbolic dimensions.
+//!
+//! A variable whose width is not declared gets a fresh symbol. Operations combine
+//! dimensions with `+` and `*` (Concat, TensorProd, ...), so a dimension is kept as a
+//! polynomial with integer coefficients over symbols. [`DimSolver`] unifies them; what
+//! stays symbolic becomes a const generic in the `keops!` macro.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A symbolic dimension (an undeclared width), numbered within one [`crate::Program`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SymId(pub u32);
+
+/// A product of symbols (sorted, with repetition), the empty product being 1.
+type Monomial = Vec<SymId>;
+
+/// A dimension: a polynomial over [`SymId`]s with integer coefficients, in normal form
+/// (monomials sorted, no zero coefficient), so structural equality is equality.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Dim {
+    terms: BTreeMap<Monomial, i64>,
+}
+
+impl Dim {
+    /// A known dimension.
+    pub fn known(n: usize) -> Dim {
+        let mut terms = BTreeMap::new();
+        if n != 0 {
+            terms.insert(Vec::new(), n as i64);
+        }
+        Dim { terms }
+    }
+
+    /// The dimension 1 (scalars).
+    pub fn one() -> Dim {
+        Dim::known(1)
+    }
+
+    /// A symbolic dimension.
+    pub fn sym(s: SymId) -> Dim {
+        let mut terms = BTreeMap::new();
+        terms.insert(vec![s], 1);
+        Dim { terms }
+    }
+
+    /// The value, when no symbol is left and it is non-negative.
+    pub fn as_known(&self) -> Option<usize> {
+        match self.terms.len() {
+            0 => Some(0),
+            1 => {
+                let (m, c) = self.terms.iter().next()?;
+                (m.is_empty() && *c >= 0).then_some(*c as usize)
+            }
+            _ => None,
+        }
+    }
+
+    /// True when this is exactly the known dimension `n`.
+    pub fn is(&self, n: usize) -> bool {
+        self.as_known() == Some(n)
+    }
+
+    /// The symbol, when this dimension is exactly one symbol.
+    pub fn as_sym(&self) -> Option<SymId> {
+        if self.terms.len() != 1 {
+            return None;
+        }
+        let (m, c) = self.terms.iter().next()?;
+        (m.len() == 1 && *c == 1).then_some(m[0])
+    }
+
+    /// The symbols this dimension mentions.
+    pub fn syms(&self) -> Vec<SymId> {
+        let mut out: Vec<SymId> = self.terms.keys().flatten().copied().collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// True when no symbol is left.
+    pub fn is_known(&self) -> bool {
+        self.terms.keys().all(|m| m.is_empty())
+    }
+
+    fn add_term(&mut self, m: Monomial, c: i64) {
+        let entry = self.terms.entry(m.clone()).or_insert(0);
+        *entry += c;
+        if *entry == 0 {
+            self.terms.remove(&m);
+        }
+    }
+
+    /// Sum of two dimensions.
+    pub fn add(&self, other: &Dim) -> Dim {
+        let mut out = self.clone();
+        for (m, c) in &other.terms {
+            out.add_term(m.clone(), *c);
+        }
+        out
+    }
+
+    /// Difference of two dimensions (may be negative while solving).
+    pub fn sub(&self, other: &Dim) -> Dim {
+        let mut out = self.clone();
+        for (m, c) in &other.terms {
+            out.add_term(m.clone(), -*c);
+        }
+        out
+    }
+
+    /// Product of two dimensions.
+    pub fn mul(&self, other: &Dim) -> Dim {
+        let mut out = Dim::default();
+        for (m1, c1) in &self.terms {
+            for (m2, c2) in &other.terms {
+                let mut m: Monomial = m1.iter().chain(m2.iter()).copied().collect();
+                m.sort();
+                out.add_term(m, c1 * c2);
+            }
+        }
+        out
+    }
+
+    /// Multiply by a known factor.
+    pub fn scale(&self, k: usize) -> Dim {
+        self.mul(&Dim::known(k))
+    }
+
+    /// Replace symbols by their bindings.
+    pub fn subst(&self, bind: &dyn Fn(SymId) -> Option<Dim>) -> Dim {
+        let mut out = Dim::default();
+        for (m, c) in &self.terms {
+            let mut term = Dim::known(1);
+            term.terms.insert(Vec::new(), *c);
+            for s in m {
+                let f = bind(*s).unwrap_or_else(|| Dim::sym(*s));
+                term = term.mul(&f);
+            }
+            out = out.add(&term);
+        }
+        out
+    }
+
+    /// Exact division by a known integer, when every coefficient is divisible.
+    fn div_exact(&self, k: i64) -> Option<Dim> {
+        if k == 0 {
+            return None;
+        }
+        let mut out = Dim::default();
+        for (m, c) in &self.terms {
+            if c % k != 0 {
+                return None;
+            }
+            out.terms.insert(m.clone(), c / k);
+        }
+        Some(out)
+    }
+
+    /// True when every coefficient is non-negative (a possible width).
+    fn nonnegative(&self) -> bool {
+        self.terms.values().all(|c| *c >= 0)
+    }
+
+    /// Writes the dimension with symbols named by `name`.
+    pub fn write_with(&self, f: &mut dyn fmt::Write, name: &dyn Fn(SymId) -> String) -> fmt::Result {
+        if self.terms.is_empty() {
+            return write!(f, "0");
+        }
+        // Highest degree first reads naturally: "D0*D1 + 2".
+        let mut terms: Vec<_> = self.terms.iter().collect();
+        terms.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(b.0)));
+        for (i, (m, c)) in terms.iter().enumerate() {
+            let c = **c;
+            if i > 0 {
+                write!(f, "{}", if c < 0 { " - " } else { " + " })?;
+            } else if c < 0 {
+                write!(f, "-")?;
+            }
+            let a = c.abs();
+            if m.is_empty() {
+                write!(f, "{a}")?;
+                continue;
+            }
+            if a != 1 {
+                write!(f, "{a}*")?;
+            }
+            for (k, s) in m.iter().enumerate() {
+                if k > 0 {
+                    write!(f, "*")?;
+                }
+                write!(f, "{}", name(*s))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<usize> for Dim {
+    fn from(n: usize) -> Dim {
+        Dim::known(n)
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_with(f, &|s| format!("D{}", s.0))
+    }
+}
+
+impl fmt::Debug for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// A condition on dimensions that could not be decided while they were symbolic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DimConstraint {
+    /// The two dimensions must be equal.
+    Eq(Dim, Dim),
+    /// The first dimension must be at least the given value.
+    AtLeast(Dim, usize),
+    /// The first dimension must be at most the given value.
+    AtMost(Dim, usize),
+    /// The dimension must be a multiple of the given one.
+    MultipleOf(Dim, Dim),
+}
+
+impl DimConstraint {
+    /// Applies bindings to both sides.
+    pub fn subst(&self, s: &DimSolver) -> DimConstraint {
+        match self {
+            DimConstraint::Eq(a, b) => DimConstraint::Eq(s.resolve(a), s.resolve(b)),
+            DimConstraint::AtLeast(a, n) => DimConstraint::AtLeast(s.resolve(a), *n),
+            DimConstraint::AtMost(a, n) => DimConstraint::AtMost(s.resolve(a), *n),
+            DimConstraint::MultipleOf(a, b) => DimConstraint::MultipleOf(s.resolve(a), s.resolve(b)),
+        }
+    }
+
+    /// `Some(true)` when satisfied, `Some(false)` when violated, `None` while symbolic.
+    pub fn decide(&self) -> Option<bool> {
+        match self {
+            DimConstraint::Eq(a, b) => {
+                if a == b {
+                    Some(true)
+                } else {
+                    Some(a.as_known()? == b.as_known()?)
+                }
+            }
+            DimConstraint::AtLeast(a, n) => Some(a.as_known()? >= *n),
+            DimConstraint::AtMost(a, n) => Some(a.as_known()? <= *n),
+            DimConstraint::MultipleOf(a, b) => {
+                let (a, b) = (a.as_known()?, b.as_known()?);
+                Some(b != 0 && a % b == 0)
+            }
+        }
+    }
+}
+
+/// Unification state for symbolic dimensions.
+#[derive(Clone, Debug, Default)]
+pub struct DimSolver {
+    /// Number of symbols created so far.
+    count: u32,
+    /// Bindings, kept fully resolved (no bound symbol appears on a right-hand side).
+    bindings: BTreeMap<SymId, Dim>,
+    /// Conditions left for later (instantiation, or const assertions in the macro).
+    pub deferred: Vec<DimConstraint>,
+}
+
+/// Why two dimensions cannot be unified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Left-hand side, resolved.
+    pub left: Dim,
+    /// Right-hand side, resolved.
+    pub right: Dim,
+}
+
+impl DimSolver {
+    /// A fresh solver.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A fresh symbol.
+    pub fn fresh(&mut self) -> SymId {
+        let s = SymId(self.count);
+        self.count += 1;
+        s
+    }
+
+    /// Number of symbols created.
+    pub fn sym_count(&self) -> u32 {
+        self.count
+    }
+
+    /// The dimension with every bound symbol replaced.
+    pub fn resolve(&self, d: &Dim) -> Dim {
+        d.subst(&|s| self.bindings.get(&s).cloned())
+    }
+
+    /// The binding of a symbol, if any.
+    pub fn binding(&self, s: SymId) -> Option<&Dim> {
+        self.bindings.get(&s)
+    }
+
+    fn bind(&mut self, s: SymId, value: Dim) {
+        let single = |x: SymId| (x == s).then(|| value.clone());
+        for v in self.bindings.values_mut() {
+            *v = v.subst(&single);
+        }
+        self.deferred = self.deferred.iter().map(|c| match c {
+            DimConstraint::Eq(a, b) => DimConstraint::Eq(a.subst(&single), b.subst(&single)),
+            DimConstraint::AtLeast(a, n) => DimConstraint::AtLeast(a.subst(&single), *n),
+            DimConstraint::AtMost(a, n) => DimConstraint::AtMost(a.subst(&single), *n),
+            DimConstraint::MultipleOf(a, b) => DimConstraint::MultipleOf(a.subst(&single), b.subst(&single)),
+        }).collect();
+        self.bindings.insert(s, value);
+    }
+
+    /// Makes `a` and `b` equal, binding symbols where the equation is solvable for one of
+    /// them; an equation that stays undecidable is deferred.
+    pub fn unify(&mut self, a: &Dim, b: &Dim) -> Result<(), Mismatch> {
+        let (ra, rb) = (self.resolve(a), self.resolve(b));
+        let diff = ra.sub(&rb);
+        if diff.terms.is_empty() {
+            return Ok(());
+        }
+        let mismatch = || Mismatch { left: ra.clone(), right: rb.clone() };
+        if diff.is_known() {
+            return Err(mismatch());
+        }
+        // Look for a symbol that appears only linearly, in a single monomial.
+        let syms = diff.syms();
+        for s in syms {
+            let linear = diff.terms.iter().filter(|(m, _)| m.contains(&s)).collect::<Vec<_>>();
+            if linear.len() != 1 || linear[0].0.len() != 1 {
+                continue;
+            }
+            let c = *linear[0].1;
+            let mut rest = diff.clone();
+            rest.terms.remove(&vec![s]);
+            // c*s + rest = 0  =>  s = -rest / c
+            let Some(value) = rest.scale_signed(-1).div_exact(c) else {
+                if rest.is_known() {
+                    return Err(mismatch());
+                }
+                continue;
+            };
+            if !value.nonnegative() || value.terms.is_empty() {
+                if value.is_known() {
+                    return Err(mismatch());
+                }
+                continue;
+            }
+            self.bind(s, value);
+            return Ok(());
+        }
+        self.deferred.push(DimConstraint::Eq(ra, rb));
+        Ok(())
+    }
+
+    /// Records a condition; fails at once when it is already violated.
+    pub fn require(&mut self, c: DimConstraint) -> Result<(), DimConstraint> {
+        let c = c.subst(self);
+        match c.decide() {
+            Some(true) => Ok(()),
+            Some(false) => Err(c),
+            None => {
+                self.deferred.push(c);
+                Ok(())
+            }
+        }
+    }
+
+    /// Deferred conditions, resolved; violated ones are returned as errors.
+    pub fn check_deferred(&mut self) -> Result<(), DimConstraint> {
+        let pending = std::mem::take(&mut self.deferred);
+        for c in pending {
+            let c = c.subst(self);
+            match c.decide() {
+                Some(true) => {}
+                Some(false) => return Err(c),
+                None => self.deferred.push(c),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Dim {
+    fn scale_signed(&self, k: i64) -> Dim {
+        let mut out = Dim::default();
+        for (m, c) in &self.terms {
+            if c * k != 0 {
+                out.terms.insert(m.clone(), c * k);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arithmetic_normalizes() {
+        let mut s = DimSolver::new();
+        let a = Dim::sym(s.fresh());
+        let b = Dim::sym(s.fresh());
+        assert_eq!(a.add(&b), b.add(&a));
+        assert_eq!(a.mul(&b).to_string(), "D0*D1");
+        assert_eq!(a.add(&Dim::known(2)).to_string(), "D0 + 2");
+        assert_eq!(Dim::known(3).mul(&Dim::known(4)).as_known(), Some(12));
+        assert_eq!(a.sub(&a).as_known(), Some(0));
+    }
+
+    #[test]
+    fn unify_binds_and_resolves() {
+        let mut s = DimSolver::new();
+        let (x, y, z) = (s.fresh(), s.fresh(), s.fresh());
+        s.unify(&Dim::sym(x), &Dim::sym(y)).unwrap();
+        s.unify(&Dim::sym(z), &Dim::sym(x).add(&Dim::sym(y))).unwrap();
+        s.unify(&Dim::sym(y), &Dim::known(3)).unwrap();
+        assert_eq!(s.resolve(&Dim::sym(z)).as_known(), Some(6));
+        assert!(s.unify(&Dim::sym(x), &Dim::known(4)).is_err());
+    }
+
+    #[test]
+    fn unify_solves_linear_equations() {
+        let mut s = DimSolver::new();
+        let x = s.fresh();
+        // 2*x + 1 = 7
+        s.unify(&Dim::sym(x).scale(2).add(&Dim::known(1)), &Dim::known(7)).unwrap();
+        assert_eq!(s.resolve(&Dim::sym(x)).as_known(), Some(3));
+        // 2*y = 7 has no integer solution
+        let y = s.fresh();
+        assert!(s.unify(&Dim::sym(y).scale(2), &Dim::known(7)).is_err());
+    }
+
+    #[test]
+    fn nonlinear_equations_are_deferred() {
+        let mut s = DimSolver::new();
+        let x = s.fresh();
+        s.unify(&Dim::sym(x).mul(&Dim::sym(x)), &Dim::known(9)).unwrap();
+        assert_eq!(s.deferred.len(), 1);
+        s.unify(&Dim::sym(x), &Dim::known(3)).unwrap();
+        assert!(s.check_deferred().is_ok());
+        assert!(s.deferred.is_empty());
+    }
+}

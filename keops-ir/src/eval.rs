@@ -1,0 +1,437 @@
+//! The reference evaluator: a plain, obviously correct interpreter of programs.
+//!
+//! It is the oracle of every other backend. It evaluates the formula DAG node by node
+//! for every pair (i, j), with the operation table's reference values, and runs the
+//! reductions' init / accumulate / finalize. No tiling, no parallelism, no cleverness,
+//! except the float32 summation schemes a user can choose.
+
+use crate::dim::{Dim, DimConstraint};
+use crate::error::{Error, ErrorKind, Result};
+use crate::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarSource};
+use crate::ops::{Eval, Op, VecArgs};
+use crate::program::{CotSrc, Gather, Program, Reduce, Step};
+use crate::real::Real;
+use crate::reduction::{ReductionKind, INDEX_NONE};
+use std::collections::HashMap;
+
+/// Applies one operation to argument vectors (broadcasting element-wise operations).
+pub fn apply_op<R: Real>(op: Op, args: &[&[R]], params: &[Param], out_dim: usize) -> Vec<R> {
+    let mut out = vec![R::zero(); out_dim];
+    apply_op_into(op, args, params, &mut out);
+    out
+}
+
+fn bc<R: Copy>(a: &[R], k: usize) -> R {
+    if a.len() == 1 { a[0] } else { a[k] }
+}
+
+/// Like [`apply_op`], into a given output.
+pub fn apply_op_into<R: Real>(op: Op, args: &[&[R]], params: &[Param], out: &mut [R]) {
+    let Some(prim) = op.spec().prim() else {
+        out.fill(R::nan());
+        return;
+    };
+    match prim.eval {
+        Eval::Unary(f) => {
+            let f = R::s1(&f);
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = f(params, bc(args[0], k));
+            }
+        }
+        Eval::Binary(f) => {
+            let f = R::s2(&f);
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = f(params, bc(args[0], k), bc(args[1], k));
+            }
+        }
+        Eval::Ternary(f) => {
+            let f = R::s3(&f);
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = f(params, bc(args[0], k), bc(args[1], k), bc(args[2], k));
+            }
+        }
+        Eval::Vector(f) => R::vf(&f)(&VecArgs { args, params }, out),
+    }
+}
+
+/// An input array: `rows` rows of `dim` values, row-major.
+#[derive(Copy, Clone, Debug)]
+pub struct Array<'a, R> {
+    /// The values.
+    pub data: &'a [R],
+    /// Number of rows.
+    pub rows: usize,
+    /// Values per row.
+    pub dim: usize,
+}
+
+impl<'a, R> Array<'a, R> {
+    /// An array of `rows` rows, the width being `data.len() / rows`.
+    pub fn new(data: &'a [R], rows: usize, dim: usize) -> Self {
+        Array { data, rows, dim }
+    }
+}
+
+/// A result: values and indices per row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output<R> {
+    /// Number of rows.
+    pub rows: usize,
+    /// Values per row.
+    pub vdim: usize,
+    /// Values, row-major.
+    pub values: Vec<R>,
+    /// Indices per row.
+    pub idim: usize,
+    /// Indices, row-major ([`INDEX_NONE`] where nothing was selected).
+    pub indices: Vec<u64>,
+}
+
+/// How float sums accumulate.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum SumScheme {
+    /// One running sum.
+    Direct,
+    /// Partial sums over tiles of j, added to the running sum (KeOps' default for
+    /// float32: the error grows with N / tile + tile instead of N).
+    #[default]
+    Blocked,
+    /// Compensated (Kahan) summation.
+    Kahan,
+    /// Accumulate in f64 whatever the precision.
+    F64,
+}
+
+/// Options of the reference evaluator.
+#[derive(Copy, Clone, Debug)]
+pub struct EvalOptions {
+    /// Summation scheme of Sum reductions.
+    pub sum: SumScheme,
+    /// Tile size of the blocked scheme.
+    pub tile: usize,
+    /// Number of i rows, when no argument tells.
+    pub m: Option<usize>,
+    /// Number of j rows, when no argument tells.
+    pub n: Option<usize>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions { sum: SumScheme::Blocked, tile: 256, m: None, n: None }
+    }
+}
+
+fn input(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Input, msg)
+}
+
+impl Program {
+    /// A copy with every symbolic dimension fixed by the widths of the arguments.
+    pub fn instantiate(&self, widths: &[usize]) -> Result<Program> {
+        if widths.len() != self.args.len() {
+            return Err(input(format!("the kernel takes {} arguments, {} were given", self.args.len(), widths.len())));
+        }
+        let mut p = self.clone();
+        for (k, (a, w)) in self.args.iter().zip(widths).enumerate() {
+            p.dims.unify(&a.dim, &Dim::known(*w)).map_err(|m| {
+                input(format!(
+                    "argument {k}{} has {w} values per row, the formula needs {}",
+                    a.name.as_ref().map(|n| format!(" (`{n}`)")).unwrap_or_default(),
+                    m.left
+                ))
+            })?;
+        }
+        p.dims.check_deferred().map_err(|c| input(format!("the argument widths violate the formula's condition {c:?}")))?;
+        if let Some(c) = p.dims.deferred.first() {
+            return Err(input(format!("the argument widths leave a dimension undetermined: {c:?}")));
+        }
+        let _ = DimConstraint::AtLeast(Dim::one(), 0);
+        p.graph.resolve_dims(&p.dims);
+        for a in &mut p.args {
+            a.dim = p.dims.resolve(&a.dim);
+        }
+        for b in &mut p.bufs {
+            b.values = p.dims.resolve(&b.values);
+            b.indices = p.dims.resolve(&b.indices);
+        }
+        Ok(p)
+    }
+
+    /// Row counts M and N from the arguments (and the options when no argument tells).
+    pub fn sizes<R>(&self, args: &[Array<'_, R>], opts: &EvalOptions) -> Result<(usize, usize)> {
+        let (mut m, mut n) = (opts.m, opts.n);
+        for (k, (a, info)) in args.iter().zip(&self.args).enumerate() {
+            for cat in &info.cats {
+                let slot = match cat {
+                    Cat::I => &mut m,
+                    Cat::J => &mut n,
+                    _ => {
+                        if a.rows != 1 {
+                            return Err(input(format!("argument {k} is a parameter and must have one row, found {}", a.rows)));
+                        }
+                        continue;
+                    }
+                };
+                match slot {
+                    Some(r) if *r != a.rows => {
+                        let which = if *cat == Cat::I { "i (M)" } else { "j (N)" };
+                        return Err(input(format!("argument {k} has {} rows, but other variables indexed by {which} have {r}", a.rows)));
+                    }
+                    _ => *slot = Some(a.rows),
+                }
+            }
+        }
+        let m = m.ok_or_else(|| input("the number of rows M is unknown: no argument is indexed by i; give it in the options"))?;
+        let n = n.ok_or_else(|| input("the number of rows N is unknown: no argument is indexed by j; give it in the options"))?;
+        Ok((m, n))
+    }
+
+    /// Evaluates the program with the reference evaluator.
+    pub fn evaluate<R: Real>(&self, args: &[Array<'_, R>], opts: &EvalOptions) -> Result<Output<R>> {
+        let widths: Vec<usize> = args.iter().map(|a| a.dim).collect();
+        let p = self.instantiate(&widths)?;
+        for (k, a) in args.iter().enumerate() {
+            if a.data.len() != a.rows * a.dim {
+                return Err(input(format!("argument {k} has {} values, expected {} rows x {} = {}", a.data.len(), a.rows, a.dim, a.rows * a.dim)));
+            }
+        }
+        let (m, n) = p.sizes(args, opts)?;
+        let mut bufs: Vec<Option<Output<R>>> = vec![None; p.bufs.len()];
+        for step in &p.steps {
+            let rows_of = |c: Cat| match c {
+                Cat::I => m,
+                Cat::J => n,
+                _ => 1,
+            };
+            let out = match step {
+                Step::Reduce(r) => reduce(&p, r, args, &bufs, m, n, opts)?,
+                Step::Gather(g) => gather(&p, g, args, &bufs, m, n)?,
+                Step::SumRows { src, out } => {
+                    let s = bufs[*src].as_ref().ok_or_else(|| input("internal: buffer used before it is computed"))?;
+                    let mut v = vec![R::zero(); s.vdim];
+                    for r in 0..s.rows {
+                        for (a, x) in v.iter_mut().zip(&s.values[r * s.vdim..(r + 1) * s.vdim]) {
+                            *a = *a + *x;
+                        }
+                    }
+                    let _ = out;
+                    Output { rows: 1, vdim: s.vdim, values: v, idim: 0, indices: vec![] }
+                }
+                Step::Add { a, b, .. } => {
+                    let (a, b) = (bufs[*a].as_ref(), bufs[*b].as_ref());
+                    let (Some(a), Some(b)) = (a, b) else { return Err(input("internal: buffer used before it is computed")) };
+                    Output { values: a.values.iter().zip(&b.values).map(|(x, y)| *x + *y).collect(), ..a.clone() }
+                }
+                Step::Fill { value, out } => {
+                    let info = &p.bufs[*out];
+                    let rows = rows_of(info.rows);
+                    let vdim = info.values.as_known().unwrap_or(0);
+                    Output { rows, vdim, values: vec![R::of(*value); rows * vdim], idim: 0, indices: vec![] }
+                }
+            };
+            bufs[step.out()] = Some(out);
+        }
+        bufs[p.output].take().ok_or_else(|| input("internal: the output was not computed"))
+    }
+}
+
+/// Evaluation plan of formulas: node order and value offsets.
+struct Plan {
+    order: Vec<NodeId>,
+    offset: HashMap<NodeId, (usize, usize)>,
+    size: usize,
+}
+
+impl Plan {
+    fn new(g: &Graph, roots: &[NodeId]) -> Result<Plan> {
+        let order = g.topo(roots);
+        let mut offset = HashMap::new();
+        let mut size = 0;
+        for n in &order {
+            let d = g.known_dim(*n).ok_or_else(|| input("internal: symbolic dimension at evaluation"))?;
+            offset.insert(*n, (size, d));
+            size += d;
+        }
+        Ok(Plan { order, offset, size })
+    }
+
+    /// Computes every node; `bind(v)` gives the value of variable `v`.
+    fn run<'a, R: Real>(&self, g: &Graph, vals: &mut [R], bind: &dyn Fn(VarId) -> &'a [R]) {
+        let mut scratch: Vec<R> = Vec::new();
+        for n in &self.order {
+            let (o, d) = self.offset[n];
+            match g.node(*n) {
+                Node::Var(v) => vals[o..o + d].copy_from_slice(&bind(*v)[..d]),
+                Node::Const(b) => vals[o] = R::of(f64::from_bits(*b)),
+                Node::Zero(_) => vals[o..o + d].fill(R::zero()),
+                Node::Op(op, args, params) => {
+                    scratch.clear();
+                    let mut ranges = Vec::with_capacity(args.len());
+                    for a in args {
+                        let (ao, ad) = self.offset[a];
+                        ranges.push((scratch.len(), ad));
+                        scratch.extend_from_slice(&vals[ao..ao + ad]);
+                    }
+                    let refs: Vec<&[R]> = ranges.iter().map(|(s, l)| &scratch[*s..*s + *l]).collect();
+                    apply_op_into(*op, &refs, params, &mut vals[o..o + d]);
+                }
+            }
+        }
+    }
+
+    fn get<'v, R>(&self, vals: &'v [R], n: NodeId) -> &'v [R] {
+        let (o, d) = self.offset[&n];
+        &vals[o..o + d]
+    }
+}
+
+/// Where a variable's row comes from.
+fn row_of<'a, R>(p: &Program, v: VarId, args: &[Array<'a, R>], bufs: &'a [Option<Output<R>>], r_i: usize, r_j: usize) -> Option<&'a [R]> {
+    let info = p.graph.var(v);
+    let row = match info.cat {
+        Cat::I => r_i,
+        Cat::J => r_j,
+        _ => 0,
+    };
+    match info.source {
+        VarSource::Arg(k) => {
+            let a = args.get(k)?;
+            a.data.get(row * a.dim..(row + 1) * a.dim)
+        }
+        VarSource::Buffer(k) => {
+            let b = bufs.get(k)?.as_ref()?;
+            b.values.get(row * b.vdim..(row + 1) * b.vdim)
+        }
+        VarSource::Temp => None,
+    }
+}
+
+fn reduce<R: Real>(
+    p: &Program,
+    r: &Reduce,
+    args: &[Array<'_, R>],
+    bufs: &[Option<Output<R>>],
+    m: usize,
+    n: usize,
+    opts: &EvalOptions,
+) -> Result<Output<R>> {
+    let roots: Vec<NodeId> = std::iter::once(r.formula).chain(r.weight).collect();
+    let plan = Plan::new(&p.graph, &roots)?;
+    let vars = p.graph.vars_of(&roots);
+    let fdim = p.graph.known_dim(r.formula).unwrap_or(0);
+    let gdim = r.weight.and_then(|w| p.graph.known_dim(w)).unwrap_or(1);
+    let (rows, inner) = if r.out_rows == Cat::I { (m, n) } else { (n, m) };
+    let (vdim, idim) = r.kind.output_width(fdim, gdim);
+    let mut out = Output { rows, vdim, values: Vec::with_capacity(rows * vdim), idim, indices: Vec::with_capacity(rows * idim) };
+    let mut vals = vec![R::zero(); plan.size];
+    let ones = vec![R::one(); gdim];
+    for row in 0..rows {
+        let mut acc = r.kind.init::<R>(fdim, gdim);
+        let mut tile = r.kind.init::<R>(fdim, gdim);
+        let mut comp = vec![R::zero(); fdim];
+        let mut acc64 = vec![0f64; fdim];
+        for t in 0..inner {
+            let (ri, rj) = if r.out_rows == Cat::I { (row, t) } else { (t, row) };
+            let mut rows_of_vars: HashMap<VarId, &[R]> = HashMap::new();
+            for v in &vars {
+                let data = row_of(p, *v, args, bufs, ri, rj).ok_or_else(|| input("internal: a variable has no data"))?;
+                rows_of_vars.insert(*v, data);
+            }
+            plan.run(&p.graph, &mut vals, &|v| rows_of_vars[&v]);
+            let f = plan.get(&vals, r.formula);
+            let g = match r.weight {
+                Some(w) => plan.get(&vals, w),
+                None => &ones,
+            };
+            if r.kind == ReductionKind::Sum {
+                match opts.sum {
+                    SumScheme::Direct => r.kind.accumulate(&mut acc, f, g, t as u64),
+                    SumScheme::Blocked => {
+                        r.kind.accumulate(&mut tile, f, g, t as u64);
+                        if (t + 1) % opts.tile.max(1) == 0 {
+                            r.kind.merge(&mut acc, &tile);
+                            tile = r.kind.init(fdim, gdim);
+                        }
+                    }
+                    SumScheme::Kahan => {
+                        for ((s, c), x) in acc.vals.iter_mut().zip(comp.iter_mut()).zip(f) {
+                            let y = *x - *c;
+                            let t2 = *s + y;
+                            *c = (t2 - *s) - y;
+                            *s = t2;
+                        }
+                    }
+                    SumScheme::F64 => {
+                        for (s, x) in acc64.iter_mut().zip(f) {
+                            *s += x.f64();
+                        }
+                    }
+                }
+            } else {
+                r.kind.accumulate(&mut acc, f, g, t as u64);
+            }
+        }
+        if r.kind == ReductionKind::Sum {
+            match opts.sum {
+                SumScheme::Blocked => r.kind.merge(&mut acc, &tile),
+                SumScheme::F64 => acc.vals = acc64.iter().map(|x| R::of(*x)).collect(),
+                _ => {}
+            }
+        }
+        let (v, i) = r.kind.finalize(&acc);
+        out.values.extend(v);
+        out.indices.extend(i);
+    }
+    Ok(out)
+}
+
+fn cot_value<R: Real>(src: &CotSrc, args: &[Array<'_, R>], bufs: &[Option<Output<R>>], row: usize, k: usize) -> R {
+    let row = if src.cat == Cat::P { 0 } else { row };
+    match src.source {
+        VarSource::Arg(a) => args.get(a).and_then(|a| a.data.get(row * a.dim + k)).copied().unwrap_or(R::zero()),
+        VarSource::Buffer(b) => bufs.get(b).and_then(|b| b.as_ref()).and_then(|b| b.values.get(row * b.vdim + k)).copied().unwrap_or(R::zero()),
+        VarSource::Temp => R::zero(),
+    }
+}
+
+fn gather<R: Real>(p: &Program, ga: &Gather, args: &[Array<'_, R>], bufs: &[Option<Output<R>>], m: usize, n: usize) -> Result<Output<R>> {
+    let plan = Plan::new(&p.graph, &[ga.formula])?;
+    let vars = p.graph.vars_of(&[ga.formula]);
+    let d = p.graph.var(ga.slot_var).dim.as_known().unwrap_or(1);
+    let slots = ga.k * d;
+    let (owner_rows, other_rows) = if ga.owner == Cat::I { (m, n) } else { (n, m) };
+    let out_rows = if ga.out_rows == ga.owner { owner_rows } else { other_rows };
+    let vdim = p.graph.known_dim(ga.formula).unwrap_or(0);
+    let idx = bufs[ga.indices].as_ref().ok_or_else(|| input("internal: indices used before they are computed"))?;
+    let mut out = vec![R::zero(); out_rows * vdim];
+    let mut vals = vec![R::zero(); plan.size];
+    let mut slot_val = vec![R::zero(); d];
+    for r in 0..owner_rows {
+        for s in 0..slots {
+            let j = idx.indices[r * idx.idim + s];
+            if j == INDEX_NONE {
+                continue;
+            }
+            let j = j as usize;
+            let w = ga.weight.iter().fold(R::zero(), |acc, src| acc + cot_value(src, args, bufs, r, s));
+            slot_val.fill(R::zero());
+            slot_val[s % d] = w;
+            let (ri, rj) = if ga.owner == Cat::I { (r, j) } else { (j, r) };
+            let mut rows_of_vars: HashMap<VarId, &[R]> = HashMap::new();
+            for v in &vars {
+                if *v == ga.slot_var {
+                    continue;
+                }
+                let data = row_of(p, *v, args, bufs, ri, rj).ok_or_else(|| input("internal: a variable has no data"))?;
+                rows_of_vars.insert(*v, data);
+            }
+            let slot_ref: &[R] = &slot_val;
+            plan.run(&p.graph, &mut vals, &|v| if v == ga.slot_var { slot_ref } else { rows_of_vars[&v] });
+            let target = if ga.out_rows == ga.owner { r } else { j };
+            for (o, x) in out[target * vdim..(target + 1) * vdim].iter_mut().zip(plan.get(&vals, ga.formula)) {
+                *o = *o + *x;
+            }
+        }
+    }
+    Ok(Output { rows: out_rows, vdim, values: out, idim: 0, indices: vec![] })
+}

@@ -1,0 +1,82 @@
+//! # keops-ir: the keops-rs formula compiler
+//!
+//! KeOps computes reductions of symbolic M x N matrices,
+//! `a_i = Reduction_j F(p, x_i, y_j)`, without ever storing the matrix. This crate is
+//! the compiler every part of keops-rs shares (the `keops!` macro, the PTX generator and
+//! the run-time formula API). Its stages are named modules:
+//!
+//! 1. [`parse`]: tokens (from the macro, or a run-time string) to a syntax tree, for both
+//!    the KeOps string syntax (`x = Vi(3); Sum_Reduction(F, 0)`) and the concise syntax
+//!    (`Sum_j(Exp(-SqDist(x_i, y_j)) * b_j)`);
+//! 2. [`check`]: names, argument positions and dimensions (by unification; unknown widths
+//!    stay symbolic), producing a [`Program`] over a hash-consed formula DAG ([`graph`]);
+//! 3. [`diff`] and [`Program::grad`]: symbolic differentiation of formulas and reductions;
+//!    [`simplify`]: a named table of rewrite rules;
+//! 4. [`eval`]: the reference evaluator, oracle of every backend;
+//! 5. [`lower`]: flat scalar code for the CPU and PTX emitters.
+//!
+//! Every operation is declared once, in the table of [`ops`].
+//!
+//! ```
+//! use keops_ir::{Program, eval::{Array, EvalOptions}};
+//! let p: Program = "Sum_j(Exp(-SqDist(x_i, y_j)) * b_j)".parse().unwrap();
+//! let x = [0.0, 1.0];            // two points in dimension 1
+//! let y = [0.0, 2.0, 4.0];       // three points
+//! let b = [1.0, 1.0, 1.0];
+//! let out = p.evaluate(&[Array::new(&x, 2, 1), Array::new(&y, 3, 1), Array::new(&b, 3, 1)], &EvalOptions::default()).unwrap();
+//! assert!((out.values[0] - (1.0 + (-4.0f64).exp() + (-16.0f64).exp())).abs() < 1e-12);
+//! ```
+
+pub mod builder;
+pub mod check;
+pub mod diff;
+pub mod dim;
+pub mod display;
+pub mod error;
+pub mod eval;
+pub mod graph;
+pub mod lower;
+pub mod ops;
+pub mod parse;
+pub mod program;
+pub mod real;
+pub mod reduction;
+pub mod simplify;
+
+pub use check::Declarations;
+pub use dim::{Dim, SymId};
+pub use error::{Error, ErrorKind, FormulaError, TokRange};
+pub use graph::{Cat, NodeId, VarId};
+pub use ops::Op;
+pub use parse::Source;
+pub use program::{ArgInfo, BufInfo, Program, Step};
+pub use real::Real;
+pub use reduction::{ReductionKind, INDEX_NONE};
+
+impl Program {
+    /// Parses and checks a formula text (declarations, then the formula, separated by `;`).
+    /// Errors render the text with a caret under the culprit.
+    pub fn parse(text: &str) -> std::result::Result<Program, FormulaError> {
+        let src = Source::from_text(text)?;
+        check::check_source(&src, &Declarations::default()).map_err(|e| src.render(&e))
+    }
+
+    /// Parses a formula with a KeOps alias list, as pykeops' `Genred(formula, aliases)`:
+    /// `Program::parse_with_aliases("Sum_Reduction(Exp(-SqDist(x, y)), 0)", &["x = Vi(3)", "y = Vj(3)"])`.
+    pub fn parse_with_aliases(formula: &str, aliases: &[&str]) -> std::result::Result<Program, FormulaError> {
+        let mut text = String::new();
+        for a in aliases {
+            text.push_str(a);
+            text.push_str("; ");
+        }
+        text.push_str(formula);
+        Program::parse(&text)
+    }
+}
+
+impl std::str::FromStr for Program {
+    type Err = FormulaError;
+    fn from_str(s: &str) -> std::result::Result<Program, FormulaError> {
+        Program::parse(s)
+    }
+}

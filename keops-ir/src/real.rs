@@ -1,0 +1,69 @@
+//! The floating-point types formulas are evaluated in (f32 and f64).
+
+use crate::graph::Param;
+use crate::ops::{Scalar1, Scalar2, Scalar3, VecArgs, VectorFn};
+use num_traits::{Float, FloatConst};
+use std::fmt::{Debug, Display};
+
+/// A floating-point scalar type the reference evaluator and the lowered-form
+/// interpreter run in: `f32` or `f64`.
+pub trait Real: Float + FloatConst + Debug + Display + Default + Send + Sync + 'static {
+    /// Name of the type, as in Rust (`"f32"`, `"f64"`).
+    const NAME: &'static str;
+    /// Converts from f64, rounding to nearest.
+    fn of(x: f64) -> Self;
+    /// Converts to f64 exactly.
+    fn f64(self) -> f64;
+    /// The version of a unary scalar function in this precision.
+    fn s1(f: &Scalar1) -> fn(&[Param], Self) -> Self;
+    /// The version of a binary scalar function in this precision.
+    fn s2(f: &Scalar2) -> fn(&[Param], Self, Self) -> Self;
+    /// The version of a ternary scalar function in this precision.
+    fn s3(f: &Scalar3) -> fn(&[Param], Self, Self, Self) -> Self;
+    /// The version of a vector function in this precision.
+    fn vf(f: &VectorFn) -> fn(&VecArgs<'_, Self>, &mut [Self]);
+}
+
+impl Real for f64 {
+    const NAME: &'static str = "f64";
+    fn s1(f: &Scalar1) -> fn(&[Param], Self) -> Self {
+        f.f64
+    }
+    fn s2(f: &Scalar2) -> fn(&[Param], Self, Self) -> Self {
+        f.f64
+    }
+    fn s3(f: &Scalar3) -> fn(&[Param], Self, Self, Self) -> Self {
+        f.f64
+    }
+    fn vf(f: &VectorFn) -> fn(&VecArgs<'_, Self>, &mut [Self]) {
+        f.f64
+    }
+    fn of(x: f64) -> Self {
+        x
+    }
+    fn f64(self) -> f64 {
+        self
+    }
+}
+
+impl Real for f32 {
+    const NAME: &'static str = "f32";
+    fn s1(f: &Scalar1) -> fn(&[Param], Self) -> Self {
+        f.f32
+    }
+    fn s2(f: &Scalar2) -> fn(&[Param], Self, Self) -> Self {
+        f.f32
+    }
+    fn s3(f: &Scalar3) -> fn(&[Param], Self, Self, Self) -> Self {
+        f.f32
+    }
+    fn vf(f: &VectorFn) -> fn(&VecArgs<'_, Self>, &mut [Self]) {
+        f.f32
+    }
+    fn of(x: f64) -> Self {
+        x as f32
+    }
+    fn f64(self) -> f64 {
+        self as f64
+    }
+}

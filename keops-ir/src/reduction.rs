@@ -1,0 +1,376 @@
+//! Reductions: what is computed per output row, as init / accumulate / merge / finalize.
+//!
+//! These four functions are the reference semantics; the lowering in
+//! [`crate::lower`] emits the same steps as scalar code for the CPU and GPU kernels, and
+//! tests check the two agree. `merge` combines two partial results (tiles, threads, the
+//! 2D GPU scheme), so every reduction here is associative up to rounding.
+//!
+//! Semantics users rely on:
+//! - ties go to the lowest index; a NaN never wins a Min/Max comparison;
+//! - with K > N the missing KMin slots hold +inf and the index [`INDEX_NONE`];
+//! - LogSumExp of an empty or all -inf row is -inf; NaN propagates;
+//! - SumSoftMaxWeight of an empty or all -inf row is NaN (0 / 0).
+
+use crate::real::Real;
+use std::fmt;
+
+/// The index stored where no element was selected (K > N, empty or all-NaN rows).
+pub const INDEX_NONE: u64 = u64::MAX;
+
+/// A reduction over i or j.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ReductionKind {
+    /// Sum.
+    Sum,
+    /// Coordinate-wise minimum.
+    Min,
+    /// Coordinate-wise maximum.
+    Max,
+    /// Index of the minimum.
+    ArgMin,
+    /// Index of the maximum.
+    ArgMax,
+    /// Minimum and its index.
+    MinArgMin,
+    /// Maximum and its index.
+    MaxArgMax,
+    /// The K smallest values, ascending.
+    KMin(usize),
+    /// Indices of the K smallest values.
+    ArgKMin(usize),
+    /// The K smallest values and their indices.
+    KMinArgKMin(usize),
+    /// `log sum_j exp(F)` (times G when weighted), computed in one stable pass.
+    LogSumExp,
+    /// `sum_j exp(F) G / sum_j exp(F)`.
+    SumSoftMaxWeight,
+}
+
+/// Names of reductions in the KeOps string syntax (`Sum_Reduction`) and the concise
+/// syntax (`Sum_j`): the part before the suffix.
+pub const REDUCTION_NAMES: &[(&str, fn(usize) -> ReductionKind, bool)] = &[
+    ("Sum", |_| ReductionKind::Sum, false),
+    ("Min", |_| ReductionKind::Min, false),
+    ("Max", |_| ReductionKind::Max, false),
+    ("ArgMin", |_| ReductionKind::ArgMin, false),
+    ("ArgMax", |_| ReductionKind::ArgMax, false),
+    ("Min_ArgMin", |_| ReductionKind::MinArgMin, false),
+    ("Max_ArgMax", |_| ReductionKind::MaxArgMax, false),
+    ("KMin", ReductionKind::KMin, true),
+    ("ArgKMin", ReductionKind::ArgKMin, true),
+    ("KMin_ArgKMin", ReductionKind::KMinArgKMin, true),
+    ("LogSumExp", |_| ReductionKind::LogSumExp, false),
+    ("SumSoftMaxWeight", |_| ReductionKind::SumSoftMaxWeight, false),
+];
+
+impl ReductionKind {
+    /// Base name (`"KMin"`), as in `KMin_Reduction` and `KMin_j`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReductionKind::Sum => "Sum",
+            ReductionKind::Min => "Min",
+            ReductionKind::Max => "Max",
+            ReductionKind::ArgMin => "ArgMin",
+            ReductionKind::ArgMax => "ArgMax",
+            ReductionKind::MinArgMin => "Min_ArgMin",
+            ReductionKind::MaxArgMax => "Max_ArgMax",
+            ReductionKind::KMin(_) => "KMin",
+            ReductionKind::ArgKMin(_) => "ArgKMin",
+            ReductionKind::KMinArgKMin(_) => "KMin_ArgKMin",
+            ReductionKind::LogSumExp => "LogSumExp",
+            ReductionKind::SumSoftMaxWeight => "SumSoftMaxWeight",
+        }
+    }
+
+    /// K, for the KMin family.
+    pub fn k(self) -> Option<usize> {
+        match self {
+            ReductionKind::KMin(k) | ReductionKind::ArgKMin(k) | ReductionKind::KMinArgKMin(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Number of slots per coordinate of F (K for the KMin family, else 1).
+    pub fn slots(self) -> usize {
+        self.k().unwrap_or(1)
+    }
+
+    /// Whether this is a Min/Max/KMin-type selection.
+    pub fn selects(self) -> bool {
+        self.order().is_some()
+    }
+
+    /// For selections: `true` when smaller is better.
+    pub fn order(self) -> Option<bool> {
+        use ReductionKind::*;
+        match self {
+            Min | ArgMin | MinArgMin | KMin(_) | ArgKMin(_) | KMinArgKMin(_) => Some(true),
+            Max | ArgMax | MaxArgMax => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Whether the output has values.
+    pub fn has_values(self) -> bool {
+        !matches!(self, ReductionKind::ArgMin | ReductionKind::ArgMax | ReductionKind::ArgKMin(_))
+    }
+
+    /// Whether the output has indices.
+    pub fn has_indices(self) -> bool {
+        matches!(
+            self,
+            ReductionKind::ArgMin
+                | ReductionKind::ArgMax
+                | ReductionKind::ArgKMin(_)
+                | ReductionKind::MinArgMin
+                | ReductionKind::MaxArgMax
+                | ReductionKind::KMinArgKMin(_)
+        )
+    }
+
+    /// Whether it takes a second formula G.
+    pub fn takes_weight(self) -> bool {
+        matches!(self, ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight)
+    }
+
+    /// Output width (values, indices) per row, for F of dimension `f` and G of dimension `g`
+    /// (`g` is 1 for an unweighted LogSumExp).
+    pub fn output_width(self, f: usize, g: usize) -> (usize, usize) {
+        let sel = f * self.slots();
+        match self {
+            ReductionKind::Sum => (f, 0),
+            ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => (g, 0),
+            _ => (if self.has_values() { sel } else { 0 }, if self.has_indices() { sel } else { 0 }),
+        }
+    }
+
+    /// Accumulator width (floats, indices), for F of dimension `f` and G of dimension `g`.
+    pub fn acc_width(self, f: usize, g: usize) -> (usize, usize) {
+        match self {
+            ReductionKind::Sum => (f, 0),
+            ReductionKind::LogSumExp => (1 + g, 0),
+            ReductionKind::SumSoftMaxWeight => (2 + g, 0),
+            _ => (f * self.slots(), f * self.slots()),
+        }
+    }
+
+    /// The accumulator of an empty reduction.
+    pub fn init<R: Real>(self, f: usize, g: usize) -> Acc<R> {
+        let (nf, ni) = self.acc_width(f, g);
+        let mut vals = vec![R::zero(); nf];
+        match self {
+            ReductionKind::Sum => {}
+            ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => vals[0] = R::neg_infinity(),
+            _ => {
+                let worst = if self.order() == Some(true) { R::infinity() } else { R::neg_infinity() };
+                vals.fill(worst);
+            }
+        }
+        Acc { vals, idx: vec![INDEX_NONE; ni] }
+    }
+
+    /// Adds the term `(f, g)` of index `j`.
+    pub fn accumulate<R: Real>(self, acc: &mut Acc<R>, f: &[R], g: &[R], j: u64) {
+        match self {
+            ReductionKind::Sum => {
+                for (a, x) in acc.vals.iter_mut().zip(f) {
+                    *a = *a + *x;
+                }
+            }
+            ReductionKind::LogSumExp => lse_accumulate(&mut acc.vals, f[0], g),
+            ReductionKind::SumSoftMaxWeight => {
+                let mut w = Vec::with_capacity(1 + g.len());
+                w.push(R::one());
+                w.extend_from_slice(g);
+                lse_accumulate(&mut acc.vals, f[0], &w);
+            }
+            _ => {
+                let smaller = self.order() == Some(true);
+                let k = self.slots();
+                let d = f.len();
+                for (c, x) in f.iter().enumerate() {
+                    insert(&mut acc.vals, &mut acc.idx, c, d, k, *x, j, smaller);
+                }
+            }
+        }
+    }
+
+    /// Combines two partial accumulators.
+    pub fn merge<R: Real>(self, acc: &mut Acc<R>, other: &Acc<R>) {
+        match self {
+            ReductionKind::Sum => {
+                for (a, x) in acc.vals.iter_mut().zip(&other.vals) {
+                    *a = *a + *x;
+                }
+            }
+            ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => lse_merge(&mut acc.vals, &other.vals),
+            _ => {
+                let smaller = self.order() == Some(true);
+                let k = self.slots();
+                let d = acc.vals.len() / k;
+                for slot in 0..k {
+                    for c in 0..d {
+                        let p = slot * d + c;
+                        insert(&mut acc.vals, &mut acc.idx, c, d, k, other.vals[p], other.idx[p], smaller);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The output row: values and indices.
+    pub fn finalize<R: Real>(self, acc: &Acc<R>) -> (Vec<R>, Vec<u64>) {
+        match self {
+            ReductionKind::Sum => (acc.vals.clone(), vec![]),
+            ReductionKind::LogSumExp => {
+                let m = acc.vals[0];
+                (acc.vals[1..].iter().map(|s| m + s.ln()).collect(), vec![])
+            }
+            ReductionKind::SumSoftMaxWeight => {
+                let s = acc.vals[1];
+                (acc.vals[2..].iter().map(|t| *t / s).collect(), vec![])
+            }
+            _ => (
+                if self.has_values() { acc.vals.clone() } else { vec![] },
+                if self.has_indices() { acc.idx.clone() } else { vec![] },
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ReductionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A running reduction: float state and index state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Acc<R> {
+    /// Float state (sums, running max and scaled sums, or selected values).
+    pub vals: Vec<R>,
+    /// Selected indices (selections only).
+    pub idx: Vec<u64>,
+}
+
+/// Whether `(v, j)` beats `(w, i)`: strictly better value, or equal value and lower
+/// index. NaN never beats anything.
+pub fn beats<R: Real>(v: R, j: u64, w: R, i: u64, smaller: bool) -> bool {
+    let better = if smaller { v < w } else { v > w };
+    better || (v == w && j < i)
+}
+
+/// Insertion of `(x, j)` into the `k` sorted slots of coordinate `c` (layout `[slot][d]`):
+/// the candidate moves down past every slot it beats.
+fn insert<R: Real>(vals: &mut [R], idx: &mut [u64], c: usize, d: usize, k: usize, x: R, j: u64, smaller: bool) {
+    let (mut x, mut j) = (x, j);
+    for slot in 0..k {
+        let p = slot * d + c;
+        if beats(x, j, vals[p], idx[p], smaller) {
+            std::mem::swap(&mut x, &mut vals[p]);
+            std::mem::swap(&mut j, &mut idx[p]);
+        }
+    }
+}
+
+/// One step of the stable log-sum-exp with weights: state `(m, s_1..s_n)` holds
+/// `sum exp(F - m) w`. `-inf` terms contribute nothing; NaN propagates.
+/// Written with one exponential, `exp(-|f - m|)`, as the kernels do.
+pub fn lse_accumulate<R: Real>(state: &mut [R], f: R, w: &[R]) {
+    let m = state[0];
+    let gt = f > m;
+    let t = (-(f - m).abs()).exp();
+    let scale = if gt { t } else { R::one() };
+    let mut weight = if gt || f == m { R::one() } else { t };
+    if f == R::neg_infinity() {
+        weight = R::zero();
+    }
+    if gt {
+        state[0] = f;
+    }
+    for (s, g) in state[1..].iter_mut().zip(w) {
+        *s = *s * scale + *g * weight;
+    }
+}
+
+/// Merge of two log-sum-exp states.
+pub fn lse_merge<R: Real>(state: &mut [R], other: &[R]) {
+    let (m1, m2) = (state[0], other[0]);
+    if m2 == R::neg_infinity() {
+        return;
+    }
+    let gt = m2 > m1;
+    let t = (-(m2 - m1).abs()).exp();
+    let (a, b) = if gt {
+        (t, R::one())
+    } else if m2 == m1 {
+        (R::one(), R::one())
+    } else {
+        (R::one(), t)
+    };
+    if gt {
+        state[0] = m2;
+    }
+    for (s, o) in state[1..].iter_mut().zip(&other[1..]) {
+        *s = *s * a + *o * b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(kind: ReductionKind, xs: &[f64]) -> (Vec<f64>, Vec<u64>) {
+        let mut acc = kind.init::<f64>(1, 1);
+        for (j, x) in xs.iter().enumerate() {
+            kind.accumulate(&mut acc, &[*x], &[1.0], j as u64);
+        }
+        kind.finalize(&acc)
+    }
+
+    #[test]
+    fn ties_go_to_the_lowest_index() {
+        assert_eq!(run(ReductionKind::ArgMin, &[3.0, 1.0, 1.0, 2.0]).1, vec![1]);
+        assert_eq!(run(ReductionKind::ArgMax, &[3.0, 1.0, 3.0]).1, vec![0]);
+        assert_eq!(run(ReductionKind::ArgKMin(3), &[2.0, 1.0, 2.0, 1.0]).1, vec![1, 3, 0]);
+    }
+
+    #[test]
+    fn nan_never_wins_and_k_beyond_n_pads() {
+        assert_eq!(run(ReductionKind::MinArgMin, &[f64::NAN, 5.0]), (vec![5.0], vec![1]));
+        let (v, i) = run(ReductionKind::KMinArgKMin(3), &[4.0, f64::NAN]);
+        assert_eq!(v, vec![4.0, f64::INFINITY, f64::INFINITY]);
+        assert_eq!(i, vec![0, INDEX_NONE, INDEX_NONE]);
+    }
+
+    #[test]
+    fn logsumexp_edge_cases() {
+        let ninf = f64::NEG_INFINITY;
+        assert_eq!(run(ReductionKind::LogSumExp, &[ninf, ninf]).0, vec![ninf]);
+        assert_eq!(run(ReductionKind::LogSumExp, &[]).0, vec![ninf]);
+        assert!(run(ReductionKind::LogSumExp, &[1.0, f64::NAN]).0[0].is_nan());
+        let v = run(ReductionKind::LogSumExp, &[1000.0, 1000.0]).0[0];
+        assert!((v - (1000.0 + 2f64.ln())).abs() < 1e-12);
+        assert_eq!(run(ReductionKind::LogSumExp, &[f64::INFINITY, 1.0, f64::INFINITY]).0, vec![f64::INFINITY]);
+    }
+
+    #[test]
+    fn merge_equals_sequential() {
+        let xs = [0.3, -2.0, 5.0, 5.0, 1.0, -7.0, 2.5];
+        for kind in [ReductionKind::Sum, ReductionKind::KMinArgKMin(3), ReductionKind::MaxArgMax, ReductionKind::LogSumExp] {
+            let whole = run(kind, &xs);
+            let mut a = kind.init::<f64>(1, 1);
+            let mut b = kind.init::<f64>(1, 1);
+            for (j, x) in xs.iter().enumerate() {
+                let acc = if j % 2 == 0 { &mut a } else { &mut b };
+                kind.accumulate(acc, &[*x], &[1.0], j as u64);
+            }
+            kind.merge(&mut a, &b);
+            let merged = kind.finalize(&a);
+            assert_eq!(merged.1, whole.1, "{kind}");
+            for (p, q) in merged.0.iter().zip(&whole.0) {
+                assert!((p - q).abs() < 1e-12, "{kind}: {p} vs {q}");
+            }
+        }
+    }
+}

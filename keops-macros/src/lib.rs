@@ -1,0 +1,1 @@
+//! keops-rs: macros (in progress).

@@ -1,0 +1,1 @@
+//! keops-rs: runtime (in progress).
