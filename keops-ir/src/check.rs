@@ -21,6 +21,9 @@ use std::collections::HashMap;
 pub struct Declarations {
     /// `(name, dimension, tokens)` in argument order.
     pub vars: Vec<(String, Option<usize>, Option<TokRange>)>,
+    /// Build formulas exactly as written, without the simplification rules (to test the
+    /// rules, and to show what they do).
+    pub unsimplified: bool,
 }
 
 /// What the top-level of a formula text is.
@@ -41,6 +44,8 @@ struct Checker<'s> {
     args: Vec<Option<ArgInfo>>,
     /// Positions taken by aliases or inline variables.
     explicit: HashMap<usize, (Cat, Dim, Option<TokRange>)>,
+    /// Whether to skip the simplification rules.
+    unsimplified: bool,
     /// Concise base names in argument order: declared ones first, then by first use.
     concise: Vec<String>,
     /// Arguments of concise base names.
@@ -84,6 +89,7 @@ pub fn check_items(src: &Source, items: &[Item], decls: &Declarations) -> Result
         alias_mode: false,
         args: Vec::new(),
         explicit: HashMap::new(),
+        unsimplified: decls.unsimplified,
         concise: Vec::new(),
         concise_args: HashMap::new(),
         concise_dims: HashMap::new(),
@@ -339,7 +345,9 @@ impl Checker<'_> {
     }
 
     fn builder(&mut self) -> Builder<'_> {
-        Builder::new(&mut self.graph, &mut self.dims)
+        let mut b = Builder::new(&mut self.graph, &mut self.dims);
+        b.simplify = !self.unsimplified;
+        b
     }
 
     fn op(&mut self, op: Op, args: &[NodeId], params: Vec<Param>, at: TokRange) -> Result<NodeId> {

@@ -67,6 +67,7 @@ impl<'g> Printer<'g> {
                 }
             }
             Node::Const(b) => write_number(out, f64::from_bits(*b))?,
+            Node::Zero(d) if d.is(1) => out.push('0'),
             Node::Zero(d) => write!(out, "Zero({d})")?,
             Node::Op(op, args, params) => {
                 let prim = op.spec().prim();

@@ -228,15 +228,33 @@ impl Program {
 
     fn buffer_var(&mut self, buf: usize, cat: Cat) -> NodeId {
         let dim = self.bufs[buf].values.clone();
-        self.graph.add_var(VarInfo { name: None, cat, dim, source: VarSource::Buffer(buf), declared_at: None }).1
+        self.data_var(None, cat, dim, VarSource::Buffer(buf))
+    }
+
+    /// The variable reading `source` indexed by `cat`, reused when it exists so that
+    /// formulas built at different times share their nodes.
+    fn data_var(&mut self, name: Option<String>, cat: Cat, dim: Dim, source: VarSource) -> NodeId {
+        match self.graph.vars.iter().position(|v| v.source == source && v.cat == cat) {
+            Some(k) => self.graph.var_node(VarId(k as u32)),
+            None => self.graph.add_var(VarInfo { name, cat, dim, source, declared_at: None }).1,
+        }
     }
 
     fn source_var(&mut self, src: CotSrc, dim: Dim) -> NodeId {
         let name = match src.source {
-            VarSource::Arg(p) => self.args[p].name.clone(),
+            VarSource::Arg(p) => {
+                let arg = &mut self.args[p];
+                if src.cat != Cat::P && !arg.cats.contains(&src.cat) {
+                    // The array is now also read along the other index (then M = N).
+                    arg.cats.push(src.cat);
+                    arg.cats.sort();
+                }
+                let suffix = if arg.cats.len() > 1 { if src.cat == Cat::I { "_i" } else { "_j" } } else { "" };
+                arg.name.as_ref().map(|n| format!("{n}{suffix}"))
+            }
             _ => None,
         };
-        self.graph.add_var(VarInfo { name, cat: src.cat, dim, source: src.source, declared_at: None }).1
+        self.data_var(name, src.cat, dim, src.source)
     }
 
     /// The gradient of `<E, output>` with respect to the argument at `pos`, where the
@@ -288,29 +306,36 @@ impl Program {
             }
         }
 
-        let mut cot: BTreeMap<usize, Vec<CotSrc>> = BTreeMap::new();
-        cot.insert(self.output, vec![CotSrc { source: VarSource::Arg(cot_pos), cat: out.rows }]);
-        let mut contributions: Vec<usize> = Vec::new();
+        let mut bw = Backward { pos, needs, cot: BTreeMap::new(), pending: BTreeMap::new(), contributions: Vec::new() };
+        bw.cot.insert(self.output, vec![CotSrc { source: VarSource::Arg(cot_pos), cat: out.rows }]);
         for step in self.steps.iter().rev() {
-            let Some(c) = cot.remove(&step.out()) else { continue };
-            if !needs.contains(&step.out()) {
+            g.flush(&mut bw, Dest::Buffer(step.out()))?;
+            let Some(c) = bw.cot.remove(&step.out()) else { continue };
+            if !bw.needs.contains(&step.out()) {
                 continue;
             }
             match step {
                 Step::SumRows { src, .. } => {
                     for s in c {
-                        cot.entry(*src).or_default().push(CotSrc { source: s.source, cat: Cat::P });
+                        bw.cot.entry(*src).or_default().push(CotSrc { source: s.source, cat: Cat::P });
                     }
                 }
                 Step::Add { a, b, .. } => {
-                    cot.entry(*a).or_default().extend(c.iter().copied());
-                    cot.entry(*b).or_default().extend(c);
+                    // Row r of each input receives the cotangent of row r of the sum; an
+                    // input indexed by j (x_j use of a shared array) reads it as j-indexed.
+                    for input in [*a, *b] {
+                        let rows = g.bufs[input].rows;
+                        let entry = bw.cot.entry(input).or_default();
+                        entry.extend(c.iter().map(|s| CotSrc { source: s.source, cat: if s.cat == Cat::P { Cat::P } else { rows } }));
+                    }
                 }
                 Step::Fill { .. } => {}
-                Step::Reduce(r) => g.reduce_backward(r, &c, pos, &needs, &mut cot, &mut contributions)?,
-                Step::Gather(ga) => g.gather_backward(ga, &c, pos, &needs, &mut cot, &mut contributions)?,
+                Step::Reduce(r) => g.reduce_backward(r, &c, &mut bw)?,
+                Step::Gather(ga) => g.gather_backward(ga, &c, &mut bw)?,
             }
         }
+        g.flush(&mut bw, Dest::Arg)?;
+        let contributions = bw.contributions;
 
         // Sum the contributions (x_i and x_j uses of one array add up).
         let result = match contributions.split_first() {
@@ -352,13 +377,46 @@ impl Program {
         Ok(acc)
     }
 
-    /// Routes a gradient contribution of variable `w` (already reduced to rows of `w`).
-    fn route(&self, w: &VarInfo, buf: usize, pos: usize, cot: &mut BTreeMap<usize, Vec<CotSrc>>, contributions: &mut Vec<usize>) {
+    /// Routes an emitted gradient buffer of variable `w` to its destination.
+    fn route(w: &VarInfo, buf: usize, bw: &mut Backward) {
         match w.source {
-            VarSource::Arg(p) if p == pos => contributions.push(buf),
-            VarSource::Buffer(k) => cot.entry(k).or_default().push(CotSrc { source: VarSource::Buffer(buf), cat: w.cat }),
+            VarSource::Arg(p) if p == bw.pos => bw.contributions.push(buf),
+            VarSource::Buffer(k) => bw.cot.entry(k).or_default().push(CotSrc { source: VarSource::Buffer(buf), cat: w.cat }),
             _ => {}
         }
+    }
+
+    /// Queues the gradient formula of variable `w` for a Sum reduction over the axis
+    /// opposite to `red_rows`; formulas with the same destination and axes are added
+    /// into one reduction when flushed.
+    fn defer(&mut self, bw: &mut Backward, formula: NodeId, w: &VarInfo, red_rows: Cat) -> Result<()> {
+        let dest = match w.source {
+            VarSource::Arg(p) if p == bw.pos => Dest::Arg,
+            VarSource::Buffer(k) => Dest::Buffer(k),
+            _ => return Ok(()),
+        };
+        let rows = if w.cat == Cat::P { red_rows } else { w.cat };
+        let key = (dest, w.cat, rows);
+        let merged = match bw.pending.remove(&key) {
+            None => formula,
+            Some((prev, _)) => Builder::new(&mut self.graph, &mut self.dims).add(prev, formula)?,
+        };
+        bw.pending.insert(key, (merged, w.clone()));
+        Ok(())
+    }
+
+    /// Emits the queued reductions for one destination.
+    fn flush(&mut self, bw: &mut Backward, dest: Dest) -> Result<()> {
+        let keys: Vec<PendingKey> = bw.pending.keys().filter(|k| k.0 == dest).copied().collect();
+        for key in keys {
+            let Some((formula, w)) = bw.pending.remove(&key) else { continue };
+            if self.graph.is_zero(formula) {
+                continue;
+            }
+            let buf = self.emit_sum(formula, &w, key.2);
+            Self::route(&w, buf, bw);
+        }
+        Ok(())
     }
 
     /// Emits the reduction of `formula` giving the gradient contribution for `w`.
@@ -377,24 +435,16 @@ impl Program {
         }
     }
 
-    fn reduce_backward(
-        &mut self,
-        r: &Reduce,
-        c: &[CotSrc],
-        pos: usize,
-        needs: &HashSet<usize>,
-        cot: &mut BTreeMap<usize, Vec<CotSrc>>,
-        contributions: &mut Vec<usize>,
-    ) -> Result<()> {
+    fn reduce_backward(&mut self, r: &Reduce, c: &[CotSrc], bw: &mut Backward) -> Result<()> {
         let roots: Vec<NodeId> = std::iter::once(r.formula).chain(r.weight).collect();
-        let vars: Vec<VarId> = self.graph.vars_of(&roots).into_iter().filter(|v| self.var_requires(*v, pos, needs)).collect();
+        let vars: Vec<VarId> = self.graph.vars_of(&roots).into_iter().filter(|v| self.var_requires(*v, bw.pos, &bw.needs)).collect();
         if vars.is_empty() || !r.kind.has_values() {
             return Ok(());
         }
         let out_dim = self.bufs[r.out].values.clone();
         let cnode = self.cot_node(c, &out_dim)?;
         if r.kind.selects() {
-            return self.selection_backward(r, cnode, c, &vars, cot, contributions, pos);
+            return self.selection_backward(r, c, &vars, bw);
         }
         // Formula-level cotangents of F and G.
         let (wf, wg) = match r.kind {
@@ -450,26 +500,14 @@ impl Program {
                     _ => gf,
                 }
             };
-            if self.graph.is_zero(formula) {
-                continue;
+            if !self.graph.is_zero(formula) {
+                self.defer(bw, formula, &w, r.out_rows)?;
             }
-            let buf = self.emit_sum(formula, &w, r.out_rows);
-            self.route(&w, buf, pos, cot, contributions);
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn selection_backward(
-        &mut self,
-        r: &Reduce,
-        _cnode: NodeId,
-        c: &[CotSrc],
-        vars: &[VarId],
-        cot: &mut BTreeMap<usize, Vec<CotSrc>>,
-        contributions: &mut Vec<usize>,
-        pos: usize,
-    ) -> Result<()> {
+    fn selection_backward(&mut self, r: &Reduce, c: &[CotSrc], vars: &[VarId], bw: &mut Backward) -> Result<()> {
         // The selected indices: from this step when it computes them, else from a
         // forward step of the arg-variant of the same reduction.
         let indices = if r.kind.has_indices() {
@@ -517,21 +555,13 @@ impl Program {
                 self.steps.push(Step::SumRows { src: buf, out: summed });
                 buf = summed;
             }
-            self.route(&w, buf, pos, cot, contributions);
+            Self::route(&w, buf, bw);
         }
         Ok(())
     }
 
-    fn gather_backward(
-        &mut self,
-        ga: &Gather,
-        c: &[CotSrc],
-        pos: usize,
-        needs: &HashSet<usize>,
-        cot: &mut BTreeMap<usize, Vec<CotSrc>>,
-        contributions: &mut Vec<usize>,
-    ) -> Result<()> {
-        if ga.weight.iter().any(|w| source_requires(w.source, pos, needs)) {
+    fn gather_backward(&mut self, ga: &Gather, c: &[CotSrc], bw: &mut Backward) -> Result<()> {
+        if ga.weight.iter().any(|w| source_requires(w.source, bw.pos, &bw.needs)) {
             return Err(Error::new(
                 ErrorKind::Differentiation,
                 "differentiating the gradient of a Min/Max/KMin reduction with respect to its own cotangent is not supported",
@@ -540,7 +570,7 @@ impl Program {
         }
         let out_dim = self.bufs[ga.out].values.clone();
         let cnode = self.cot_node(c, &out_dim)?;
-        let vars: Vec<VarId> = self.graph.vars_of(&[ga.formula]).into_iter().filter(|v| self.var_requires(*v, pos, needs)).collect();
+        let vars: Vec<VarId> = self.graph.vars_of(&[ga.formula]).into_iter().filter(|v| self.var_requires(*v, bw.pos, &bw.needs)).collect();
         for v in vars {
             let w = self.graph.var(v).clone();
             let formula = {
@@ -558,7 +588,7 @@ impl Program {
                 self.steps.push(Step::SumRows { src: buf, out: summed });
                 buf = summed;
             }
-            self.route(&w, buf, pos, cot, contributions);
+            Self::route(&w, buf, bw);
         }
         Ok(())
     }
@@ -604,6 +634,31 @@ impl Program {
             keep[k - 1]
         });
     }
+}
+
+/// Where a gradient contribution goes: the target argument, or the cotangent of a buffer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Dest {
+    Arg,
+    Buffer(usize),
+}
+
+/// Pending reductions are keyed by destination, category of the variable, and rows of
+/// the reduction's output.
+type PendingKey = (Dest, Cat, Cat);
+
+/// State of the backward pass of [`Program::grad`].
+struct Backward {
+    /// The argument differentiated.
+    pos: usize,
+    /// Buffers that depend on it.
+    needs: HashSet<usize>,
+    /// Cotangent sources of buffers.
+    cot: BTreeMap<usize, Vec<CotSrc>>,
+    /// Gradient formulas waiting to be emitted as one Sum reduction per key.
+    pending: BTreeMap<PendingKey, (NodeId, VarInfo)>,
+    /// Buffers whose sum is the gradient.
+    contributions: Vec<usize>,
 }
 
 fn source_requires(s: VarSource, pos: usize, needs: &HashSet<usize>) -> bool {

@@ -63,7 +63,14 @@ pub static RULES: &[Rule] = &[
     Rule { name: "elem-of-onehot", pattern: "Elem(ElemT(f, n, m), m) => f; Elem(ElemT(f, n, m), k) => 0; Sum(ElemT(f, n, m)) => f; Elem(SumT(f, d), k) => f", apply: elem_of_structured },
     Rule { name: "index-concat", pattern: "Elem(Concat(a, b), k) => Elem(a, k) or Elem(b, k - d(a)); Extract likewise", apply: index_concat },
     Rule { name: "mult-elemt", pattern: "x * ElemT(f, n, m) => ElemT(Elem(x, m) * f, n, m)", apply: mult_elemt },
+    Rule { name: "mul-ones", pattern: "x * (Zero(d) + 1) => x; x * SumT(1, d) => x (x of dimension d)", apply: mul_ones },
+    Rule { name: "const-out", pattern: "x * (2 * y) => 2 * (x * y); (2 * x) / y => 2 * (x / y)", apply: const_out },
+    Rule { name: "linear-out", pattern: "Sum(-x) => -Sum(x); Sum(2 * x) => 2 * Sum(x) (also Elem, Extract, SumT, ElemT, ExtractT)", apply: linear_out },
+    Rule { name: "collect-terms", pattern: "a - b + (c - a) => c - b; 2 * x - x => x", apply: collect_terms },
 ];
+
+/// Maximum number of terms [`collect_terms`] looks at in one sum.
+pub const COLLECT_LIMIT: usize = 32;
 
 /// Applies the first rule of [`RULES`] that matches.
 pub(crate) fn rewrite(b: &mut Builder<'_>, op: Op, args: &[NodeId], params: &[Param], dim: &Dim) -> Option<Result<NodeId>> {
@@ -337,5 +344,128 @@ fn mult_elemt(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
         let xm = if b.dim(x).is(1) { x } else { b.elem(x, m)? };
         let prod = b.mul(xm, f)?;
         b.elemt(prod, n, m)
+    })())
+}
+
+/// Whether `n` is a vector of ones (`Zero(d) + 1` or `SumT(1, d)`), as built by
+/// [`Builder::broadcast_to`].
+fn is_ones(b: &Builder<'_>, n: NodeId) -> bool {
+    match op_of(b, n) {
+        Some((Op::Add, a, _)) => b.graph.is_zero(a[0]) && cval(b, a[1]) == Some(1.0),
+        Some((Op::SumT, a, _)) => cval(b, a[0]) == Some(1.0),
+        _ => false,
+    }
+}
+
+fn mul_ones(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
+    if s.op != Op::Mult {
+        return None;
+    }
+    let (x, y) = (s.args[0], s.args[1]);
+    if is_ones(b, y) && same_dim(b, x, s.dim) {
+        return Some(Ok(x));
+    }
+    (is_ones(b, x) && same_dim(b, y, s.dim)).then_some(Ok(y))
+}
+
+fn const_out(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
+    if !matches!(s.op, Op::Mult | Op::Divide) {
+        return None;
+    }
+    let (x, y) = (s.args[0], s.args[1]);
+    let scaled = |b: &Builder<'_>, n: NodeId| match op_of(b, n) {
+        Some((Op::Mult, a, _)) if cval(b, a[0]).is_some() && cval(b, n).is_none() => Some((a[0], a[1])),
+        _ => None,
+    };
+    match s.op {
+        Op::Mult if cval(b, x).is_none() => {
+            if let Some((c, inner)) = scaled(b, y) {
+                return Some(b.mul(x, inner).and_then(|p| b.mul(c, p)));
+            }
+            let (c, inner) = scaled(b, x)?;
+            Some(b.mul(inner, y).and_then(|p| b.mul(c, p)))
+        }
+        Op::Divide => {
+            let (c, inner) = scaled(b, x)?;
+            Some(b.div(inner, y).and_then(|q| b.mul(c, q)))
+        }
+        _ => None,
+    }
+}
+
+fn linear_out(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
+    if !matches!(s.op, Op::Sum | Op::Elem | Op::Extract | Op::SumT | Op::ElemT | Op::ExtractT) {
+        return None;
+    }
+    let (inner_op, inner, _) = op_of(b, s.args[0])?;
+    match inner_op {
+        Op::Minus => Some(b.op(s.op, &[inner[0]], s.params.to_vec()).and_then(|n| b.neg(n))),
+        Op::Mult if cval(b, inner[0]).is_some() && b.dim(inner[1]) == b.dim(s.args[0]) => {
+            let c = inner[0];
+            Some(b.op(s.op, &[inner[1]], s.params.to_vec()).and_then(|n| b.mul(c, n)))
+        }
+        _ => None,
+    }
+}
+
+/// Flattens a sum into `(term, coefficient)` pairs (at most [`COLLECT_LIMIT`]).
+fn terms(b: &Builder<'_>, n: NodeId, coef: f64, dim: &Dim, out: &mut Vec<(NodeId, f64)>) -> bool {
+    if out.len() > COLLECT_LIMIT {
+        return false;
+    }
+    if &b.dim(n) == dim {
+        match op_of(b, n) {
+            Some((Op::Add, a, _)) => return terms(b, a[0], coef, dim, out) && terms(b, a[1], coef, dim, out),
+            Some((Op::Subtract, a, _)) => return terms(b, a[0], coef, dim, out) && terms(b, a[1], -coef, dim, out),
+            Some((Op::Minus, a, _)) => return terms(b, a[0], -coef, dim, out),
+            Some((Op::Mult, a, _)) if cval(b, a[0]).is_some() && &b.dim(a[1]) == dim => {
+                let k = cval(b, a[0]).unwrap_or(1.0);
+                return terms(b, a[1], coef * k, dim, out);
+            }
+            _ => {}
+        }
+    }
+    out.push((n, coef));
+    true
+}
+
+fn collect_terms(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
+    if !matches!(s.op, Op::Add | Op::Subtract) {
+        return None;
+    }
+    let mut flat = Vec::new();
+    let sign = if s.op == Op::Add { 1.0 } else { -1.0 };
+    if !(terms(b, s.args[0], 1.0, s.dim, &mut flat) && terms(b, s.args[1], sign, s.dim, &mut flat)) {
+        return None;
+    }
+    let mut combined: Vec<(NodeId, f64)> = Vec::new();
+    for (t, c) in &flat {
+        match combined.iter_mut().find(|(u, _)| u == t) {
+            Some(entry) => entry.1 += c,
+            None => combined.push((*t, *c)),
+        }
+    }
+    combined.retain(|(_, c)| *c != 0.0);
+    if combined.len() == flat.len() {
+        return None;
+    }
+    // Positive terms first, so the result starts without a minus sign when it can.
+    combined.sort_by_key(|(_, c)| *c < 0.0);
+    Some((|| {
+        let mut acc: Option<NodeId> = None;
+        for (t, c) in combined {
+            let mag = c.abs();
+            let term = if mag == 1.0 { t } else { b.scale(mag, t)? };
+            acc = Some(match (acc, c > 0.0) {
+                (None, true) => term,
+                (None, false) => b.neg(term)?,
+                (Some(a), true) => b.add(a, term)?,
+                (Some(a), false) => b.sub(a, term)?,
+            });
+        }
+        Ok(match acc {
+            Some(a) => b.broadcast_to(a, s.dim)?,
+            None => b.zero(s.dim.clone()),
+        })
     })())
 }
