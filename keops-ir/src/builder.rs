@@ -30,12 +30,22 @@ pub struct Builder<'a> {
 impl<'a> Builder<'a> {
     /// A builder that simplifies as it goes.
     pub fn new(graph: &'a mut Graph, dims: &'a mut DimSolver) -> Self {
-        Builder { graph, dims, simplify: true, depth: 0 }
+        Builder {
+            graph,
+            dims,
+            simplify: true,
+            depth: 0,
+        }
     }
 
     /// A builder that builds exactly what it is asked (for tests of the rules).
     pub fn raw(graph: &'a mut Graph, dims: &'a mut DimSolver) -> Self {
-        Builder { graph, dims, simplify: false, depth: 0 }
+        Builder {
+            graph,
+            dims,
+            simplify: false,
+            depth: 0,
+        }
     }
 
     /// Dimension of a node, resolved.
@@ -49,14 +59,22 @@ impl<'a> Builder<'a> {
         if args.len() != spec.arity {
             return Err(Error::new(
                 ErrorKind::Arity,
-                format!("{} takes {} formula argument(s), found {}", spec.name, spec.arity, args.len()),
+                format!(
+                    "{} takes {} formula argument(s), found {}",
+                    spec.name,
+                    spec.arity,
+                    args.len()
+                ),
             )
             .help(format!("the signature is {}", spec.signature)));
         }
         check_params(op, &params)?;
         if self.graph.len() > NODE_LIMIT {
-            return Err(Error::new(ErrorKind::Limit, format!("the formula grew past {NODE_LIMIT} nodes"))
-                .help("differentiate fewer times, or split the computation into several reductions"));
+            return Err(Error::new(
+                ErrorKind::Limit,
+                format!("the formula grew past {NODE_LIMIT} nodes"),
+            )
+            .help("differentiate fewer times, or split the computation into several reductions"));
         }
         let prim = match &spec.kind {
             OpKind::Expand(expand) => return expand(self, args, &params),
@@ -64,8 +82,13 @@ impl<'a> Builder<'a> {
         };
         let arg_dims: Vec<Dim> = args.iter().map(|a| self.dim(*a)).collect();
         let dim = {
-            let mut cx = DimCx { args: &arg_dims, params: &params, solver: self.dims };
-            (prim.dim)(&mut cx).map_err(|m| Error::new(ErrorKind::Dimension, format!("{}: {m}", spec.name)))?
+            let mut cx = DimCx {
+                args: &arg_dims,
+                params: &params,
+                solver: self.dims,
+            };
+            (prim.dim)(&mut cx)
+                .map_err(|m| Error::new(ErrorKind::Dimension, format!("{}: {m}", spec.name)))?
         };
         let dim = self.dims.resolve(&dim);
         if self.simplify && self.depth < REWRITE_DEPTH_LIMIT {
@@ -97,7 +120,13 @@ impl<'a> Builder<'a> {
 
     /// A placeholder variable (cotangents while differentiating).
     pub fn temp_var(&mut self, dim: Dim, cat: Cat) -> (VarId, NodeId) {
-        self.graph.add_var(VarInfo { name: None, cat, dim, source: VarSource::Temp, declared_at: None })
+        self.graph.add_var(VarInfo {
+            name: None,
+            cat,
+            dim,
+            source: VarSource::Temp,
+            declared_at: None,
+        })
     }
 
     /// The node of a variable.
@@ -152,15 +181,27 @@ impl<'a> Builder<'a> {
     }
     /// Coordinates `start .. start + d`.
     pub fn extract(&mut self, a: NodeId, start: usize, d: usize) -> Result<NodeId> {
-        self.op(Op::Extract, &[a], vec![Param::Int(start as i64), Param::Int(d as i64)])
+        self.op(
+            Op::Extract,
+            &[a],
+            vec![Param::Int(start as i64), Param::Int(d as i64)],
+        )
     }
     /// Scalar `a` at coordinate `m` of a zero vector of dimension `n`.
     pub fn elemt(&mut self, a: NodeId, n: usize, m: usize) -> Result<NodeId> {
-        self.op(Op::ElemT, &[a], vec![Param::Int(n as i64), Param::Int(m as i64)])
+        self.op(
+            Op::ElemT,
+            &[a],
+            vec![Param::Int(n as i64), Param::Int(m as i64)],
+        )
     }
     /// `a` at `start` in a zero vector of dimension `d`.
     pub fn extractt(&mut self, a: NodeId, start: usize, d: usize) -> Result<NodeId> {
-        self.op(Op::ExtractT, &[a], vec![Param::Int(start as i64), Param::Int(d as i64)])
+        self.op(
+            Op::ExtractT,
+            &[a],
+            vec![Param::Int(start as i64), Param::Int(d as i64)],
+        )
     }
     /// Scalar product.
     pub fn dot(&mut self, a: NodeId, b: NodeId) -> Result<NodeId> {
@@ -174,15 +215,25 @@ impl<'a> Builder<'a> {
     /// Known dimension of a node, or an error naming what needs declaring.
     pub fn known_dim(&self, n: NodeId, what: &str) -> Result<usize> {
         self.dim(n).as_known().ok_or_else(|| {
-            Error::new(ErrorKind::Dimension, format!("{what} needs a known dimension, found the symbolic dimension {}", self.dim(n)))
-                .help("declare the dimensions of the variables involved, e.g. `x_i: 3`")
+            Error::new(
+                ErrorKind::Dimension,
+                format!(
+                    "{what} needs a known dimension, found the symbolic dimension {}",
+                    self.dim(n)
+                ),
+            )
+            .help("declare the dimensions of the variables involved, e.g. `x_i: 3`")
         })
     }
 
     /// Sums `contrib` down to dimension 1 when it was computed for a broadcast scalar.
     pub fn unbroadcast(&mut self, contrib: NodeId, target: &Dim) -> Result<NodeId> {
         let d = self.dim(contrib);
-        if target.is(1) && !d.is(1) { self.sum(contrib) } else { Ok(contrib) }
+        if target.is(1) && !d.is(1) {
+            self.sum(contrib)
+        } else {
+            Ok(contrib)
+        }
     }
 
     /// Broadcasts a scalar to dimension `d` (identity when already of that dimension).
@@ -206,18 +257,34 @@ impl<'a> Builder<'a> {
 
 fn check_params(op: Op, params: &[Param]) -> Result<()> {
     let spec = op.spec();
-    let required = spec.params.iter().filter(|k| **k != ParamKind::OptList).count();
+    let required = spec
+        .params
+        .iter()
+        .filter(|k| **k != ParamKind::OptList)
+        .count();
     if params.len() < required || params.len() > spec.params.len() {
         return Err(Error::new(
             ErrorKind::Parameter,
-            format!("{} takes {} integer parameter(s), found {}", spec.name, spec.params.len(), params.len()),
+            format!(
+                "{} takes {} integer parameter(s), found {}",
+                spec.name,
+                spec.params.len(),
+                params.len()
+            ),
         )
         .help(format!("the signature is {}", spec.signature)));
     }
     for (k, (p, kind)) in params.iter().zip(spec.params).enumerate() {
         if *kind == ParamKind::Int && matches!(p, Param::List(_)) {
-            return Err(Error::new(ErrorKind::Parameter, format!("parameter {} of {} must be an integer, found a list", k + 1, spec.name))
-                .help(format!("the signature is {}", spec.signature)));
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!(
+                    "parameter {} of {} must be an integer, found a list",
+                    k + 1,
+                    spec.name
+                ),
+            )
+            .help(format!("the signature is {}", spec.signature)));
         }
     }
     Ok(())

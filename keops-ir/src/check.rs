@@ -12,7 +12,7 @@ use crate::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarInfo, VarSource};
 use crate::ops::{Op, ParamKind};
 use crate::parse::{BinOp, Expr, ExprKind, Item, Parser, Source, UnOp};
 use crate::program::{ArgInfo, BufInfo, Program, Reduce, Step};
-use crate::reduction::{ReductionKind, REDUCTION_NAMES};
+use crate::reduction::{REDUCTION_NAMES, ReductionCtor, ReductionKind};
 use std::collections::HashMap;
 
 /// Declared dimensions for concise variables, given outside the formula text (the
@@ -95,22 +95,38 @@ pub fn check_items(src: &Source, items: &[Item], decls: &Declarations) -> Result
         concise_dims: HashMap::new(),
     };
     for (name, dim, at) in &decls.vars {
-        c.declare(name, dim.map(|d| (d as i64, at.unwrap_or_default())), at.unwrap_or_default())?;
+        c.declare(
+            name,
+            dim.map(|d| (d as i64, at.unwrap_or_default())),
+            at.unwrap_or_default(),
+        )?;
     }
     let mut formula = None;
     let mut alias_index = 0;
     for item in items {
         match item {
-            Item::Alias { name, name_at, decl } => {
+            Item::Alias {
+                name,
+                name_at,
+                decl,
+            } => {
                 if formula.is_some() {
-                    return Err(err(ErrorKind::Syntax, "declarations must come before the formula", *name_at));
+                    return Err(err(
+                        ErrorKind::Syntax,
+                        "declarations must come before the formula",
+                        *name_at,
+                    ));
                 }
                 c.alias(name, *name_at, decl, alias_index)?;
                 alias_index += 1;
             }
             Item::Declare { name, name_at, dim } => {
                 if formula.is_some() {
-                    return Err(err(ErrorKind::Syntax, "declarations must come before the formula", *name_at));
+                    return Err(err(
+                        ErrorKind::Syntax,
+                        "declarations must come before the formula",
+                        *name_at,
+                    ));
                 }
                 c.declare(name, *dim, *name_at)?;
             }
@@ -125,11 +141,16 @@ pub fn check_items(src: &Source, items: &[Item], decls: &Declarations) -> Result
     }
     let Some(formula) = formula else {
         let at = TokRange::one(src.toks.len().saturating_sub(1) as u32);
-        return Err(err(ErrorKind::Syntax, "there is no formula", at).help("write a reduction, e.g. `Sum_j(Exp(-SqDist(x_i, y_j)))`"));
+        return Err(err(ErrorKind::Syntax, "there is no formula", at)
+            .help("write a reduction, e.g. `Sum_j(Exp(-SqDist(x_i, y_j)))`"));
     };
     let Top::Program(mut p) = c.top(formula)?;
     p.dims.check_deferred().map_err(|c| {
-        Error::new(ErrorKind::Dimension, format!("the dimensions cannot satisfy {}", describe(&c))).at(formula.at)
+        Error::new(
+            ErrorKind::Dimension,
+            format!("the dimensions cannot satisfy {}", describe(&c)),
+        )
+        .at(formula.at)
     })?;
     p.graph.resolve_dims(&p.dims);
     for a in &mut p.args {
@@ -161,22 +182,41 @@ impl Checker<'_> {
             ExprKind::Int(i) => Ok(*i),
             ExprKind::Unary(UnOp::Neg, inner) => match inner.kind {
                 ExprKind::Int(i) => Ok(-i),
-                _ => Err(err(ErrorKind::Parameter, format!("{what} must be an integer, found `{}`", self.snippet(e.at)), e.at)),
+                _ => Err(err(
+                    ErrorKind::Parameter,
+                    format!("{what} must be an integer, found `{}`", self.snippet(e.at)),
+                    e.at,
+                )),
             },
-            _ => Err(err(ErrorKind::Parameter, format!("{what} must be an integer, found `{}`", self.snippet(e.at)), e.at)),
+            _ => Err(err(
+                ErrorKind::Parameter,
+                format!("{what} must be an integer, found `{}`", self.snippet(e.at)),
+                e.at,
+            )),
         }
     }
 
     fn dim_of(&self, e: &Expr, what: &str) -> Result<usize> {
         let d = self.int_of(e, what)?;
         if d < 1 {
-            return Err(err(ErrorKind::Declaration, format!("{what} must be at least 1, found {d}"), e.at));
+            return Err(err(
+                ErrorKind::Declaration,
+                format!("{what} must be at least 1, found {d}"),
+                e.at,
+            ));
         }
         Ok(d as usize)
     }
 
     /// Registers a variable at an explicit position (alias or inline `Var`).
-    fn explicit_var(&mut self, name: Option<String>, pos: usize, cat: Cat, dim: usize, at: TokRange) -> Result<VarId> {
+    fn explicit_var(
+        &mut self,
+        name: Option<String>,
+        pos: usize,
+        cat: Cat,
+        dim: usize,
+        at: TokRange,
+    ) -> Result<VarId> {
         let d = Dim::known(dim);
         if let Some((c2, d2, at2)) = self.explicit.get(&pos).cloned() {
             if d2 != d {
@@ -185,36 +225,75 @@ impl Checker<'_> {
                     format!("argument {pos} is declared with two dimensions: {d2} and {d}"),
                     at,
                 )
-                .help(format!("use one dimension for argument {pos}{}", at2.map(|a| format!(" (first declared as `{}`)", self.snippet(a))).unwrap_or_default())));
+                .help(format!(
+                    "use one dimension for argument {pos}{}",
+                    at2.map(|a| format!(" (first declared as `{}`)", self.snippet(a)))
+                        .unwrap_or_default()
+                )));
             }
             if c2 == cat {
                 // Same variable again (inline Var repeated): reuse.
-                if let Some(v) = self.graph.vars.iter().position(|v| v.source == VarSource::Arg(pos) && v.cat == cat) {
-                    if name.is_none() || self.graph.vars[v].name == name {
+                if let Some(v) = self
+                    .graph
+                    .vars
+                    .iter()
+                    .position(|v| v.source == VarSource::Arg(pos) && v.cat == cat)
+                    && (name.is_none() || self.graph.vars[v].name == name) {
                         return Ok(VarId(v as u32));
                     }
-                }
             } else if c2 == Cat::P || cat == Cat::P {
-                return Err(err(ErrorKind::Declaration, format!("argument {pos} is declared both as a parameter and as an indexed variable"), at));
+                return Err(err(
+                    ErrorKind::Declaration,
+                    format!(
+                        "argument {pos} is declared both as a parameter and as an indexed variable"
+                    ),
+                    at,
+                ));
             }
         }
         self.explicit.insert(pos, (cat, d.clone(), Some(at)));
         if self.args.len() <= pos {
             self.args.resize(pos + 1, None);
         }
-        let entry = self.args[pos].get_or_insert_with(|| ArgInfo { name: name.clone(), dim: d.clone(), cats: vec![], concise: false });
+        let entry = self.args[pos].get_or_insert_with(|| ArgInfo {
+            name: name.clone(),
+            dim: d.clone(),
+            cats: vec![],
+            concise: false,
+        });
         if !entry.cats.contains(&cat) {
             entry.cats.push(cat);
             entry.cats.sort();
         }
-        let (v, _) = self.graph.add_var(VarInfo { name, cat, dim: d, source: VarSource::Arg(pos), declared_at: Some(at) });
+        let (v, _) = self.graph.add_var(VarInfo {
+            name,
+            cat,
+            dim: d,
+            source: VarSource::Arg(pos),
+            declared_at: Some(at),
+        });
         Ok(v)
     }
 
     /// `Vi(d)`, `Vi(pos, d)`, `Vj(...)`, `Pm(...)`, `Var(pos, d, cat)`.
-    fn var_decl(&mut self, decl: &Expr, default_pos: Option<usize>, name: Option<String>) -> Result<VarId> {
-        let ExprKind::Call { name: kind, args, .. } = &decl.kind else {
-            return Err(err(ErrorKind::Declaration, format!("expected a declaration such as Vi(3), Vj(3), Pm(1) or Var(0, 3, 0), found `{}`", self.snippet(decl.at)), decl.at));
+    fn var_decl(
+        &mut self,
+        decl: &Expr,
+        default_pos: Option<usize>,
+        name: Option<String>,
+    ) -> Result<VarId> {
+        let ExprKind::Call {
+            name: kind, args, ..
+        } = &decl.kind
+        else {
+            return Err(err(
+                ErrorKind::Declaration,
+                format!(
+                    "expected a declaration such as Vi(3), Vj(3), Pm(1) or Var(0, 3, 0), found `{}`",
+                    self.snippet(decl.at)
+                ),
+                decl.at,
+            ));
         };
         let (pos, dim, cat) = match (kind.as_str(), args.len()) {
             ("Var", 3) => {
@@ -224,7 +303,15 @@ impl Checker<'_> {
                     0 => Cat::I,
                     1 => Cat::J,
                     2 => Cat::P,
-                    c => return Err(err(ErrorKind::Declaration, format!("the category of Var must be 0 (i), 1 (j) or 2 (parameter), found {c}"), args[2].at)),
+                    c => {
+                        return Err(err(
+                            ErrorKind::Declaration,
+                            format!(
+                                "the category of Var must be 0 (i), 1 (j) or 2 (parameter), found {c}"
+                            ),
+                            args[2].at,
+                        ));
+                    }
                 };
                 (pos, dim, cat)
             }
@@ -235,17 +322,39 @@ impl Checker<'_> {
                     _ => Cat::P,
                 };
                 if n == 2 {
-                    (self.int_of(&args[0], "the position")?, self.dim_of(&args[1], "the dimension")?, cat)
+                    (
+                        self.int_of(&args[0], "the position")?,
+                        self.dim_of(&args[1], "the dimension")?,
+                        cat,
+                    )
                 } else {
                     let Some(p) = default_pos else {
-                        return Err(err(ErrorKind::Declaration, format!("an inline {kind}(...) needs its position: {kind}(position, dimension)"), decl.at));
+                        return Err(err(
+                            ErrorKind::Declaration,
+                            format!(
+                                "an inline {kind}(...) needs its position: {kind}(position, dimension)"
+                            ),
+                            decl.at,
+                        ));
                     };
                     (p as i64, self.dim_of(&args[0], "the dimension")?, cat)
                 }
             }
             ("Var" | "Vi" | "Vj" | "Pm", n) => {
-                let sig = if kind == "Var" { "Var(position, dimension, category)" } else { "Vi(dimension) or Vi(position, dimension)" };
-                return Err(err(ErrorKind::Arity, format!("{kind} takes {} arguments, found {n}", if kind == "Var" { "3" } else { "1 or 2" }), decl.at).help(format!("write {sig}")));
+                let sig = if kind == "Var" {
+                    "Var(position, dimension, category)"
+                } else {
+                    "Vi(dimension) or Vi(position, dimension)"
+                };
+                return Err(err(
+                    ErrorKind::Arity,
+                    format!(
+                        "{kind} takes {} arguments, found {n}",
+                        if kind == "Var" { "3" } else { "1 or 2" }
+                    ),
+                    decl.at,
+                )
+                .help(format!("write {sig}")));
             }
             _ => {
                 return Err(err(ErrorKind::Declaration, format!("`{kind}` is not a variable declaration"), decl.at)
@@ -253,17 +362,31 @@ impl Checker<'_> {
             }
         };
         if pos < 0 {
-            return Err(err(ErrorKind::Declaration, format!("the position must be non-negative, found {pos}"), decl.at));
+            return Err(err(
+                ErrorKind::Declaration,
+                format!("the position must be non-negative, found {pos}"),
+                decl.at,
+            ));
         }
         self.explicit_var(name, pos as usize, cat, dim, decl.at)
     }
 
     fn alias(&mut self, name: &str, at: TokRange, decl: &Expr, index: usize) -> Result<()> {
         if self.names.contains_key(name) {
-            return Err(err(ErrorKind::Declaration, format!("`{name}` is declared twice"), at).help("give each alias a different name"));
+            return Err(err(
+                ErrorKind::Declaration,
+                format!("`{name}` is declared twice"),
+                at,
+            )
+            .help("give each alias a different name"));
         }
         if Op::from_name(name).is_some() {
-            return Err(err(ErrorKind::Declaration, format!("`{name}` is the name of an operation"), at).help("choose another name for the variable"));
+            return Err(err(
+                ErrorKind::Declaration,
+                format!("`{name}` is the name of an operation"),
+                at,
+            )
+            .help("choose another name for the variable"));
         }
         self.alias_mode = true;
         let v = self.var_decl(decl, Some(index), Some(name.to_string()))?;
@@ -275,15 +398,24 @@ impl Checker<'_> {
         let (base, cat) = concise_name(name);
         if let Some((d, dat)) = dim {
             if d < 1 {
-                return Err(err(ErrorKind::Declaration, format!("the dimension of `{name}` must be at least 1, found {d}"), dat));
+                return Err(err(
+                    ErrorKind::Declaration,
+                    format!("the dimension of `{name}` must be at least 1, found {d}"),
+                    dat,
+                ));
             }
             let d = Dim::known(d as usize);
-            if let Some((prev, _)) = self.concise_dims.get(&base) {
-                if *prev != d {
-                    return Err(err(ErrorKind::Declaration, format!("`{name}` is declared with two dimensions: {prev} and {d}"), dat)
-                        .help(format!("`{base}_i` and `{base}_j` are the same array and have the same dimension")));
+            if let Some((prev, _)) = self.concise_dims.get(&base)
+                && *prev != d {
+                    return Err(err(
+                        ErrorKind::Declaration,
+                        format!("`{name}` is declared with two dimensions: {prev} and {d}"),
+                        dat,
+                    )
+                    .help(format!(
+                        "`{base}_i` and `{base}_j` are the same array and have the same dimension"
+                    )));
                 }
-            }
             self.concise_dims.insert(base.clone(), (d, Some(dat)));
         }
         self.concise_arg(&base, cat, at)?;
@@ -304,14 +436,27 @@ impl Checker<'_> {
             None => {
                 // One symbol per base name: `x_i` and `x_j` share their width.
                 let d = Dim::sym(self.dims.fresh());
-                self.concise_dims.insert(base.to_string(), (d.clone(), None));
+                self.concise_dims
+                    .insert(base.to_string(), (d.clone(), None));
                 d
             }
         };
-        let entry = self.concise_args.entry(base.to_string()).or_insert_with(|| ArgInfo { name: Some(base.to_string()), dim: dim.clone(), cats: vec![], concise: true });
+        let entry = self
+            .concise_args
+            .entry(base.to_string())
+            .or_insert_with(|| ArgInfo {
+                name: Some(base.to_string()),
+                dim: dim.clone(),
+                cats: vec![],
+                concise: true,
+            });
         if !entry.cats.is_empty() && entry.cats.contains(&Cat::P) != (cat == Cat::P) {
-            return Err(err(ErrorKind::Declaration, format!("`{base}` is used both as a parameter and as an indexed variable"), at)
-                .help("parameters have no `_i`/`_j` suffix; rename one of them"));
+            return Err(err(
+                ErrorKind::Declaration,
+                format!("`{base}` is used both as a parameter and as an indexed variable"),
+                at,
+            )
+            .help("parameters have no `_i`/`_j` suffix; rename one of them"));
         }
         if !entry.cats.contains(&cat) {
             entry.cats.push(cat);
@@ -330,16 +475,38 @@ impl Checker<'_> {
         if self.alias_mode && cat == Cat::P && !self.concise.contains(&base) {
             let mut known: Vec<&String> = self.names.keys().collect();
             known.sort();
-            let close: Vec<&String> = known.iter().copied().filter(|k| crate::ops::edit_distance(k, name) <= 2).collect();
+            let close: Vec<&String> = known
+                .iter()
+                .copied()
+                .filter(|k| crate::ops::edit_distance(k, name) <= 2)
+                .collect();
             let help = if let Some(c) = close.first() {
-                format!("did you mean `{c}`? Declared variables: {}", known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+                format!(
+                    "did you mean `{c}`? Declared variables: {}",
+                    known
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             } else {
                 format!("declare it, e.g. `{name} = Vi(3)`, `{name} = Vj(3)` or `{name} = Pm(1)`")
             };
-            return Err(err(ErrorKind::UnknownVariable, format!("unknown variable `{name}`"), at).help(help));
+            return Err(err(
+                ErrorKind::UnknownVariable,
+                format!("unknown variable `{name}`"),
+                at,
+            )
+            .help(help));
         }
         let (pos, dim) = self.concise_arg(&base, cat, at)?;
-        let (v, node) = self.graph.add_var(VarInfo { name: Some(name.to_string()), cat, dim, source: VarSource::Arg(pos), declared_at: Some(at) });
+        let (v, node) = self.graph.add_var(VarInfo {
+            name: Some(name.to_string()),
+            cat,
+            dim,
+            source: VarSource::Arg(pos),
+            declared_at: Some(at),
+        });
         self.names.insert(name.to_string(), v);
         Ok(node)
     }
@@ -354,7 +521,10 @@ impl Checker<'_> {
         let snippet = self.snippet(at);
         self.builder().op(op, args, params).map_err(|e| {
             let e = if e.kind == ErrorKind::Dimension && e.at.is_none() {
-                Error { message: format!("{} in `{snippet}`", e.message), ..e }
+                Error {
+                    message: format!("{} in `{snippet}`", e.message),
+                    ..e
+                }
             } else {
                 e
             };
@@ -367,7 +537,11 @@ impl Checker<'_> {
             ExprKind::Name(n) => self.name(n, e.at),
             ExprKind::Int(i) => Ok(self.graph.constant(*i as f64)),
             ExprKind::Float(x) => Ok(self.graph.constant(*x)),
-            ExprKind::List(_) => Err(err(ErrorKind::Syntax, "a list is only allowed as a parameter (TensorDot dimensions)", e.at)),
+            ExprKind::List(_) => Err(err(
+                ErrorKind::Syntax,
+                "a list is only allowed as a parameter (TensorDot dimensions)",
+                e.at,
+            )),
             ExprKind::Unary(UnOp::Plus, a) => self.expr(a),
             ExprKind::Unary(UnOp::Neg, a) => {
                 if let ExprKind::Int(i) = a.kind {
@@ -396,29 +570,58 @@ impl Checker<'_> {
                 };
                 self.op(op, &[l, r], vec![], e.at)
             }
-            ExprKind::Call { name, name_at, args } => self.call(name, *name_at, args, e.at),
+            ExprKind::Call {
+                name,
+                name_at,
+                args,
+            } => self.call(name, *name_at, args, e.at),
         }
     }
 
-    fn call(&mut self, name: &str, name_at: TokRange, args: &[Expr], at: TokRange) -> Result<NodeId> {
+    fn call(
+        &mut self,
+        name: &str,
+        name_at: TokRange,
+        args: &[Expr],
+        at: TokRange,
+    ) -> Result<NodeId> {
         match name {
             "Var" | "Vi" | "Vj" | "Pm" => {
-                let decl = Expr { kind: ExprKind::Call { name: name.to_string(), name_at, args: args.to_vec() }, at };
+                let decl = Expr {
+                    kind: ExprKind::Call {
+                        name: name.to_string(),
+                        name_at,
+                        args: args.to_vec(),
+                    },
+                    at,
+                };
                 let v = self.var_decl(&decl, None, None)?;
                 return Ok(self.graph.var_node(v));
             }
             "IntCst" | "IntInv" | "Zero" => {
                 if args.len() != 1 {
-                    return Err(err(ErrorKind::Arity, format!("{name} takes one integer, found {} arguments", args.len()), at));
+                    return Err(err(
+                        ErrorKind::Arity,
+                        format!("{name} takes one integer, found {} arguments", args.len()),
+                        at,
+                    ));
                 }
                 let n = self.int_of(&args[0], "the argument")?;
                 return match name {
                     "IntCst" => Ok(self.graph.constant(n as f64)),
-                    "IntInv" if n == 0 => Err(err(ErrorKind::Parameter, "IntInv(0) is a division by zero", at)),
+                    "IntInv" if n == 0 => Err(err(
+                        ErrorKind::Parameter,
+                        "IntInv(0) is a division by zero",
+                        at,
+                    )),
                     "IntInv" => Ok(self.graph.constant(1.0 / n as f64)),
                     _ => {
                         if n < 1 {
-                            return Err(err(ErrorKind::Parameter, format!("Zero needs a dimension of at least 1, found {n}"), args[0].at));
+                            return Err(err(
+                                ErrorKind::Parameter,
+                                format!("Zero needs a dimension of at least 1, found {n}"),
+                                args[0].at,
+                            ));
                         }
                         Ok(self.builder().zero(Dim::known(n as usize)))
                     }
@@ -426,36 +629,75 @@ impl Checker<'_> {
             }
             "RatCst" => {
                 if args.len() != 2 {
-                    return Err(err(ErrorKind::Arity, format!("RatCst takes two integers, found {} arguments", args.len()), at));
+                    return Err(err(
+                        ErrorKind::Arity,
+                        format!("RatCst takes two integers, found {} arguments", args.len()),
+                        at,
+                    ));
                 }
-                let (p, q) = (self.int_of(&args[0], "the numerator")?, self.int_of(&args[1], "the denominator")?);
+                let (p, q) = (
+                    self.int_of(&args[0], "the numerator")?,
+                    self.int_of(&args[1], "the denominator")?,
+                );
                 if q == 0 {
-                    return Err(err(ErrorKind::Parameter, "RatCst with a zero denominator", args[1].at));
+                    return Err(err(
+                        ErrorKind::Parameter,
+                        "RatCst with a zero denominator",
+                        args[1].at,
+                    ));
                 }
                 return Ok(self.graph.constant(p as f64 / q as f64));
             }
             _ => {}
         }
         if reduction_name(name).is_some() {
-            return Err(err(ErrorKind::Reduction, format!("the reduction {name} cannot be used inside a formula"), name_at)
-                .help("a kernel has one reduction, at the top: Sum_j(F), not F(Sum_j(G))"));
+            return Err(err(
+                ErrorKind::Reduction,
+                format!("the reduction {name} cannot be used inside a formula"),
+                name_at,
+            )
+            .help("a kernel has one reduction, at the top: Sum_j(F), not F(Sum_j(G))"));
         }
         let Some(op) = Op::from_name(name) else {
             let sugg = Op::suggestions(name);
             let help = if sugg.is_empty() {
                 "see the operation table in the formula language reference".to_string()
             } else {
-                format!("did you mean {}?", sugg.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" or "))
+                format!(
+                    "did you mean {}?",
+                    sugg.iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                )
             };
-            return Err(err(ErrorKind::UnknownOperation, format!("unknown operation `{name}`"), name_at).help(help));
+            return Err(err(
+                ErrorKind::UnknownOperation,
+                format!("unknown operation `{name}`"),
+                name_at,
+            )
+            .help(help));
         };
         let spec = op.spec();
-        let min = spec.arity + spec.params.iter().filter(|k| **k != ParamKind::OptList).count();
+        let min = spec.arity
+            + spec
+                .params
+                .iter()
+                .filter(|k| **k != ParamKind::OptList)
+                .count();
         let max = spec.arity + spec.params.len();
         if args.len() < min || args.len() > max {
-            let expected = if min == max { format!("{min}") } else { format!("{min} or {max}") };
-            return Err(err(ErrorKind::Arity, format!("{name} takes {expected} arguments, found {}", args.len()), at)
-                .help(format!("the signature is {}", spec.signature)));
+            let expected = if min == max {
+                format!("{min}")
+            } else {
+                format!("{min} or {max}")
+            };
+            return Err(err(
+                ErrorKind::Arity,
+                format!("{name} takes {expected} arguments, found {}", args.len()),
+                at,
+            )
+            .help(format!("the signature is {}", spec.signature)));
         }
         let mut nodes = Vec::new();
         for a in &args[..spec.arity] {
@@ -466,10 +708,15 @@ impl Checker<'_> {
             params.push(match kind {
                 ParamKind::Int => Param::Int(self.int_of(a, &format!("the parameter of {name}"))?),
                 ParamKind::List | ParamKind::OptList => match &a.kind {
-                    ExprKind::List(items) => {
-                        Param::List(items.iter().map(|i| self.int_of(i, "a list entry")).collect::<Result<Vec<_>>>()?)
-                    }
-                    _ => Param::List(vec![self.int_of(a, &format!("the list parameter of {name}"))?]),
+                    ExprKind::List(items) => Param::List(
+                        items
+                            .iter()
+                            .map(|i| self.int_of(i, "a list entry"))
+                            .collect::<Result<Vec<_>>>()?,
+                    ),
+                    _ => Param::List(vec![
+                        self.int_of(a, &format!("the list parameter of {name}"))?,
+                    ]),
                 },
             });
         }
@@ -477,39 +724,61 @@ impl Checker<'_> {
     }
 
     fn top(&mut self, e: &Expr) -> Result<Top> {
-        let ExprKind::Call { name, name_at, args } = &e.kind else {
+        let ExprKind::Call {
+            name,
+            name_at,
+            args,
+        } = &e.kind
+        else {
             return Err(err(ErrorKind::Reduction, "the formula has no reduction", e.at)
                 .help("wrap it in a reduction: `Sum_j(F)` (output indexed by i) or `Sum_Reduction(F, 0)`"));
         };
-        if matches!(name.as_str(), "Grad" | "Diff") && args.len() == 3 {
-            if let ExprKind::Call { name: inner, .. } = &args[0].kind {
-                if reduction_name(inner).is_some() || matches!(inner.as_str(), "Grad") {
+        if matches!(name.as_str(), "Grad" | "Diff") && args.len() == 3
+            && let ExprKind::Call { name: inner, .. } = &args[0].kind
+                && (reduction_name(inner).is_some() || matches!(inner.as_str(), "Grad")) {
                     if name == "Diff" {
-                        return Err(err(ErrorKind::Differentiation, "Diff of a reduction is not supported", *name_at)
-                            .help("use Grad(reduction, variable, cotangent), the reverse mode"));
+                        return Err(err(
+                            ErrorKind::Differentiation,
+                            "Diff of a reduction is not supported",
+                            *name_at,
+                        )
+                        .help("use Grad(reduction, variable, cotangent), the reverse mode"));
                     }
                     return self.grad_of_reduction(&args[0], &args[1], &args[2]);
                 }
-            }
-        }
         let Some((kind_of, suffix_out, has_k)) = reduction_name(name) else {
             return Err(err(ErrorKind::Reduction, "the formula has no reduction", e.at)
                 .help("wrap it in a reduction: `Sum_j(F)` (output indexed by i) or `Sum_Reduction(F, 0)`"));
         };
         let mut rest: &[Expr] = args;
         let Some((f_expr, tail)) = rest.split_first() else {
-            return Err(err(ErrorKind::Arity, format!("{name} needs a formula"), e.at));
+            return Err(err(
+                ErrorKind::Arity,
+                format!("{name} needs a formula"),
+                e.at,
+            ));
         };
         rest = tail;
         let mut k = 1;
         if has_k {
             let Some((k_expr, tail)) = rest.split_first() else {
-                return Err(err(ErrorKind::Arity, format!("{name} needs K, the number of values to keep"), e.at)
-                    .help(format!("write {name}(F, K{})", if suffix_out.is_none() { ", tag" } else { "" })));
+                return Err(err(
+                    ErrorKind::Arity,
+                    format!("{name} needs K, the number of values to keep"),
+                    e.at,
+                )
+                .help(format!(
+                    "write {name}(F, K{})",
+                    if suffix_out.is_none() { ", tag" } else { "" }
+                )));
             };
             let kv = self.int_of(k_expr, "K")?;
             if kv < 1 {
-                return Err(err(ErrorKind::Reduction, format!("K must be at least 1, found {kv}"), k_expr.at));
+                return Err(err(
+                    ErrorKind::Reduction,
+                    format!("K must be at least 1, found {kv}"),
+                    k_expr.at,
+                ));
             }
             k = kv as usize;
             rest = tail;
@@ -519,7 +788,13 @@ impl Checker<'_> {
             Some(c) => c,
             None => {
                 let Some((tag, tail)) = rest.split_first() else {
-                    return Err(err(ErrorKind::Arity, format!("{name} needs a tag: 0 for an output indexed by i (sum over j), 1 for an output indexed by j"), e.at));
+                    return Err(err(
+                        ErrorKind::Arity,
+                        format!(
+                            "{name} needs a tag: 0 for an output indexed by i (sum over j), 1 for an output indexed by j"
+                        ),
+                        e.at,
+                    ));
                 };
                 rest = tail;
                 match self.int_of(tag, "the tag")? {
@@ -537,11 +812,19 @@ impl Checker<'_> {
             (true, [g]) => Some(g),
             _ => {
                 let at = rest[0].at.join(rest[rest.len() - 1].at);
-                return Err(err(ErrorKind::Arity, format!("{name} has too many arguments"), at));
+                return Err(err(
+                    ErrorKind::Arity,
+                    format!("{name} has too many arguments"),
+                    at,
+                ));
             }
         };
         if kind == ReductionKind::SumSoftMaxWeight && weight_expr.is_none() {
-            return Err(err(ErrorKind::Arity, format!("{name} needs a second formula G: SumSoftMaxWeight(F, G)"), e.at));
+            return Err(err(
+                ErrorKind::Arity,
+                format!("{name} needs a second formula G: SumSoftMaxWeight(F, G)"),
+                e.at,
+            ));
         }
         let formula = self.expr(f_expr)?;
         let weight = match weight_expr {
@@ -551,25 +834,60 @@ impl Checker<'_> {
         let fdim = self.graph.dim(formula).clone();
         if kind.takes_weight() {
             self.dims.unify(&fdim, &Dim::one()).map_err(|m| {
-                err(ErrorKind::Reduction, format!("{} needs a scalar formula F, found dimension {}", kind.name(), m.left), f_expr.at)
-                    .help("use Sum(F), Norm2(F) or Elem(F, k) to make it scalar, or another reduction")
+                err(
+                    ErrorKind::Reduction,
+                    format!(
+                        "{} needs a scalar formula F, found dimension {}",
+                        kind.name(),
+                        m.left
+                    ),
+                    f_expr.at,
+                )
+                .help("use Sum(F), Norm2(F) or Elem(F, k) to make it scalar, or another reduction")
             })?;
         }
-        let gdim = weight.map(|w| self.graph.dim(w).clone()).unwrap_or_else(Dim::one);
+        let gdim = weight
+            .map(|w| self.graph.dim(w).clone())
+            .unwrap_or_else(Dim::one);
         let values = match kind {
             ReductionKind::Sum => fdim.clone(),
             ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => gdim,
             _ if kind.has_values() => fdim.scale(k),
             _ => Dim::known(0),
         };
-        let indices = if kind.has_indices() { fdim.scale(k) } else { Dim::known(0) };
+        let indices = if kind.has_indices() {
+            fdim.scale(k)
+        } else {
+            Dim::known(0)
+        };
         self.finish_args()?;
         let program = Program {
             graph: std::mem::take(&mut self.graph),
             dims: std::mem::take(&mut self.dims),
-            args: self.args.iter().map(|a| a.clone().unwrap_or(ArgInfo { name: None, dim: Dim::known(0), cats: vec![], concise: false })).collect(),
-            bufs: vec![BufInfo { rows: out_rows, values, indices }],
-            steps: vec![Step::Reduce(Reduce { kind, out_rows, formula, weight, out: 0 })],
+            args: self
+                .args
+                .iter()
+                .map(|a| {
+                    a.clone().unwrap_or(ArgInfo {
+                        name: None,
+                        dim: Dim::known(0),
+                        cats: vec![],
+                        concise: false,
+                    })
+                })
+                .collect(),
+            bufs: vec![BufInfo {
+                rows: out_rows,
+                values,
+                indices,
+            }],
+            steps: vec![Step::Reduce(Reduce {
+                kind,
+                out_rows,
+                formula,
+                weight,
+                out: 0,
+            })],
             output: 0,
         };
         Ok(Top::Program(program))
@@ -591,16 +909,18 @@ impl Checker<'_> {
             next += 1;
         }
         for v in &mut self.graph.vars {
-            if let VarSource::Arg(p) = v.source {
-                if let Some(q) = renumber.get(&p) {
+            if let VarSource::Arg(p) = v.source
+                && let Some(q) = renumber.get(&p) {
                     v.source = VarSource::Arg(*q);
                 }
-            }
         }
         for (p, a) in self.args.iter().enumerate() {
             if a.is_none() {
-                return Err(Error::new(ErrorKind::Declaration, format!("argument position {p} is never declared"))
-                    .help("number the positions of Vi/Vj/Pm/Var declarations from 0 without gaps"));
+                return Err(Error::new(
+                    ErrorKind::Declaration,
+                    format!("argument position {p} is never declared"),
+                )
+                .help("number the positions of Vi/Vj/Pm/Var declarations from 0 without gaps"));
             }
         }
         Ok(())
@@ -609,10 +929,19 @@ impl Checker<'_> {
     fn grad_of_reduction(&mut self, red: &Expr, v: &Expr, e: &Expr) -> Result<Top> {
         let Top::Program(mut forward) = self.top(red)?;
         let ExprKind::Name(vname) = &v.kind else {
-            return Err(err(ErrorKind::Differentiation, "Grad of a reduction is taken with respect to a variable name", v.at));
+            return Err(err(
+                ErrorKind::Differentiation,
+                "Grad of a reduction is taken with respect to a variable name",
+                v.at,
+            ));
         };
         let pos = forward.arg_position(vname).ok_or_else(|| {
-            err(ErrorKind::UnknownVariable, format!("unknown variable `{vname}`"), v.at).help("differentiate with respect to an argument of the reduction")
+            err(
+                ErrorKind::UnknownVariable,
+                format!("unknown variable `{vname}`"),
+                v.at,
+            )
+            .help("differentiate with respect to an argument of the reduction")
         })?;
         let ExprKind::Name(ename) = &e.kind else {
             return Err(err(ErrorKind::Differentiation, "the cotangent of Grad of a reduction must be a variable name", e.at)
@@ -646,7 +975,7 @@ impl Checker<'_> {
 
 /// A reduction name: base kind constructor, output category from a `_i`/`_j` suffix
 /// (None for the `_Reduction` form with a tag), and whether it takes K.
-fn reduction_name(name: &str) -> Option<(fn(usize) -> ReductionKind, Option<Cat>, bool)> {
+fn reduction_name(name: &str) -> Option<(ReductionCtor, Option<Cat>, bool)> {
     let (base, out) = if let Some(b) = name.strip_suffix("_Reduction") {
         (b, None)
     } else if let Some(b) = name.strip_suffix("_j") {
@@ -656,7 +985,10 @@ fn reduction_name(name: &str) -> Option<(fn(usize) -> ReductionKind, Option<Cat>
     } else {
         return None;
     };
-    REDUCTION_NAMES.iter().find(|(n, _, _)| *n == base).map(|(_, f, k)| (*f, out, *k))
+    REDUCTION_NAMES
+        .iter()
+        .find(|(n, _, _)| *n == base)
+        .map(|(_, f, k)| (*f, out, *k))
 }
 
 /// Whether the node is a variable (for callers that need one).

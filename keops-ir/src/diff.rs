@@ -45,16 +45,27 @@ pub fn grad(b: &mut Builder<'_>, f: NodeId, v: VarId, e: NodeId) -> Result<NodeI
                 });
             }
             Node::Op(op, args, params) => {
-                let Some(prim) = op.spec().prim() else { continue };
+                let Some(prim) = op.spec().prim() else {
+                    continue;
+                };
                 let rule = match prim.deriv {
                     Deriv::Zero => continue,
                     Deriv::Undefined(why) => {
-                        return Err(Error::new(ErrorKind::Differentiation, format!("cannot differentiate {}: {why}", op.name()))
-                            .help("remove this operation from the differentiated part of the formula"));
+                        return Err(Error::new(
+                            ErrorKind::Differentiation,
+                            format!("cannot differentiate {}: {why}", op.name()),
+                        )
+                        .help(
+                            "remove this operation from the differentiated part of the formula",
+                        ));
                     }
                     Deriv::Rule(rule) => rule,
                 };
-                let call = Call { node: n, args: args.clone(), params };
+                let call = Call {
+                    node: n,
+                    args: args.clone(),
+                    params,
+                };
                 for (k, a) in args.iter().enumerate() {
                     if !dep.contains(a) {
                         continue;
@@ -86,7 +97,11 @@ pub fn substitute(b: &mut Builder<'_>, root: NodeId, v: VarId, by: NodeId) -> Re
             Node::Var(w) if w == v => by,
             Node::Op(op, args, params) => {
                 let new_args: Vec<NodeId> = args.iter().map(|a| map[a]).collect();
-                if new_args == args { n } else { b.op(op, &new_args, params)? }
+                if new_args == args {
+                    n
+                } else {
+                    b.op(op, &new_args, params)?
+                }
             }
             _ => n,
         };
@@ -99,8 +114,14 @@ pub fn substitute(b: &mut Builder<'_>, root: NodeId, v: VarId, by: NodeId) -> Re
 pub fn diff(b: &mut Builder<'_>, f: NodeId, v: VarId, u: NodeId) -> Result<NodeId> {
     let (dv, du) = (b.graph.var(v).dim.clone(), b.dim(u));
     b.dims.unify(&dv, &du).map_err(|m| {
-        Error::new(ErrorKind::Dimension, format!("Diff: the direction has dimension {}, the variable {}", m.right, m.left))
-            .help("the third argument of Diff must have the dimension of the variable")
+        Error::new(
+            ErrorKind::Dimension,
+            format!(
+                "Diff: the direction has dimension {}, the variable {}",
+                m.right, m.left
+            ),
+        )
+        .help("the third argument of Diff must have the dimension of the variable")
     })?;
     let df = b.dim(f);
     let (w, wn) = b.temp_var(df.clone(), Cat::Temp);
@@ -137,7 +158,13 @@ pub fn trace_jacobian(b: &mut Builder<'_>, f: NodeId, v: VarId, what: &str) -> R
         return b.sum(g);
     }
     b.dims.unify(&df, &dv).map_err(|m| {
-        Error::new(ErrorKind::Dimension, format!("{what}: the formula has dimension {} and the variable {}; they must be equal", m.left, m.right))
+        Error::new(
+            ErrorKind::Dimension,
+            format!(
+                "{what}: the formula has dimension {} and the variable {}; they must be equal",
+                m.left, m.right
+            ),
+        )
     })?;
     let n = b.known_dim(f, what)?;
     let mut total = b.zero(Dim::one());

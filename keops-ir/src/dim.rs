@@ -163,7 +163,11 @@ impl Dim {
     }
 
     /// Writes the dimension with symbols named by `name`.
-    pub fn write_with(&self, f: &mut dyn fmt::Write, name: &dyn Fn(SymId) -> String) -> fmt::Result {
+    pub fn write_with(
+        &self,
+        f: &mut dyn fmt::Write,
+        name: &dyn Fn(SymId) -> String,
+    ) -> fmt::Result {
         if self.terms.is_empty() {
             return write!(f, "0");
         }
@@ -234,7 +238,9 @@ impl DimConstraint {
             DimConstraint::Eq(a, b) => DimConstraint::Eq(s.resolve(a), s.resolve(b)),
             DimConstraint::AtLeast(a, n) => DimConstraint::AtLeast(s.resolve(a), *n),
             DimConstraint::AtMost(a, n) => DimConstraint::AtMost(s.resolve(a), *n),
-            DimConstraint::MultipleOf(a, b) => DimConstraint::MultipleOf(s.resolve(a), s.resolve(b)),
+            DimConstraint::MultipleOf(a, b) => {
+                DimConstraint::MultipleOf(s.resolve(a), s.resolve(b))
+            }
         }
     }
 
@@ -311,12 +317,18 @@ impl DimSolver {
         for v in self.bindings.values_mut() {
             *v = v.subst(&single);
         }
-        self.deferred = self.deferred.iter().map(|c| match c {
-            DimConstraint::Eq(a, b) => DimConstraint::Eq(a.subst(&single), b.subst(&single)),
-            DimConstraint::AtLeast(a, n) => DimConstraint::AtLeast(a.subst(&single), *n),
-            DimConstraint::AtMost(a, n) => DimConstraint::AtMost(a.subst(&single), *n),
-            DimConstraint::MultipleOf(a, b) => DimConstraint::MultipleOf(a.subst(&single), b.subst(&single)),
-        }).collect();
+        self.deferred = self
+            .deferred
+            .iter()
+            .map(|c| match c {
+                DimConstraint::Eq(a, b) => DimConstraint::Eq(a.subst(&single), b.subst(&single)),
+                DimConstraint::AtLeast(a, n) => DimConstraint::AtLeast(a.subst(&single), *n),
+                DimConstraint::AtMost(a, n) => DimConstraint::AtMost(a.subst(&single), *n),
+                DimConstraint::MultipleOf(a, b) => {
+                    DimConstraint::MultipleOf(a.subst(&single), b.subst(&single))
+                }
+            })
+            .collect();
         self.bindings.insert(s, value);
     }
 
@@ -328,14 +340,21 @@ impl DimSolver {
         if diff.terms.is_empty() {
             return Ok(());
         }
-        let mismatch = || Mismatch { left: ra.clone(), right: rb.clone() };
+        let mismatch = || Mismatch {
+            left: ra.clone(),
+            right: rb.clone(),
+        };
         if diff.is_known() {
             return Err(mismatch());
         }
         // Look for a symbol that appears only linearly, in a single monomial.
         let syms = diff.syms();
         for s in syms {
-            let linear = diff.terms.iter().filter(|(m, _)| m.contains(&s)).collect::<Vec<_>>();
+            let linear = diff
+                .terms
+                .iter()
+                .filter(|(m, _)| m.contains(&s))
+                .collect::<Vec<_>>();
             if linear.len() != 1 || linear[0].0.len() != 1 {
                 continue;
             }
@@ -423,7 +442,8 @@ mod tests {
         let mut s = DimSolver::new();
         let (x, y, z) = (s.fresh(), s.fresh(), s.fresh());
         s.unify(&Dim::sym(x), &Dim::sym(y)).unwrap();
-        s.unify(&Dim::sym(z), &Dim::sym(x).add(&Dim::sym(y))).unwrap();
+        s.unify(&Dim::sym(z), &Dim::sym(x).add(&Dim::sym(y)))
+            .unwrap();
         s.unify(&Dim::sym(y), &Dim::known(3)).unwrap();
         assert_eq!(s.resolve(&Dim::sym(z)).as_known(), Some(6));
         assert!(s.unify(&Dim::sym(x), &Dim::known(4)).is_err());
@@ -434,7 +454,8 @@ mod tests {
         let mut s = DimSolver::new();
         let x = s.fresh();
         // 2*x + 1 = 7
-        s.unify(&Dim::sym(x).scale(2).add(&Dim::known(1)), &Dim::known(7)).unwrap();
+        s.unify(&Dim::sym(x).scale(2).add(&Dim::known(1)), &Dim::known(7))
+            .unwrap();
         assert_eq!(s.resolve(&Dim::sym(x)).as_known(), Some(3));
         // 2*y = 7 has no integer solution
         let y = s.fresh();
@@ -445,7 +466,8 @@ mod tests {
     fn nonlinear_equations_are_deferred() {
         let mut s = DimSolver::new();
         let x = s.fresh();
-        s.unify(&Dim::sym(x).mul(&Dim::sym(x)), &Dim::known(9)).unwrap();
+        s.unify(&Dim::sym(x).mul(&Dim::sym(x)), &Dim::known(9))
+            .unwrap();
         assert_eq!(s.deferred.len(), 1);
         s.unify(&Dim::sym(x), &Dim::known(3)).unwrap();
         assert!(s.check_deferred().is_ok());

@@ -61,7 +61,9 @@ impl<'g> Printer<'g> {
                 let info = self.graph.var(*v);
                 match (&info.name, info.source) {
                     (Some(name), _) => out.push_str(name),
-                    (None, VarSource::Arg(p)) => write!(out, "Var({p}, {}, {})", info.dim, info.cat.keops_number())?,
+                    (None, VarSource::Arg(p)) => {
+                        write!(out, "Var({p}, {}, {})", info.dim, info.cat.keops_number())?
+                    }
                     (None, VarSource::Buffer(k)) => write!(out, "buf{k}_{}", cat_suffix(info.cat))?,
                     (None, VarSource::Temp) => write!(out, "slot{}", v.0)?,
                 }
@@ -74,11 +76,17 @@ impl<'g> Printer<'g> {
                 match prim.map(|p| p.print) {
                     Some(Print::Infix(sym, prec)) => {
                         let (l, r) = (args[0], args[1]);
-                        self.operand(out, l, self.precedence(l) < prec || (prec == 1 && self.precedence(l) == 1))?;
+                        self.operand(
+                            out,
+                            l,
+                            self.precedence(l) < prec || (prec == 1 && self.precedence(l) == 1),
+                        )?;
                         write!(out, " {sym} ")?;
                         self.operand(out, r, self.precedence(r) <= prec)?;
                     }
-                    Some(Print::Prefix(sym)) if !matches!(self.graph.node(args[0]), Node::Const(_)) => {
+                    Some(Print::Prefix(sym))
+                        if !matches!(self.graph.node(args[0]), Node::Const(_)) =>
+                    {
                         out.push_str(sym);
                         self.operand(out, args[0], self.precedence(args[0]) < UNARY)?;
                     }
@@ -183,7 +191,14 @@ impl Program {
     }
 }
 
-fn reduction_call(p: &Program, kind: ReductionKind, out_rows: Cat, f: NodeId, g: Option<NodeId>, concise: bool) -> String {
+fn reduction_call(
+    p: &Program,
+    kind: ReductionKind,
+    out_rows: Cat,
+    f: NodeId,
+    g: Option<NodeId>,
+    concise: bool,
+) -> String {
     let pr = Printer::new(&p.graph);
     let mut s = String::new();
     if concise {
@@ -211,14 +226,28 @@ impl fmt::Display for Program {
         let mut header = String::new();
         self.write_header(&mut header)?;
         if let [Step::Reduce(r)] = self.steps.as_slice() {
-            return write!(f, "{header}{}", reduction_call(self, r.kind, r.out_rows, r.formula, r.weight, self.all_concise()));
+            return write!(
+                f,
+                "{header}{}",
+                reduction_call(
+                    self,
+                    r.kind,
+                    r.out_rows,
+                    r.formula,
+                    r.weight,
+                    self.all_concise()
+                )
+            );
         }
         writeln!(f, "{}", header.trim_end())?;
         for s in &self.steps {
             match s {
-                Step::Reduce(r) => {
-                    writeln!(f, "buf{} = {}", r.out, reduction_call(self, r.kind, r.out_rows, r.formula, r.weight, false))?
-                }
+                Step::Reduce(r) => writeln!(
+                    f,
+                    "buf{} = {}",
+                    r.out,
+                    reduction_call(self, r.kind, r.out_rows, r.formula, r.weight, false)
+                )?,
                 Step::Gather(g) => writeln!(
                     f,
                     "buf{} = Gather(owner {:?}, rows {:?}, indices buf{}, K {}, {})",

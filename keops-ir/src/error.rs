@@ -23,7 +23,10 @@ impl TokRange {
 
     /// The smallest range covering both.
     pub fn join(self, other: TokRange) -> Self {
-        TokRange { start: self.start.min(other.start), end: self.end.max(other.end) }
+        TokRange {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 }
 
@@ -71,7 +74,12 @@ pub struct Error {
 impl Error {
     /// A new error without location.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), help: None, at: None }
+        Error {
+            kind,
+            message: message.into(),
+            help: None,
+            at: None,
+        }
     }
 
     /// Attaches the offending tokens (keeps an existing, more precise location).
@@ -149,7 +157,11 @@ pub(crate) fn render(text: &str, error: &Error, span: Option<(LineCol, LineCol)>
         let lines: Vec<&str> = text.lines().collect();
         if let Some(line) = lines.get(start.line.saturating_sub(1)) {
             let gutter = format!("{} | ", start.line);
-            let width = if end.line == start.line { end.column.saturating_sub(start.column).max(1) } else { line.chars().count().saturating_sub(start.column).max(1) };
+            let width = if end.line == start.line {
+                end.column.saturating_sub(start.column).max(1)
+            } else {
+                line.chars().count().saturating_sub(start.column).max(1)
+            };
             out.push_str(&format!("{gutter}{line}\n"));
             out.push_str(&" ".repeat(gutter.len() + start.column));
             out.push_str(&"^".repeat(width));

@@ -11,7 +11,7 @@ use crate::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarSource};
 use crate::ops::{Eval, Op, VecArgs};
 use crate::program::{CotSrc, Gather, Program, Reduce, Step};
 use crate::real::Real;
-use crate::reduction::{ReductionKind, INDEX_NONE};
+use crate::reduction::{INDEX_NONE, ReductionKind};
 use std::collections::HashMap;
 
 /// Applies one operation to argument vectors (broadcasting element-wise operations).
@@ -117,7 +117,12 @@ pub struct EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { sum: SumScheme::Blocked, tile: 256, m: None, n: None }
+        EvalOptions {
+            sum: SumScheme::Blocked,
+            tile: 256,
+            m: None,
+            n: None,
+        }
     }
 }
 
@@ -129,21 +134,34 @@ impl Program {
     /// A copy with every symbolic dimension fixed by the widths of the arguments.
     pub fn instantiate(&self, widths: &[usize]) -> Result<Program> {
         if widths.len() != self.args.len() {
-            return Err(input(format!("the kernel takes {} arguments, {} were given", self.args.len(), widths.len())));
+            return Err(input(format!(
+                "the kernel takes {} arguments, {} were given",
+                self.args.len(),
+                widths.len()
+            )));
         }
         let mut p = self.clone();
         for (k, (a, w)) in self.args.iter().zip(widths).enumerate() {
             p.dims.unify(&a.dim, &Dim::known(*w)).map_err(|m| {
                 input(format!(
                     "argument {k}{} has {w} values per row, the formula needs {}",
-                    a.name.as_ref().map(|n| format!(" (`{n}`)")).unwrap_or_default(),
+                    a.name
+                        .as_ref()
+                        .map(|n| format!(" (`{n}`)"))
+                        .unwrap_or_default(),
                     m.left
                 ))
             })?;
         }
-        p.dims.check_deferred().map_err(|c| input(format!("the argument widths violate the formula's condition {c:?}")))?;
+        p.dims.check_deferred().map_err(|c| {
+            input(format!(
+                "the argument widths violate the formula's condition {c:?}"
+            ))
+        })?;
         if let Some(c) = p.dims.deferred.first() {
-            return Err(input(format!("the argument widths leave a dimension undetermined: {c:?}")));
+            return Err(input(format!(
+                "the argument widths leave a dimension undetermined: {c:?}"
+            )));
         }
         let _ = DimConstraint::AtLeast(Dim::one(), 0);
         p.graph.resolve_dims(&p.dims);
@@ -167,7 +185,10 @@ impl Program {
                     Cat::J => &mut n,
                     _ => {
                         if a.rows != 1 {
-                            return Err(input(format!("argument {k} is a parameter and must have one row, found {}", a.rows)));
+                            return Err(input(format!(
+                                "argument {k} is a parameter and must have one row, found {}",
+                                a.rows
+                            )));
                         }
                         continue;
                     }
@@ -175,7 +196,10 @@ impl Program {
                 match slot {
                     Some(r) if *r != a.rows => {
                         let which = if *cat == Cat::I { "i (M)" } else { "j (N)" };
-                        return Err(input(format!("argument {k} has {} rows, but other variables indexed by {which} have {r}", a.rows)));
+                        return Err(input(format!(
+                            "argument {k} has {} rows, but other variables indexed by {which} have {r}",
+                            a.rows
+                        )));
                     }
                     _ => *slot = Some(a.rows),
                 }
@@ -187,12 +211,22 @@ impl Program {
     }
 
     /// Evaluates the program with the reference evaluator.
-    pub fn evaluate<R: Real>(&self, args: &[Array<'_, R>], opts: &EvalOptions) -> Result<Output<R>> {
+    pub fn evaluate<R: Real>(
+        &self,
+        args: &[Array<'_, R>],
+        opts: &EvalOptions,
+    ) -> Result<Output<R>> {
         let widths: Vec<usize> = args.iter().map(|a| a.dim).collect();
         let p = self.instantiate(&widths)?;
         for (k, a) in args.iter().enumerate() {
             if a.data.len() != a.rows * a.dim {
-                return Err(input(format!("argument {k} has {} values, expected {} rows x {} = {}", a.data.len(), a.rows, a.dim, a.rows * a.dim)));
+                return Err(input(format!(
+                    "argument {k} has {} values, expected {} rows x {} = {}",
+                    a.data.len(),
+                    a.rows,
+                    a.dim,
+                    a.rows * a.dim
+                )));
             }
         }
         let (m, n) = p.sizes(args, opts)?;
@@ -207,7 +241,9 @@ impl Program {
                 Step::Reduce(r) => reduce(&p, r, args, &bufs, m, n, opts)?,
                 Step::Gather(g) => gather(&p, g, args, &bufs, m, n)?,
                 Step::SumRows { src, out } => {
-                    let s = bufs[*src].as_ref().ok_or_else(|| input("internal: buffer used before it is computed"))?;
+                    let s = bufs[*src]
+                        .as_ref()
+                        .ok_or_else(|| input("internal: buffer used before it is computed"))?;
                     let mut v = vec![R::zero(); s.vdim];
                     for r in 0..s.rows {
                         for (a, x) in v.iter_mut().zip(&s.values[r * s.vdim..(r + 1) * s.vdim]) {
@@ -215,23 +251,47 @@ impl Program {
                         }
                     }
                     let _ = out;
-                    Output { rows: 1, vdim: s.vdim, values: v, idim: 0, indices: vec![] }
+                    Output {
+                        rows: 1,
+                        vdim: s.vdim,
+                        values: v,
+                        idim: 0,
+                        indices: vec![],
+                    }
                 }
                 Step::Add { a, b, .. } => {
                     let (a, b) = (bufs[*a].as_ref(), bufs[*b].as_ref());
-                    let (Some(a), Some(b)) = (a, b) else { return Err(input("internal: buffer used before it is computed")) };
-                    Output { values: a.values.iter().zip(&b.values).map(|(x, y)| *x + *y).collect(), ..a.clone() }
+                    let (Some(a), Some(b)) = (a, b) else {
+                        return Err(input("internal: buffer used before it is computed"));
+                    };
+                    Output {
+                        values: a
+                            .values
+                            .iter()
+                            .zip(&b.values)
+                            .map(|(x, y)| *x + *y)
+                            .collect(),
+                        ..a.clone()
+                    }
                 }
                 Step::Fill { value, out } => {
                     let info = &p.bufs[*out];
                     let rows = rows_of(info.rows);
                     let vdim = info.values.as_known().unwrap_or(0);
-                    Output { rows, vdim, values: vec![R::of(*value); rows * vdim], idim: 0, indices: vec![] }
+                    Output {
+                        rows,
+                        vdim,
+                        values: vec![R::of(*value); rows * vdim],
+                        idim: 0,
+                        indices: vec![],
+                    }
                 }
             };
             bufs[step.out()] = Some(out);
         }
-        bufs[p.output].take().ok_or_else(|| input("internal: the output was not computed"))
+        bufs[p.output]
+            .take()
+            .ok_or_else(|| input("internal: the output was not computed"))
     }
 }
 
@@ -248,11 +308,17 @@ impl Plan {
         let mut offset = HashMap::new();
         let mut size = 0;
         for n in &order {
-            let d = g.known_dim(*n).ok_or_else(|| input("internal: symbolic dimension at evaluation"))?;
+            let d = g
+                .known_dim(*n)
+                .ok_or_else(|| input("internal: symbolic dimension at evaluation"))?;
             offset.insert(*n, (size, d));
             size += d;
         }
-        Ok(Plan { order, offset, size })
+        Ok(Plan {
+            order,
+            offset,
+            size,
+        })
     }
 
     /// Computes every node; `bind(v)` gives the value of variable `v`.
@@ -272,7 +338,8 @@ impl Plan {
                         ranges.push((scratch.len(), ad));
                         scratch.extend_from_slice(&vals[ao..ao + ad]);
                     }
-                    let refs: Vec<&[R]> = ranges.iter().map(|(s, l)| &scratch[*s..*s + *l]).collect();
+                    let refs: Vec<&[R]> =
+                        ranges.iter().map(|(s, l)| &scratch[*s..*s + *l]).collect();
                     apply_op_into(*op, &refs, params, &mut vals[o..o + d]);
                 }
             }
@@ -286,7 +353,14 @@ impl Plan {
 }
 
 /// Where a variable's row comes from.
-fn row_of<'a, R>(p: &Program, v: VarId, args: &[Array<'a, R>], bufs: &'a [Option<Output<R>>], r_i: usize, r_j: usize) -> Option<&'a [R]> {
+fn row_of<'a, R>(
+    p: &Program,
+    v: VarId,
+    args: &[Array<'a, R>],
+    bufs: &'a [Option<Output<R>>],
+    r_i: usize,
+    r_j: usize,
+) -> Option<&'a [R]> {
     let info = p.graph.var(v);
     let row = match info.cat {
         Cat::I => r_i,
@@ -322,7 +396,13 @@ fn reduce<R: Real>(
     let gdim = r.weight.and_then(|w| p.graph.known_dim(w)).unwrap_or(1);
     let (rows, inner) = if r.out_rows == Cat::I { (m, n) } else { (n, m) };
     let (vdim, idim) = r.kind.output_width(fdim, gdim);
-    let mut out = Output { rows, vdim, values: Vec::with_capacity(rows * vdim), idim, indices: Vec::with_capacity(rows * idim) };
+    let mut out = Output {
+        rows,
+        vdim,
+        values: Vec::with_capacity(rows * vdim),
+        idim,
+        indices: Vec::with_capacity(rows * idim),
+    };
     let mut vals = vec![R::zero(); plan.size];
     let ones = vec![R::one(); gdim];
     for row in 0..rows {
@@ -331,10 +411,15 @@ fn reduce<R: Real>(
         let mut comp = vec![R::zero(); fdim];
         let mut acc64 = vec![0f64; fdim];
         for t in 0..inner {
-            let (ri, rj) = if r.out_rows == Cat::I { (row, t) } else { (t, row) };
+            let (ri, rj) = if r.out_rows == Cat::I {
+                (row, t)
+            } else {
+                (t, row)
+            };
             let mut rows_of_vars: HashMap<VarId, &[R]> = HashMap::new();
             for v in &vars {
-                let data = row_of(p, *v, args, bufs, ri, rj).ok_or_else(|| input("internal: a variable has no data"))?;
+                let data = row_of(p, *v, args, bufs, ri, rj)
+                    .ok_or_else(|| input("internal: a variable has no data"))?;
                 rows_of_vars.insert(*v, data);
             }
             plan.run(&p.graph, &mut vals, &|v| rows_of_vars[&v]);
@@ -385,24 +470,52 @@ fn reduce<R: Real>(
     Ok(out)
 }
 
-fn cot_value<R: Real>(src: &CotSrc, args: &[Array<'_, R>], bufs: &[Option<Output<R>>], row: usize, k: usize) -> R {
+fn cot_value<R: Real>(
+    src: &CotSrc,
+    args: &[Array<'_, R>],
+    bufs: &[Option<Output<R>>],
+    row: usize,
+    k: usize,
+) -> R {
     let row = if src.cat == Cat::P { 0 } else { row };
     match src.source {
-        VarSource::Arg(a) => args.get(a).and_then(|a| a.data.get(row * a.dim + k)).copied().unwrap_or(R::zero()),
-        VarSource::Buffer(b) => bufs.get(b).and_then(|b| b.as_ref()).and_then(|b| b.values.get(row * b.vdim + k)).copied().unwrap_or(R::zero()),
+        VarSource::Arg(a) => args
+            .get(a)
+            .and_then(|a| a.data.get(row * a.dim + k))
+            .copied()
+            .unwrap_or(R::zero()),
+        VarSource::Buffer(b) => bufs
+            .get(b)
+            .and_then(|b| b.as_ref())
+            .and_then(|b| b.values.get(row * b.vdim + k))
+            .copied()
+            .unwrap_or(R::zero()),
         VarSource::Temp => R::zero(),
     }
 }
 
-fn gather<R: Real>(p: &Program, ga: &Gather, args: &[Array<'_, R>], bufs: &[Option<Output<R>>], m: usize, n: usize) -> Result<Output<R>> {
+fn gather<R: Real>(
+    p: &Program,
+    ga: &Gather,
+    args: &[Array<'_, R>],
+    bufs: &[Option<Output<R>>],
+    m: usize,
+    n: usize,
+) -> Result<Output<R>> {
     let plan = Plan::new(&p.graph, &[ga.formula])?;
     let vars = p.graph.vars_of(&[ga.formula]);
     let d = p.graph.var(ga.slot_var).dim.as_known().unwrap_or(1);
     let slots = ga.k * d;
     let (owner_rows, other_rows) = if ga.owner == Cat::I { (m, n) } else { (n, m) };
-    let out_rows = if ga.out_rows == ga.owner { owner_rows } else { other_rows };
+    let out_rows = if ga.out_rows == ga.owner {
+        owner_rows
+    } else {
+        other_rows
+    };
     let vdim = p.graph.known_dim(ga.formula).unwrap_or(0);
-    let idx = bufs[ga.indices].as_ref().ok_or_else(|| input("internal: indices used before they are computed"))?;
+    let idx = bufs[ga.indices]
+        .as_ref()
+        .ok_or_else(|| input("internal: indices used before they are computed"))?;
     let mut out = vec![R::zero(); out_rows * vdim];
     let mut vals = vec![R::zero(); plan.size];
     let mut slot_val = vec![R::zero(); d];
@@ -413,7 +526,10 @@ fn gather<R: Real>(p: &Program, ga: &Gather, args: &[Array<'_, R>], bufs: &[Opti
                 continue;
             }
             let j = j as usize;
-            let w = ga.weight.iter().fold(R::zero(), |acc, src| acc + cot_value(src, args, bufs, r, s));
+            let w = ga
+                .weight
+                .iter()
+                .fold(R::zero(), |acc, src| acc + cot_value(src, args, bufs, r, s));
             slot_val.fill(R::zero());
             slot_val[s % d] = w;
             let (ri, rj) = if ga.owner == Cat::I { (r, j) } else { (j, r) };
@@ -422,16 +538,32 @@ fn gather<R: Real>(p: &Program, ga: &Gather, args: &[Array<'_, R>], bufs: &[Opti
                 if *v == ga.slot_var {
                     continue;
                 }
-                let data = row_of(p, *v, args, bufs, ri, rj).ok_or_else(|| input("internal: a variable has no data"))?;
+                let data = row_of(p, *v, args, bufs, ri, rj)
+                    .ok_or_else(|| input("internal: a variable has no data"))?;
                 rows_of_vars.insert(*v, data);
             }
             let slot_ref: &[R] = &slot_val;
-            plan.run(&p.graph, &mut vals, &|v| if v == ga.slot_var { slot_ref } else { rows_of_vars[&v] });
+            plan.run(&p.graph, &mut vals, &|v| {
+                if v == ga.slot_var {
+                    slot_ref
+                } else {
+                    rows_of_vars[&v]
+                }
+            });
             let target = if ga.out_rows == ga.owner { r } else { j };
-            for (o, x) in out[target * vdim..(target + 1) * vdim].iter_mut().zip(plan.get(&vals, ga.formula)) {
+            for (o, x) in out[target * vdim..(target + 1) * vdim]
+                .iter_mut()
+                .zip(plan.get(&vals, ga.formula))
+            {
                 *o = *o + *x;
             }
         }
     }
-    Ok(Output { rows: out_rows, vdim, values: out, idim: 0, indices: vec![] })
+    Ok(Output {
+        rows: out_rows,
+        vdim,
+        values: out,
+        idim: 0,
+        indices: vec![],
+    })
 }

@@ -316,7 +316,9 @@ impl Graph {
             if let Node::Zero(d) = &mut nd.node {
                 *d = solver.resolve(d);
             }
-            self.index.entry(nd.node.clone()).or_insert(NodeId(k as u32));
+            self.index
+                .entry(nd.node.clone())
+                .or_insert(NodeId(k as u32));
         }
     }
 }

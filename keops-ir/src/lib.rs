@@ -51,7 +51,7 @@ pub use ops::Op;
 pub use parse::Source;
 pub use program::{ArgInfo, BufInfo, Program, Step};
 pub use real::Real;
-pub use reduction::{ReductionKind, INDEX_NONE};
+pub use reduction::{INDEX_NONE, ReductionKind};
 
 impl Program {
     /// Parses and checks a formula text (declarations, then the formula, separated by `;`).
@@ -63,7 +63,10 @@ impl Program {
 
     /// Parses a formula with a KeOps alias list, as pykeops' `Genred(formula, aliases)`:
     /// `Program::parse_with_aliases("Sum_Reduction(Exp(-SqDist(x, y)), 0)", &["x = Vi(3)", "y = Vj(3)"])`.
-    pub fn parse_with_aliases(formula: &str, aliases: &[&str]) -> std::result::Result<Program, FormulaError> {
+    pub fn parse_with_aliases(
+        formula: &str,
+        aliases: &[&str],
+    ) -> std::result::Result<Program, FormulaError> {
         let mut text = String::new();
         for a in aliases {
             text.push_str(a);

@@ -60,7 +60,10 @@ pub struct Source {
 fn flatten(ts: TokenStream, out: &mut Vec<Tok>) {
     for tt in ts {
         match tt {
-            TokenTree::Ident(i) => out.push(Tok { kind: TokKind::Ident(i.to_string()), span: i.span() }),
+            TokenTree::Ident(i) => out.push(Tok {
+                kind: TokKind::Ident(i.to_string()),
+                span: i.span(),
+            }),
             TokenTree::Punct(p) => out.push(Tok {
                 kind: TokKind::Punct(p.as_char(), p.spacing() == proc_macro2::Spacing::Joint),
                 span: p.span(),
@@ -68,7 +71,10 @@ fn flatten(ts: TokenStream, out: &mut Vec<Tok>) {
             TokenTree::Literal(l) => {
                 let text = l.to_string();
                 let kind = literal_kind(&text);
-                out.push(Tok { kind, span: l.span() });
+                out.push(Tok {
+                    kind,
+                    span: l.span(),
+                });
             }
             TokenTree::Group(g) => {
                 let (open, close) = match g.delimiter() {
@@ -80,9 +86,15 @@ fn flatten(ts: TokenStream, out: &mut Vec<Tok>) {
                         continue;
                     }
                 };
-                out.push(Tok { kind: TokKind::Open(open), span: g.span_open() });
+                out.push(Tok {
+                    kind: TokKind::Open(open),
+                    span: g.span_open(),
+                });
                 flatten(g.stream(), out);
-                out.push(Tok { kind: TokKind::Close(close), span: g.span_close() });
+                out.push(Tok {
+                    kind: TokKind::Close(close),
+                    span: g.span_close(),
+                });
             }
         }
     }
@@ -91,18 +103,29 @@ fn flatten(ts: TokenStream, out: &mut Vec<Tok>) {
 fn literal_kind(text: &str) -> TokKind {
     let t = text.replace('_', "");
     let int_body = t.trim_end_matches(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E');
-    let int_body = ["u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize"]
-        .iter()
-        .find_map(|s| t.strip_suffix(s))
-        .unwrap_or(int_body);
-    if !int_body.is_empty() && int_body.chars().all(|c| c.is_ascii_digit()) {
-        if let Ok(i) = int_body.parse::<i64>() {
+    let int_body = [
+        "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize",
+    ]
+    .iter()
+    .find_map(|s| t.strip_suffix(s))
+    .unwrap_or(int_body);
+    if !int_body.is_empty() && int_body.chars().all(|c| c.is_ascii_digit())
+        && let Ok(i) = int_body.parse::<i64>() {
             return TokKind::Int(i);
         }
-    }
-    let float_body = t.strip_suffix("f32").or_else(|| t.strip_suffix("f64")).unwrap_or(&t);
+    let float_body = t
+        .strip_suffix("f32")
+        .or_else(|| t.strip_suffix("f64"))
+        .unwrap_or(&t);
     match float_body.parse::<f64>() {
-        Ok(x) if float_body.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '.') => TokKind::Float(x),
+        Ok(x)
+            if float_body
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit() || c == '.') =>
+        {
+            TokKind::Float(x)
+        }
         _ => TokKind::OtherLiteral(text.to_string()),
     }
 }
@@ -128,9 +151,21 @@ impl Source {
                 let err = Error::new(ErrorKind::Syntax, format!("cannot read the formula: {e}"))
                     .help("check that parentheses and brackets are balanced and that the text only uses formula syntax");
                 let (s, t) = (span.start(), span.end());
-                let pos = (LineCol { line: s.line, column: s.column }, LineCol { line: t.line, column: t.column });
+                let pos = (
+                    LineCol {
+                        line: s.line,
+                        column: s.column,
+                    },
+                    LineCol {
+                        line: t.line,
+                        column: t.column,
+                    },
+                );
                 let rendered = crate::error::render(text, &err, Some(pos));
-                Err(FormulaError { error: err, rendered })
+                Err(FormulaError {
+                    error: err,
+                    rendered,
+                })
             }
         }
     }
@@ -149,18 +184,28 @@ impl Source {
         if s.line == 0 {
             return None;
         }
-        Some((LineCol { line: s.line, column: s.column }, LineCol { line: e.line, column: e.column }))
+        Some((
+            LineCol {
+                line: s.line,
+                column: s.column,
+            },
+            LineCol {
+                line: e.line,
+                column: e.column,
+            },
+        ))
     }
 
     /// The source text of a token range, for naming sub-expressions in messages.
     pub fn snippet(&self, r: TokRange) -> String {
-        if let (Some(text), Some((s, e))) = (&self.text, self.line_cols(r)) {
-            if let Some(slice) = slice_text(text, s, e) {
+        if let (Some(text), Some((s, e))) = (&self.text, self.line_cols(r))
+            && let Some(slice) = slice_text(text, s, e) {
                 return slice;
             }
-        }
         let mut out = String::new();
-        let toks = self.toks.get(r.start as usize..=(r.end as usize).min(self.toks.len().saturating_sub(1)));
+        let toks = self
+            .toks
+            .get(r.start as usize..=(r.end as usize).min(self.toks.len().saturating_sub(1)));
         let mut prev: Option<&Tok> = None;
         for t in toks.unwrap_or(&[]) {
             let glue = match (&prev.map(|p| &p.kind), &t.kind) {
@@ -168,7 +213,11 @@ impl Source {
                 (Some(TokKind::Open(_)), _) => true,
                 (_, TokKind::Close(_)) | (_, TokKind::Punct(',', _)) => true,
                 (Some(TokKind::Ident(_)), TokKind::Open('(')) => true,
-                (Some(TokKind::Punct('-', _)), _) if out.ends_with("(-") || out == "-" || out.ends_with(", -") => true,
+                (Some(TokKind::Punct('-', _)), _)
+                    if out.ends_with("(-") || out == "-" || out.ends_with(", -") =>
+                {
+                    true
+                }
                 (Some(TokKind::Punct(_, true)), _) => true,
                 _ => false,
             };
@@ -188,7 +237,10 @@ impl Source {
             Some(text) => crate::error::render(text, error, pos),
             None => crate::error::render("", error, None),
         };
-        FormulaError { error: error.clone(), rendered }
+        FormulaError {
+            error: error.clone(),
+            rendered,
+        }
     }
 }
 
@@ -198,7 +250,11 @@ fn slice_text(text: &str, s: LineCol, e: LineCol) -> Option<String> {
     for l in s.line..=e.line {
         let line: Vec<char> = lines.get(l - 1)?.chars().collect();
         let from = if l == s.line { s.column } else { 0 };
-        let to = if l == e.line { e.column.min(line.len()) } else { line.len() };
+        let to = if l == e.line {
+            e.column.min(line.len())
+        } else {
+            line.len()
+        };
         if from > to {
             return None;
         }
@@ -320,12 +376,20 @@ fn syntax(msg: impl Into<String>, at: TokRange) -> Error {
 impl<'s> Parser<'s> {
     /// A parser over all tokens of a source.
     pub fn new(src: &'s Source) -> Self {
-        Parser { toks: &src.toks, pos: 0, end: src.toks.len() }
+        Parser {
+            toks: &src.toks,
+            pos: 0,
+            end: src.toks.len(),
+        }
     }
 
     /// A parser over the tokens `[start, end)` of a source.
     pub fn sub(src: &'s Source, start: usize, end: usize) -> Self {
-        Parser { toks: &src.toks, pos: start, end: end.min(src.toks.len()) }
+        Parser {
+            toks: &src.toks,
+            pos: start,
+            end: end.min(src.toks.len()),
+        }
     }
 
     /// Current token index.
@@ -342,7 +406,11 @@ impl<'s> Parser<'s> {
     }
 
     fn here(&self) -> TokRange {
-        TokRange::one(self.pos.min(self.end.saturating_sub(1)).min(self.toks.len().saturating_sub(1)) as u32)
+        TokRange::one(
+            self.pos
+                .min(self.end.saturating_sub(1))
+                .min(self.toks.len().saturating_sub(1)) as u32,
+        )
     }
 
     fn prev(&self) -> TokRange {
@@ -355,12 +423,11 @@ impl<'s> Parser<'s> {
     }
 
     fn eat_punct(&mut self, c: char) -> bool {
-        if let Some(TokKind::Punct(p, _)) = self.peek() {
-            if *p == c {
+        if let Some(TokKind::Punct(p, _)) = self.peek()
+            && *p == c {
                 self.pos += 1;
                 return true;
             }
-        }
         false
     }
 
@@ -370,9 +437,12 @@ impl<'s> Parser<'s> {
                 self.pos += 1;
                 Ok(())
             }
-            _ => Err(syntax(format!("expected `{c}` to close the group opened here"), open_at)
-                .at(self.here())
-                .help("check the number of arguments and the separating commas")),
+            _ => Err(syntax(
+                format!("expected `{c}` to close the group opened here"),
+                open_at,
+            )
+            .at(self.here())
+            .help("check the number of arguments and the separating commas")),
         }
     }
 
@@ -404,7 +474,11 @@ impl<'s> Parser<'s> {
                 Some(TokKind::Punct('=', false)) => {
                     self.pos += 2;
                     let decl = self.expr()?;
-                    return Ok(Item::Alias { name: name.clone(), name_at, decl });
+                    return Ok(Item::Alias {
+                        name: name.clone(),
+                        name_at,
+                        decl,
+                    });
                 }
                 Some(TokKind::Punct(':', false)) => {
                     self.pos += 2;
@@ -412,16 +486,27 @@ impl<'s> Parser<'s> {
                     return match self.peek() {
                         Some(TokKind::Int(d)) => {
                             self.pos += 1;
-                            Ok(Item::Declare { name: name.clone(), name_at, dim: Some((*d, at)) })
+                            Ok(Item::Declare {
+                                name: name.clone(),
+                                name_at,
+                                dim: Some((*d, at)),
+                            })
                         }
-                        _ => Err(syntax(format!("expected the dimension of `{name}` after `:`"), at)
-                            .help(format!("write `{name}: 3` for a variable of dimension 3"))),
+                        _ => Err(syntax(
+                            format!("expected the dimension of `{name}` after `:`"),
+                            at,
+                        )
+                        .help(format!("write `{name}: 3` for a variable of dimension 3"))),
                     };
                 }
                 Some(TokKind::Punct(';', _)) => {
                     // a bare name followed by `;` fixes the argument order
                     self.pos += 1;
-                    return Ok(Item::Declare { name: name.clone(), name_at, dim: None });
+                    return Ok(Item::Declare {
+                        name: name.clone(),
+                        name_at,
+                        dim: None,
+                    });
                 }
                 _ => {}
             }
@@ -449,19 +534,26 @@ impl<'s> Parser<'s> {
         self.pos += n;
         let rhs = self.dot()?;
         let at = lhs.at.join(rhs.at);
-        Ok(Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), at })
+        Ok(Expr {
+            kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+            at,
+        })
     }
 
     fn dot(&mut self) -> Result<Expr> {
         let mut lhs = self.additive()?;
         while matches!(self.peek(), Some(TokKind::Punct('|', _))) {
             if matches!(self.peek_at(1), Some(TokKind::Punct('|', _))) {
-                return Err(syntax("`||` is not formula syntax", self.here()).help("use `f | g` for the scalar product"));
+                return Err(syntax("`||` is not formula syntax", self.here())
+                    .help("use `f | g` for the scalar product"));
             }
             self.pos += 1;
             let rhs = self.additive()?;
             let at = lhs.at.join(rhs.at);
-            lhs = Expr { kind: ExprKind::Binary(BinOp::Dot, Box::new(lhs), Box::new(rhs)), at };
+            lhs = Expr {
+                kind: ExprKind::Binary(BinOp::Dot, Box::new(lhs), Box::new(rhs)),
+                at,
+            };
         }
         Ok(lhs)
     }
@@ -477,7 +569,10 @@ impl<'s> Parser<'s> {
             self.pos += 1;
             let rhs = self.multiplicative()?;
             let at = lhs.at.join(rhs.at);
-            lhs = Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), at };
+            lhs = Expr {
+                kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                at,
+            };
         }
     }
 
@@ -496,7 +591,10 @@ impl<'s> Parser<'s> {
             self.pos += 1;
             let rhs = self.unary()?;
             let at = lhs.at.join(rhs.at);
-            lhs = Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), at };
+            lhs = Expr {
+                kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
+                at,
+            };
         }
     }
 
@@ -510,14 +608,20 @@ impl<'s> Parser<'s> {
         self.pos += 1;
         let arg = self.unary()?;
         let at = start.join(arg.at);
-        Ok(Expr { kind: ExprKind::Unary(op, Box::new(arg)), at })
+        Ok(Expr {
+            kind: ExprKind::Unary(op, Box::new(arg)),
+            at,
+        })
     }
 
     fn primary(&mut self) -> Result<Expr> {
         let at = self.here();
         let Some(kind) = self.peek() else {
-            return Err(syntax("the formula ends too early: expected an expression", self.prev())
-                .help("complete the expression, e.g. `Sum_j(Exp(-SqDist(x_i, y_j)))`"));
+            return Err(syntax(
+                "the formula ends too early: expected an expression",
+                self.prev(),
+            )
+            .help("complete the expression, e.g. `Sum_j(Exp(-SqDist(x_i, y_j)))`"));
         };
         match kind {
             TokKind::Int(i) => {
@@ -574,14 +678,16 @@ impl<'s> Parser<'s> {
     fn args(&mut self, close: char, open_at: TokRange) -> Result<Vec<Expr>> {
         let mut args = Vec::new();
         loop {
-            if let Some(TokKind::Close(c)) = self.peek() {
-                if *c == close {
+            if let Some(TokKind::Close(c)) = self.peek()
+                && *c == close {
                     self.pos += 1;
                     return Ok(args);
                 }
-            }
             if self.at_end() {
-                return Err(syntax(format!("`{}` is never closed", if close == ')' { '(' } else { '[' }), open_at));
+                return Err(syntax(
+                    format!("`{}` is never closed", if close == ')' { '(' } else { '[' }),
+                    open_at,
+                ));
             }
             args.push(self.expr()?);
             if !self.eat_punct(',') {
@@ -604,8 +710,12 @@ mod tests {
     #[test]
     fn precedence() {
         let items = parse("a + b * c | d - e");
-        let Item::Formula(e) = &items[0] else { panic!() };
-        let ExprKind::Binary(BinOp::Dot, l, r) = &e.kind else { panic!("{e:?}") };
+        let Item::Formula(e) = &items[0] else {
+            panic!()
+        };
+        let ExprKind::Binary(BinOp::Dot, l, r) = &e.kind else {
+            panic!("{e:?}")
+        };
         assert!(matches!(l.kind, ExprKind::Binary(BinOp::Add, _, _)));
         assert!(matches!(r.kind, ExprKind::Binary(BinOp::Sub, _, _)));
     }
@@ -614,7 +724,13 @@ mod tests {
     fn aliases_and_declarations() {
         let items = parse("x = Vi(3); y_j: 4; z_i; Sum_Reduction(x, 0)");
         assert!(matches!(&items[0], Item::Alias { name, .. } if name == "x"));
-        assert!(matches!(&items[1], Item::Declare { dim: Some((4, _)), .. }));
+        assert!(matches!(
+            &items[1],
+            Item::Declare {
+                dim: Some((4, _)),
+                ..
+            }
+        ));
         assert!(matches!(&items[2], Item::Declare { dim: None, .. }));
         assert!(matches!(&items[3], Item::Formula(_)));
     }
@@ -622,7 +738,13 @@ mod tests {
     #[test]
     fn tuples_and_grouping() {
         let items = parse("TensorDot(a, b, (2, 2), [2,2], (1,), (0))");
-        let Item::Formula(Expr { kind: ExprKind::Call { args, .. }, .. }) = &items[0] else { panic!() };
+        let Item::Formula(Expr {
+            kind: ExprKind::Call { args, .. },
+            ..
+        }) = &items[0]
+        else {
+            panic!()
+        };
         assert!(matches!(&args[2].kind, ExprKind::List(v) if v.len() == 2));
         assert!(matches!(&args[3].kind, ExprKind::List(v) if v.len() == 2));
         assert!(matches!(&args[4].kind, ExprKind::List(v) if v.len() == 1));
@@ -633,10 +755,16 @@ mod tests {
     fn snippet_and_caret() {
         let src = Source::from_text("Sum_j(Exp(-SqDist(x_i, y_j)))").unwrap();
         let e = Error::new(ErrorKind::Dimension, "bad").at(TokRange { start: 5, end: 10 });
-        assert_eq!(src.snippet(TokRange { start: 5, end: 10 }), "SqDist(x_i, y_j)");
+        assert_eq!(
+            src.snippet(TokRange { start: 5, end: 10 }),
+            "SqDist(x_i, y_j)"
+        );
         let r = src.render(&e).rendered;
         // "1 | " then 11 columns before `SqDist`, then one caret per character.
-        assert!(r.contains(&format!("\n{}{}\n", " ".repeat(4 + 11), "^".repeat(16))), "{r}");
+        assert!(
+            r.contains(&format!("\n{}{}\n", " ".repeat(4 + 11), "^".repeat(16))),
+            "{r}"
+        );
     }
 
     #[test]

@@ -215,14 +215,25 @@ impl Program {
 
     /// Argument position by name (`x`, `x_i`; a shared `x_i`/`x_j` answers to both).
     pub fn arg_position(&self, name: &str) -> Option<usize> {
-        self.args.iter().position(|a| a.name.as_deref() == Some(name)).or_else(|| {
-            let base = name.strip_suffix("_i").or_else(|| name.strip_suffix("_j"))?;
-            self.args.iter().position(|a| a.name.as_deref() == Some(base))
-        })
+        self.args
+            .iter()
+            .position(|a| a.name.as_deref() == Some(name))
+            .or_else(|| {
+                let base = name
+                    .strip_suffix("_i")
+                    .or_else(|| name.strip_suffix("_j"))?;
+                self.args
+                    .iter()
+                    .position(|a| a.name.as_deref() == Some(base))
+            })
     }
 
     fn new_buf(&mut self, rows: Cat, values: Dim, indices: Dim) -> usize {
-        self.bufs.push(BufInfo { rows, values, indices });
+        self.bufs.push(BufInfo {
+            rows,
+            values,
+            indices,
+        });
         self.bufs.len() - 1
     }
 
@@ -234,9 +245,24 @@ impl Program {
     /// The variable reading `source` indexed by `cat`, reused when it exists so that
     /// formulas built at different times share their nodes.
     fn data_var(&mut self, name: Option<String>, cat: Cat, dim: Dim, source: VarSource) -> NodeId {
-        match self.graph.vars.iter().position(|v| v.source == source && v.cat == cat) {
+        match self
+            .graph
+            .vars
+            .iter()
+            .position(|v| v.source == source && v.cat == cat)
+        {
             Some(k) => self.graph.var_node(VarId(k as u32)),
-            None => self.graph.add_var(VarInfo { name, cat, dim, source, declared_at: None }).1,
+            None => {
+                self.graph
+                    .add_var(VarInfo {
+                        name,
+                        cat,
+                        dim,
+                        source,
+                        declared_at: None,
+                    })
+                    .1
+            }
         }
     }
 
@@ -249,7 +275,11 @@ impl Program {
                     arg.cats.push(src.cat);
                     arg.cats.sort();
                 }
-                let suffix = if arg.cats.len() > 1 { if src.cat == Cat::I { "_i" } else { "_j" } } else { "" };
+                let suffix = if arg.cats.len() > 1 {
+                    if src.cat == Cat::I { "_i" } else { "_j" }
+                } else {
+                    ""
+                };
                 arg.name.as_ref().map(|n| format!("{n}{suffix}"))
             }
             _ => None,
@@ -263,7 +293,12 @@ impl Program {
     pub fn grad(&self, pos: usize, cotangent_name: &str) -> Result<Program> {
         let out = &self.bufs[self.output];
         let mut with_cot = self.clone();
-        with_cot.args.push(ArgInfo { name: Some(cotangent_name.to_string()), dim: out.values.clone(), cats: vec![out.rows], concise: false });
+        with_cot.args.push(ArgInfo {
+            name: Some(cotangent_name.to_string()),
+            dim: out.values.clone(),
+            cats: vec![out.rows],
+            concise: false,
+        });
         with_cot.grad_into(pos, self.args.len())
     }
 
@@ -271,10 +306,16 @@ impl Program {
     /// as in KeOps' `Grad(Sum_Reduction(F, 0), x, e)` with `e` declared.
     pub fn grad_into(&self, pos: usize, cot_pos: usize) -> Result<Program> {
         let target = self.args.get(pos).ok_or_else(|| {
-            Error::new(ErrorKind::Differentiation, format!("there is no argument at position {pos}"))
+            Error::new(
+                ErrorKind::Differentiation,
+                format!("there is no argument at position {pos}"),
+            )
         })?;
         if pos == cot_pos {
-            return Err(Error::new(ErrorKind::Differentiation, "the cotangent cannot be the variable of differentiation"));
+            return Err(Error::new(
+                ErrorKind::Differentiation,
+                "the cotangent cannot be the variable of differentiation",
+            ));
         }
         let target_rows = target.rows();
         let target_dim = target.dim.clone();
@@ -291,11 +332,20 @@ impl Program {
             let depends = match s {
                 Step::Reduce(r) => {
                     let roots: Vec<NodeId> = std::iter::once(r.formula).chain(r.weight).collect();
-                    self.graph.vars_of(&roots).iter().any(|v| self.var_requires(*v, pos, &needs))
+                    self.graph
+                        .vars_of(&roots)
+                        .iter()
+                        .any(|v| self.var_requires(*v, pos, &needs))
                 }
                 Step::Gather(ga) => {
-                    self.graph.vars_of(&[ga.formula]).iter().any(|v| self.var_requires(*v, pos, &needs))
-                        || ga.weight.iter().any(|w| source_requires(w.source, pos, &needs))
+                    self.graph
+                        .vars_of(&[ga.formula])
+                        .iter()
+                        .any(|v| self.var_requires(*v, pos, &needs))
+                        || ga
+                            .weight
+                            .iter()
+                            .any(|w| source_requires(w.source, pos, &needs))
                 }
                 Step::SumRows { src, .. } => needs.contains(src),
                 Step::Add { a, b, .. } => needs.contains(a) || needs.contains(b),
@@ -306,18 +356,35 @@ impl Program {
             }
         }
 
-        let mut bw = Backward { pos, needs, cot: BTreeMap::new(), pending: BTreeMap::new(), contributions: Vec::new() };
-        bw.cot.insert(self.output, vec![CotSrc { source: VarSource::Arg(cot_pos), cat: out.rows }]);
+        let mut bw = Backward {
+            pos,
+            needs,
+            cot: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            contributions: Vec::new(),
+        };
+        bw.cot.insert(
+            self.output,
+            vec![CotSrc {
+                source: VarSource::Arg(cot_pos),
+                cat: out.rows,
+            }],
+        );
         for step in self.steps.iter().rev() {
             g.flush(&mut bw, Dest::Buffer(step.out()))?;
-            let Some(c) = bw.cot.remove(&step.out()) else { continue };
+            let Some(c) = bw.cot.remove(&step.out()) else {
+                continue;
+            };
             if !bw.needs.contains(&step.out()) {
                 continue;
             }
             match step {
                 Step::SumRows { src, .. } => {
                     for s in c {
-                        bw.cot.entry(*src).or_default().push(CotSrc { source: s.source, cat: Cat::P });
+                        bw.cot.entry(*src).or_default().push(CotSrc {
+                            source: s.source,
+                            cat: Cat::P,
+                        });
                     }
                 }
                 Step::Add { a, b, .. } => {
@@ -326,7 +393,10 @@ impl Program {
                     for input in [*a, *b] {
                         let rows = g.bufs[input].rows;
                         let entry = bw.cot.entry(input).or_default();
-                        entry.extend(c.iter().map(|s| CotSrc { source: s.source, cat: if s.cat == Cat::P { Cat::P } else { rows } }));
+                        entry.extend(c.iter().map(|s| CotSrc {
+                            source: s.source,
+                            cat: if s.cat == Cat::P { Cat::P } else { rows },
+                        }));
                     }
                 }
                 Step::Fill { .. } => {}
@@ -381,7 +451,10 @@ impl Program {
     fn route(w: &VarInfo, buf: usize, bw: &mut Backward) {
         match w.source {
             VarSource::Arg(p) if p == bw.pos => bw.contributions.push(buf),
-            VarSource::Buffer(k) => bw.cot.entry(k).or_default().push(CotSrc { source: VarSource::Buffer(buf), cat: w.cat }),
+            VarSource::Buffer(k) => bw.cot.entry(k).or_default().push(CotSrc {
+                source: VarSource::Buffer(buf),
+                cat: w.cat,
+            }),
             _ => {}
         }
     }
@@ -389,7 +462,13 @@ impl Program {
     /// Queues the gradient formula of variable `w` for a Sum reduction over the axis
     /// opposite to `red_rows`; formulas with the same destination and axes are added
     /// into one reduction when flushed.
-    fn defer(&mut self, bw: &mut Backward, formula: NodeId, w: &VarInfo, red_rows: Cat) -> Result<()> {
+    fn defer(
+        &mut self,
+        bw: &mut Backward,
+        formula: NodeId,
+        w: &VarInfo,
+        red_rows: Cat,
+    ) -> Result<()> {
         let dest = match w.source {
             VarSource::Arg(p) if p == bw.pos => Dest::Arg,
             VarSource::Buffer(k) => Dest::Buffer(k),
@@ -409,7 +488,9 @@ impl Program {
     fn flush(&mut self, bw: &mut Backward, dest: Dest) -> Result<()> {
         let keys: Vec<PendingKey> = bw.pending.keys().filter(|k| k.0 == dest).copied().collect();
         for key in keys {
-            let Some((formula, w)) = bw.pending.remove(&key) else { continue };
+            let Some((formula, w)) = bw.pending.remove(&key) else {
+                continue;
+            };
             if self.graph.is_zero(formula) {
                 continue;
             }
@@ -424,20 +505,37 @@ impl Program {
         let dim = w.dim.clone();
         if w.cat == Cat::P {
             let tmp = self.new_buf(red_rows, dim.clone(), Dim::known(0));
-            self.steps.push(Step::Reduce(Reduce { kind: ReductionKind::Sum, out_rows: red_rows, formula, weight: None, out: tmp }));
+            self.steps.push(Step::Reduce(Reduce {
+                kind: ReductionKind::Sum,
+                out_rows: red_rows,
+                formula,
+                weight: None,
+                out: tmp,
+            }));
             let out = self.new_buf(Cat::P, dim, Dim::known(0));
             self.steps.push(Step::SumRows { src: tmp, out });
             out
         } else {
             let out = self.new_buf(w.cat, dim, Dim::known(0));
-            self.steps.push(Step::Reduce(Reduce { kind: ReductionKind::Sum, out_rows: w.cat, formula, weight: None, out }));
+            self.steps.push(Step::Reduce(Reduce {
+                kind: ReductionKind::Sum,
+                out_rows: w.cat,
+                formula,
+                weight: None,
+                out,
+            }));
             out
         }
     }
 
     fn reduce_backward(&mut self, r: &Reduce, c: &[CotSrc], bw: &mut Backward) -> Result<()> {
         let roots: Vec<NodeId> = std::iter::once(r.formula).chain(r.weight).collect();
-        let vars: Vec<VarId> = self.graph.vars_of(&roots).into_iter().filter(|v| self.var_requires(*v, bw.pos, &bw.needs)).collect();
+        let vars: Vec<VarId> = self
+            .graph
+            .vars_of(&roots)
+            .into_iter()
+            .filter(|v| self.var_requires(*v, bw.pos, &bw.needs))
+            .collect();
         if vars.is_empty() || !r.kind.has_values() {
             return Ok(());
         }
@@ -464,7 +562,9 @@ impl Program {
                 }
             }
             ReductionKind::SumSoftMaxWeight => {
-                let gw = r.weight.ok_or_else(|| Error::new(ErrorKind::Reduction, "SumSoftMaxWeight without weight"))?;
+                let gw = r.weight.ok_or_else(|| {
+                    Error::new(ErrorKind::Reduction, "SumSoftMaxWeight without weight")
+                })?;
                 let lse_buf = self.new_buf(r.out_rows, Dim::one(), Dim::known(0));
                 self.steps.push(Step::Reduce(Reduce {
                     kind: ReductionKind::LogSumExp,
@@ -507,7 +607,13 @@ impl Program {
         Ok(())
     }
 
-    fn selection_backward(&mut self, r: &Reduce, c: &[CotSrc], vars: &[VarId], bw: &mut Backward) -> Result<()> {
+    fn selection_backward(
+        &mut self,
+        r: &Reduce,
+        c: &[CotSrc],
+        vars: &[VarId],
+        bw: &mut Backward,
+    ) -> Result<()> {
         // The selected indices: from this step when it computes them, else from a
         // forward step of the arg-variant of the same reduction.
         let indices = if r.kind.has_indices() {
@@ -521,7 +627,13 @@ impl Program {
             };
             let values = self.bufs[r.out].values.clone();
             let buf = self.new_buf(r.out_rows, values.clone(), values);
-            self.steps.push(Step::Reduce(Reduce { kind, out_rows: r.out_rows, formula: r.formula, weight: None, out: buf }));
+            self.steps.push(Step::Reduce(Reduce {
+                kind,
+                out_rows: r.out_rows,
+                formula: r.formula,
+                weight: None,
+                out: buf,
+            }));
             buf
         };
         let fdim = self.graph.dim(r.formula).clone();
@@ -552,7 +664,10 @@ impl Program {
             }));
             if w.cat == Cat::P {
                 let summed = self.new_buf(Cat::P, w.dim.clone(), Dim::known(0));
-                self.steps.push(Step::SumRows { src: buf, out: summed });
+                self.steps.push(Step::SumRows {
+                    src: buf,
+                    out: summed,
+                });
                 buf = summed;
             }
             Self::route(&w, buf, bw);
@@ -561,7 +676,11 @@ impl Program {
     }
 
     fn gather_backward(&mut self, ga: &Gather, c: &[CotSrc], bw: &mut Backward) -> Result<()> {
-        if ga.weight.iter().any(|w| source_requires(w.source, bw.pos, &bw.needs)) {
+        if ga
+            .weight
+            .iter()
+            .any(|w| source_requires(w.source, bw.pos, &bw.needs))
+        {
             return Err(Error::new(
                 ErrorKind::Differentiation,
                 "differentiating the gradient of a Min/Max/KMin reduction with respect to its own cotangent is not supported",
@@ -570,7 +689,12 @@ impl Program {
         }
         let out_dim = self.bufs[ga.out].values.clone();
         let cnode = self.cot_node(c, &out_dim)?;
-        let vars: Vec<VarId> = self.graph.vars_of(&[ga.formula]).into_iter().filter(|v| self.var_requires(*v, bw.pos, &bw.needs)).collect();
+        let vars: Vec<VarId> = self
+            .graph
+            .vars_of(&[ga.formula])
+            .into_iter()
+            .filter(|v| self.var_requires(*v, bw.pos, &bw.needs))
+            .collect();
         for v in vars {
             let w = self.graph.var(v).clone();
             let formula = {
@@ -582,10 +706,19 @@ impl Program {
             }
             let out_rows = if w.cat == Cat::P { ga.owner } else { w.cat };
             let mut buf = self.new_buf(out_rows, w.dim.clone(), Dim::known(0));
-            self.steps.push(Step::Gather(Gather { out_rows, formula, out: buf, weight: ga.weight.clone(), ..ga.clone() }));
+            self.steps.push(Step::Gather(Gather {
+                out_rows,
+                formula,
+                out: buf,
+                weight: ga.weight.clone(),
+                ..ga.clone()
+            }));
             if w.cat == Cat::P {
                 let summed = self.new_buf(Cat::P, w.dim.clone(), Dim::known(0));
-                self.steps.push(Step::SumRows { src: buf, out: summed });
+                self.steps.push(Step::SumRows {
+                    src: buf,
+                    out: summed,
+                });
                 buf = summed;
             }
             Self::route(&w, buf, bw);
@@ -606,10 +739,20 @@ impl Program {
             match s {
                 Step::Reduce(r) => {
                     let roots: Vec<NodeId> = std::iter::once(r.formula).chain(r.weight).collect();
-                    uses.extend(self.graph.vars_of(&roots).into_iter().map(|v| self.graph.var(v).source));
+                    uses.extend(
+                        self.graph
+                            .vars_of(&roots)
+                            .into_iter()
+                            .map(|v| self.graph.var(v).source),
+                    );
                 }
                 Step::Gather(g) => {
-                    uses.extend(self.graph.vars_of(&[g.formula]).into_iter().map(|v| self.graph.var(v).source));
+                    uses.extend(
+                        self.graph
+                            .vars_of(&[g.formula])
+                            .into_iter()
+                            .map(|v| self.graph.var(v).source),
+                    );
                     uses.extend(g.weight.iter().map(|w| w.source));
                     live.insert(g.indices);
                 }

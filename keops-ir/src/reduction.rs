@@ -46,9 +46,15 @@ pub enum ReductionKind {
     SumSoftMaxWeight,
 }
 
+/// Builds a reduction kind from K (ignored by reductions without K).
+pub type ReductionCtor = fn(usize) -> ReductionKind;
+
+/// A reduction name: base name, constructor, whether it takes K.
+pub type ReductionName = (&'static str, ReductionCtor, bool);
+
 /// Names of reductions in the KeOps string syntax (`Sum_Reduction`) and the concise
 /// syntax (`Sum_j`): the part before the suffix.
-pub const REDUCTION_NAMES: &[(&str, fn(usize) -> ReductionKind, bool)] = &[
+pub const REDUCTION_NAMES: &[ReductionName] = &[
     ("Sum", |_| ReductionKind::Sum, false),
     ("Min", |_| ReductionKind::Min, false),
     ("Max", |_| ReductionKind::Max, false),
@@ -60,7 +66,11 @@ pub const REDUCTION_NAMES: &[(&str, fn(usize) -> ReductionKind, bool)] = &[
     ("ArgKMin", ReductionKind::ArgKMin, true),
     ("KMin_ArgKMin", ReductionKind::KMinArgKMin, true),
     ("LogSumExp", |_| ReductionKind::LogSumExp, false),
-    ("SumSoftMaxWeight", |_| ReductionKind::SumSoftMaxWeight, false),
+    (
+        "SumSoftMaxWeight",
+        |_| ReductionKind::SumSoftMaxWeight,
+        false,
+    ),
 ];
 
 impl ReductionKind {
@@ -85,7 +95,9 @@ impl ReductionKind {
     /// K, for the KMin family.
     pub fn k(self) -> Option<usize> {
         match self {
-            ReductionKind::KMin(k) | ReductionKind::ArgKMin(k) | ReductionKind::KMinArgKMin(k) => Some(k),
+            ReductionKind::KMin(k) | ReductionKind::ArgKMin(k) | ReductionKind::KMinArgKMin(k) => {
+                Some(k)
+            }
             _ => None,
         }
     }
@@ -112,7 +124,10 @@ impl ReductionKind {
 
     /// Whether the output has values.
     pub fn has_values(self) -> bool {
-        !matches!(self, ReductionKind::ArgMin | ReductionKind::ArgMax | ReductionKind::ArgKMin(_))
+        !matches!(
+            self,
+            ReductionKind::ArgMin | ReductionKind::ArgMax | ReductionKind::ArgKMin(_)
+        )
     }
 
     /// Whether the output has indices.
@@ -130,7 +145,10 @@ impl ReductionKind {
 
     /// Whether it takes a second formula G.
     pub fn takes_weight(self) -> bool {
-        matches!(self, ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight)
+        matches!(
+            self,
+            ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight
+        )
     }
 
     /// Output width (values, indices) per row, for F of dimension `f` and G of dimension `g`
@@ -140,7 +158,10 @@ impl ReductionKind {
         match self {
             ReductionKind::Sum => (f, 0),
             ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => (g, 0),
-            _ => (if self.has_values() { sel } else { 0 }, if self.has_indices() { sel } else { 0 }),
+            _ => (
+                if self.has_values() { sel } else { 0 },
+                if self.has_indices() { sel } else { 0 },
+            ),
         }
     }
 
@@ -160,13 +181,22 @@ impl ReductionKind {
         let mut vals = vec![R::zero(); nf];
         match self {
             ReductionKind::Sum => {}
-            ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => vals[0] = R::neg_infinity(),
+            ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => {
+                vals[0] = R::neg_infinity()
+            }
             _ => {
-                let worst = if self.order() == Some(true) { R::infinity() } else { R::neg_infinity() };
+                let worst = if self.order() == Some(true) {
+                    R::infinity()
+                } else {
+                    R::neg_infinity()
+                };
                 vals.fill(worst);
             }
         }
-        Acc { vals, idx: vec![INDEX_NONE; ni] }
+        Acc {
+            vals,
+            idx: vec![INDEX_NONE; ni],
+        }
     }
 
     /// Adds the term `(f, g)` of index `j`.
@@ -189,7 +219,7 @@ impl ReductionKind {
                 let k = self.slots();
                 let d = f.len();
                 for (c, x) in f.iter().enumerate() {
-                    insert(&mut acc.vals, &mut acc.idx, c, d, k, *x, j, smaller);
+                    insert(acc, Column { c, d, k, smaller }, *x, j);
                 }
             }
         }
@@ -203,7 +233,9 @@ impl ReductionKind {
                     *a = *a + *x;
                 }
             }
-            ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => lse_merge(&mut acc.vals, &other.vals),
+            ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => {
+                lse_merge(&mut acc.vals, &other.vals)
+            }
             _ => {
                 let smaller = self.order() == Some(true);
                 let k = self.slots();
@@ -211,7 +243,7 @@ impl ReductionKind {
                 for slot in 0..k {
                     for c in 0..d {
                         let p = slot * d + c;
-                        insert(&mut acc.vals, &mut acc.idx, c, d, k, other.vals[p], other.idx[p], smaller);
+                        insert(acc, Column { c, d, k, smaller }, other.vals[p], other.idx[p]);
                     }
                 }
             }
@@ -231,8 +263,16 @@ impl ReductionKind {
                 (acc.vals[2..].iter().map(|t| *t / s).collect(), vec![])
             }
             _ => (
-                if self.has_values() { acc.vals.clone() } else { vec![] },
-                if self.has_indices() { acc.idx.clone() } else { vec![] },
+                if self.has_values() {
+                    acc.vals.clone()
+                } else {
+                    vec![]
+                },
+                if self.has_indices() {
+                    acc.idx.clone()
+                } else {
+                    vec![]
+                },
             ),
         }
     }
@@ -260,13 +300,27 @@ pub fn beats<R: Real>(v: R, j: u64, w: R, i: u64, smaller: bool) -> bool {
     better || (v == w && j < i)
 }
 
+/// One coordinate's column of slots in a selection accumulator (layout `[slot][d]`).
+#[derive(Copy, Clone)]
+struct Column {
+    /// Coordinate.
+    c: usize,
+    /// Dimension of F.
+    d: usize,
+    /// Number of slots (K).
+    k: usize,
+    /// Whether smaller values are better.
+    smaller: bool,
+}
+
 /// Insertion of `(x, j)` into the `k` sorted slots of coordinate `c` (layout `[slot][d]`):
 /// the candidate moves down past every slot it beats.
-fn insert<R: Real>(vals: &mut [R], idx: &mut [u64], c: usize, d: usize, k: usize, x: R, j: u64, smaller: bool) {
+fn insert<R: Real>(acc: &mut Acc<R>, at: Column, x: R, j: u64) {
     let (mut x, mut j) = (x, j);
-    for slot in 0..k {
-        let p = slot * d + c;
-        if beats(x, j, vals[p], idx[p], smaller) {
+    let (vals, idx) = (&mut acc.vals, &mut acc.idx);
+    for slot in 0..at.k {
+        let p = slot * at.d + at.c;
+        if beats(x, j, vals[p], idx[p], at.smaller) {
             std::mem::swap(&mut x, &mut vals[p]);
             std::mem::swap(&mut j, &mut idx[p]);
         }
@@ -332,12 +386,18 @@ mod tests {
     fn ties_go_to_the_lowest_index() {
         assert_eq!(run(ReductionKind::ArgMin, &[3.0, 1.0, 1.0, 2.0]).1, vec![1]);
         assert_eq!(run(ReductionKind::ArgMax, &[3.0, 1.0, 3.0]).1, vec![0]);
-        assert_eq!(run(ReductionKind::ArgKMin(3), &[2.0, 1.0, 2.0, 1.0]).1, vec![1, 3, 0]);
+        assert_eq!(
+            run(ReductionKind::ArgKMin(3), &[2.0, 1.0, 2.0, 1.0]).1,
+            vec![1, 3, 0]
+        );
     }
 
     #[test]
     fn nan_never_wins_and_k_beyond_n_pads() {
-        assert_eq!(run(ReductionKind::MinArgMin, &[f64::NAN, 5.0]), (vec![5.0], vec![1]));
+        assert_eq!(
+            run(ReductionKind::MinArgMin, &[f64::NAN, 5.0]),
+            (vec![5.0], vec![1])
+        );
         let (v, i) = run(ReductionKind::KMinArgKMin(3), &[4.0, f64::NAN]);
         assert_eq!(v, vec![4.0, f64::INFINITY, f64::INFINITY]);
         assert_eq!(i, vec![0, INDEX_NONE, INDEX_NONE]);
@@ -351,13 +411,25 @@ mod tests {
         assert!(run(ReductionKind::LogSumExp, &[1.0, f64::NAN]).0[0].is_nan());
         let v = run(ReductionKind::LogSumExp, &[1000.0, 1000.0]).0[0];
         assert!((v - (1000.0 + 2f64.ln())).abs() < 1e-12);
-        assert_eq!(run(ReductionKind::LogSumExp, &[f64::INFINITY, 1.0, f64::INFINITY]).0, vec![f64::INFINITY]);
+        assert_eq!(
+            run(
+                ReductionKind::LogSumExp,
+                &[f64::INFINITY, 1.0, f64::INFINITY]
+            )
+            .0,
+            vec![f64::INFINITY]
+        );
     }
 
     #[test]
     fn merge_equals_sequential() {
         let xs = [0.3, -2.0, 5.0, 5.0, 1.0, -7.0, 2.5];
-        for kind in [ReductionKind::Sum, ReductionKind::KMinArgKMin(3), ReductionKind::MaxArgMax, ReductionKind::LogSumExp] {
+        for kind in [
+            ReductionKind::Sum,
+            ReductionKind::KMinArgKMin(3),
+            ReductionKind::MaxArgMax,
+            ReductionKind::LogSumExp,
+        ] {
             let whole = run(kind, &xs);
             let mut a = kind.init::<f64>(1, 1);
             let mut b = kind.init::<f64>(1, 1);

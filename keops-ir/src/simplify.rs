@@ -42,39 +42,150 @@ pub struct Rule {
 
 /// The rules, in the order they are tried.
 pub static RULES: &[Rule] = &[
-    Rule { name: "fold-constants", pattern: "Exp(IntCst(0)) => 1; Zero(3) + Zero(3) => Zero(3)", apply: fold_constants },
-    Rule { name: "zero-absorbs", pattern: "Zero(3) * x => Zero(3); Sum(Zero(3)) => 0", apply: zero_absorbs },
-    Rule { name: "add-zero", pattern: "x + 0 => x; 0 + x => x", apply: add_zero },
-    Rule { name: "sub-zero", pattern: "x - 0 => x; 0 - x => -x", apply: sub_zero },
-    Rule { name: "sub-self", pattern: "x - x => Zero(d)", apply: sub_self },
-    Rule { name: "mul-one", pattern: "1 * x => x; x * 1 => x", apply: mul_one },
-    Rule { name: "mul-minus-one", pattern: "-1 * x => -x", apply: mul_minus_one },
-    Rule { name: "div-one", pattern: "x / 1 => x", apply: div_one },
-    Rule { name: "neg-neg", pattern: "-(-x) => x", apply: neg_neg },
-    Rule { name: "const-left", pattern: "x * 2 => 2 * x", apply: const_left },
-    Rule { name: "mul-const-const", pattern: "2 * (3 * x) => 6 * x", apply: mul_const_const },
-    Rule { name: "mul-neg", pattern: "(-a) * b => -(a * b); a * (-b) => -(a * b)", apply: mul_neg },
-    Rule { name: "div-neg", pattern: "(-a) / b => -(a / b)", apply: div_neg },
-    Rule { name: "add-self", pattern: "x + x => 2 * x", apply: add_self },
-    Rule { name: "add-neg", pattern: "x + (-y) => x - y; (-x) + y => y - x", apply: add_neg },
-    Rule { name: "sub-neg", pattern: "x - (-y) => x + y", apply: sub_neg },
-    Rule { name: "scalar-identity", pattern: "Sum(x) => x, Elem(x, 0) => x, SumT(x, 1) => x (x scalar); Extract(x, 0, d(x)) => x", apply: scalar_identity },
-    Rule { name: "scalprod-scalars", pattern: "(a | b) => a * b (a, b scalars)", apply: scalprod_scalars },
-    Rule { name: "elem-of-onehot", pattern: "Elem(ElemT(f, n, m), m) => f; Elem(ElemT(f, n, m), k) => 0; Sum(ElemT(f, n, m)) => f; Elem(SumT(f, d), k) => f", apply: elem_of_structured },
-    Rule { name: "index-concat", pattern: "Elem(Concat(a, b), k) => Elem(a, k) or Elem(b, k - d(a)); Extract likewise", apply: index_concat },
-    Rule { name: "mult-elemt", pattern: "x * ElemT(f, n, m) => ElemT(Elem(x, m) * f, n, m)", apply: mult_elemt },
-    Rule { name: "mul-ones", pattern: "x * (Zero(d) + 1) => x; x * SumT(1, d) => x (x of dimension d)", apply: mul_ones },
-    Rule { name: "const-out", pattern: "x * (2 * y) => 2 * (x * y); (2 * x) / y => 2 * (x / y)", apply: const_out },
-    Rule { name: "linear-out", pattern: "Sum(-x) => -Sum(x); Sum(2 * x) => 2 * Sum(x) (also Elem, Extract, SumT, ElemT, ExtractT)", apply: linear_out },
-    Rule { name: "collect-terms", pattern: "a - b + (c - a) => c - b; 2 * x - x => x", apply: collect_terms },
+    Rule {
+        name: "fold-constants",
+        pattern: "Exp(IntCst(0)) => 1; Zero(3) + Zero(3) => Zero(3)",
+        apply: fold_constants,
+    },
+    Rule {
+        name: "zero-absorbs",
+        pattern: "Zero(3) * x => Zero(3); Sum(Zero(3)) => 0",
+        apply: zero_absorbs,
+    },
+    Rule {
+        name: "add-zero",
+        pattern: "x + 0 => x; 0 + x => x",
+        apply: add_zero,
+    },
+    Rule {
+        name: "sub-zero",
+        pattern: "x - 0 => x; 0 - x => -x",
+        apply: sub_zero,
+    },
+    Rule {
+        name: "sub-self",
+        pattern: "x - x => Zero(d)",
+        apply: sub_self,
+    },
+    Rule {
+        name: "mul-one",
+        pattern: "1 * x => x; x * 1 => x",
+        apply: mul_one,
+    },
+    Rule {
+        name: "mul-minus-one",
+        pattern: "-1 * x => -x",
+        apply: mul_minus_one,
+    },
+    Rule {
+        name: "div-one",
+        pattern: "x / 1 => x",
+        apply: div_one,
+    },
+    Rule {
+        name: "neg-neg",
+        pattern: "-(-x) => x",
+        apply: neg_neg,
+    },
+    Rule {
+        name: "const-left",
+        pattern: "x * 2 => 2 * x",
+        apply: const_left,
+    },
+    Rule {
+        name: "mul-const-const",
+        pattern: "2 * (3 * x) => 6 * x",
+        apply: mul_const_const,
+    },
+    Rule {
+        name: "mul-neg",
+        pattern: "(-a) * b => -(a * b); a * (-b) => -(a * b)",
+        apply: mul_neg,
+    },
+    Rule {
+        name: "div-neg",
+        pattern: "(-a) / b => -(a / b)",
+        apply: div_neg,
+    },
+    Rule {
+        name: "add-self",
+        pattern: "x + x => 2 * x",
+        apply: add_self,
+    },
+    Rule {
+        name: "add-neg",
+        pattern: "x + (-y) => x - y; (-x) + y => y - x",
+        apply: add_neg,
+    },
+    Rule {
+        name: "sub-neg",
+        pattern: "x - (-y) => x + y",
+        apply: sub_neg,
+    },
+    Rule {
+        name: "scalar-identity",
+        pattern: "Sum(x) => x, Elem(x, 0) => x, SumT(x, 1) => x (x scalar); Extract(x, 0, d(x)) => x",
+        apply: scalar_identity,
+    },
+    Rule {
+        name: "scalprod-scalars",
+        pattern: "(a | b) => a * b (a, b scalars)",
+        apply: scalprod_scalars,
+    },
+    Rule {
+        name: "elem-of-onehot",
+        pattern: "Elem(ElemT(f, n, m), m) => f; Elem(ElemT(f, n, m), k) => 0; Sum(ElemT(f, n, m)) => f; Elem(SumT(f, d), k) => f",
+        apply: elem_of_structured,
+    },
+    Rule {
+        name: "index-concat",
+        pattern: "Elem(Concat(a, b), k) => Elem(a, k) or Elem(b, k - d(a)); Extract likewise",
+        apply: index_concat,
+    },
+    Rule {
+        name: "mult-elemt",
+        pattern: "x * ElemT(f, n, m) => ElemT(Elem(x, m) * f, n, m)",
+        apply: mult_elemt,
+    },
+    Rule {
+        name: "mul-ones",
+        pattern: "x * (Zero(d) + 1) => x; x * SumT(1, d) => x (x of dimension d)",
+        apply: mul_ones,
+    },
+    Rule {
+        name: "const-out",
+        pattern: "x * (2 * y) => 2 * (x * y); (2 * x) / y => 2 * (x / y)",
+        apply: const_out,
+    },
+    Rule {
+        name: "linear-out",
+        pattern: "Sum(-x) => -Sum(x); Sum(2 * x) => 2 * Sum(x) (also Elem, Extract, SumT, ElemT, ExtractT)",
+        apply: linear_out,
+    },
+    Rule {
+        name: "collect-terms",
+        pattern: "a - b + (c - a) => c - b; 2 * x - x => x",
+        apply: collect_terms,
+    },
 ];
 
 /// Maximum number of terms [`collect_terms`] looks at in one sum.
 pub const COLLECT_LIMIT: usize = 32;
 
 /// Applies the first rule of [`RULES`] that matches.
-pub(crate) fn rewrite(b: &mut Builder<'_>, op: Op, args: &[NodeId], params: &[Param], dim: &Dim) -> Option<Result<NodeId>> {
-    let site = Site { op, args, params, dim };
+pub(crate) fn rewrite(
+    b: &mut Builder<'_>,
+    op: Op,
+    args: &[NodeId],
+    params: &[Param],
+    dim: &Dim,
+) -> Option<Result<NodeId>> {
+    let site = Site {
+        op,
+        args,
+        params,
+        dim,
+    };
     RULES.iter().find_map(|r| (r.apply)(b, &site))
 }
 
@@ -200,7 +311,8 @@ fn mul_minus_one(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
 }
 
 fn div_one(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
-    (s.op == Op::Divide && cval(b, s.args[1]) == Some(1.0) && same_dim(b, s.args[0], s.dim)).then_some(Ok(s.args[0]))
+    (s.op == Op::Divide && cval(b, s.args[1]) == Some(1.0) && same_dim(b, s.args[0], s.dim))
+        .then_some(Ok(s.args[0]))
 }
 
 fn neg_neg(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
@@ -226,7 +338,9 @@ fn mul_const_const(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> 
         return None;
     }
     let c1 = cval(b, s.args[0])?;
-    let (Op::Mult, inner, _) = op_of(b, s.args[1])? else { return None };
+    let (Op::Mult, inner, _) = op_of(b, s.args[1])? else {
+        return None;
+    };
     let c2 = cval(b, inner[0])?;
     let c = b.cst(c1 * c2);
     Some(b.mul(c, inner[1]))
@@ -250,7 +364,9 @@ fn div_neg(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
     if s.op != Op::Divide {
         return None;
     }
-    let (Op::Minus, inner, _) = op_of(b, s.args[0])? else { return None };
+    let (Op::Minus, inner, _) = op_of(b, s.args[0])? else {
+        return None;
+    };
     Some(b.div(inner[0], s.args[1]).and_then(|q| b.neg(q)))
 }
 
@@ -276,7 +392,9 @@ fn sub_neg(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
     if s.op != Op::Subtract {
         return None;
     }
-    let (Op::Minus, inner, _) = op_of(b, s.args[1])? else { return None };
+    let (Op::Minus, inner, _) = op_of(b, s.args[1])? else {
+        return None;
+    };
     Some(b.add(s.args[0], inner[0]))
 }
 
@@ -294,7 +412,8 @@ fn scalar_identity(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> 
 }
 
 fn scalprod_scalars(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
-    (s.op == Op::Scalprod && b.dim(s.args[0]).is(1) && b.dim(s.args[1]).is(1)).then(|| b.mul(s.args[0], s.args[1]))
+    (s.op == Op::Scalprod && b.dim(s.args[0]).is(1) && b.dim(s.args[1]).is(1))
+        .then(|| b.mul(s.args[0], s.args[1]))
 }
 
 fn elem_of_structured(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
@@ -302,7 +421,11 @@ fn elem_of_structured(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId
     match (s.op, inner_op) {
         (Op::Elem, Op::ElemT) => {
             let k = s.params[0].int();
-            Some(Ok(if k == ip[1].int() { inner[0] } else { b.zero(Dim::one()) }))
+            Some(Ok(if k == ip[1].int() {
+                inner[0]
+            } else {
+                b.zero(Dim::one())
+            }))
         }
         (Op::Sum, Op::ElemT) | (Op::Elem, Op::SumT) => Some(Ok(inner[0])),
         _ => None,
@@ -313,10 +436,16 @@ fn index_concat(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
     if !matches!(s.op, Op::Elem | Op::Extract) {
         return None;
     }
-    let (Op::Concat, inner, _) = op_of(b, s.args[0])? else { return None };
+    let (Op::Concat, inner, _) = op_of(b, s.args[0])? else {
+        return None;
+    };
     let da = b.dim(inner[0]).as_known()? as i64;
     let start = s.params[0].int();
-    let len = if s.op == Op::Elem { 1 } else { s.params[1].int() };
+    let len = if s.op == Op::Elem {
+        1
+    } else {
+        s.params[1].int()
+    };
     let (part, offset) = if start + len <= da {
         (inner[0], start)
     } else if start >= da {
@@ -374,7 +503,9 @@ fn const_out(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
     }
     let (x, y) = (s.args[0], s.args[1]);
     let scaled = |b: &Builder<'_>, n: NodeId| match op_of(b, n) {
-        Some((Op::Mult, a, _)) if cval(b, a[0]).is_some() && cval(b, n).is_none() => Some((a[0], a[1])),
+        Some((Op::Mult, a, _)) if cval(b, a[0]).is_some() && cval(b, n).is_none() => {
+            Some((a[0], a[1]))
+        }
         _ => None,
     };
     match s.op {
@@ -394,15 +525,24 @@ fn const_out(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
 }
 
 fn linear_out(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
-    if !matches!(s.op, Op::Sum | Op::Elem | Op::Extract | Op::SumT | Op::ElemT | Op::ExtractT) {
+    if !matches!(
+        s.op,
+        Op::Sum | Op::Elem | Op::Extract | Op::SumT | Op::ElemT | Op::ExtractT
+    ) {
         return None;
     }
     let (inner_op, inner, _) = op_of(b, s.args[0])?;
     match inner_op {
-        Op::Minus => Some(b.op(s.op, &[inner[0]], s.params.to_vec()).and_then(|n| b.neg(n))),
+        Op::Minus => Some(
+            b.op(s.op, &[inner[0]], s.params.to_vec())
+                .and_then(|n| b.neg(n)),
+        ),
         Op::Mult if cval(b, inner[0]).is_some() && b.dim(inner[1]) == b.dim(s.args[0]) => {
             let c = inner[0];
-            Some(b.op(s.op, &[inner[1]], s.params.to_vec()).and_then(|n| b.mul(c, n)))
+            Some(
+                b.op(s.op, &[inner[1]], s.params.to_vec())
+                    .and_then(|n| b.mul(c, n)),
+            )
         }
         _ => None,
     }
@@ -415,8 +555,12 @@ fn terms(b: &Builder<'_>, n: NodeId, coef: f64, dim: &Dim, out: &mut Vec<(NodeId
     }
     if &b.dim(n) == dim {
         match op_of(b, n) {
-            Some((Op::Add, a, _)) => return terms(b, a[0], coef, dim, out) && terms(b, a[1], coef, dim, out),
-            Some((Op::Subtract, a, _)) => return terms(b, a[0], coef, dim, out) && terms(b, a[1], -coef, dim, out),
+            Some((Op::Add, a, _)) => {
+                return terms(b, a[0], coef, dim, out) && terms(b, a[1], coef, dim, out);
+            }
+            Some((Op::Subtract, a, _)) => {
+                return terms(b, a[0], coef, dim, out) && terms(b, a[1], -coef, dim, out);
+            }
             Some((Op::Minus, a, _)) => return terms(b, a[0], -coef, dim, out),
             Some((Op::Mult, a, _)) if cval(b, a[0]).is_some() && &b.dim(a[1]) == dim => {
                 let k = cval(b, a[0]).unwrap_or(1.0);
@@ -435,7 +579,8 @@ fn collect_terms(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
     }
     let mut flat = Vec::new();
     let sign = if s.op == Op::Add { 1.0 } else { -1.0 };
-    if !(terms(b, s.args[0], 1.0, s.dim, &mut flat) && terms(b, s.args[1], sign, s.dim, &mut flat)) {
+    if !(terms(b, s.args[0], 1.0, s.dim, &mut flat) && terms(b, s.args[1], sign, s.dim, &mut flat))
+    {
         return None;
     }
     let mut combined: Vec<(NodeId, f64)> = Vec::new();

@@ -1,6 +1,6 @@
 //! The simplification rules, each tested as `before => after`, and their limits.
 
-use keops_ir::check::{check_source, Declarations};
+use keops_ir::check::{Declarations, check_source};
 use keops_ir::simplify::RULES;
 use keops_ir::{Program, Source, Step};
 
@@ -17,7 +17,14 @@ fn formula(p: &Program) -> String {
 fn raw(f: &str) -> Program {
     let text = format!("{HEADER}Sum_Reduction({f}, 0)");
     let src = Source::from_text(&text).unwrap();
-    check_source(&src, &Declarations { unsimplified: true, ..Default::default() }).unwrap()
+    check_source(
+        &src,
+        &Declarations {
+            unsimplified: true,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 fn simplified(f: &str) -> String {
@@ -65,8 +72,16 @@ const CASES: &[(&str, &str, &str)] = &[
     ("elem-of-onehot", "Elem(SumT(s, 3), 2) * x", "s * x"),
     ("index-concat", "Elem(Concat(x, y), 4)", "Elem(y, 1)"),
     ("index-concat", "Extract(Concat(x, y), 3, 3)", "y"),
-    ("index-concat", "Extract(Concat(x, y), 1, 2)", "Extract(x, 1, 2)"),
-    ("mult-elemt", "x * ElemT(s, 3, 1)", "ElemT(Elem(x, 1) * s, 3, 1)"),
+    (
+        "index-concat",
+        "Extract(Concat(x, y), 1, 2)",
+        "Extract(x, 1, 2)",
+    ),
+    (
+        "mult-elemt",
+        "x * ElemT(s, 3, 1)",
+        "ElemT(Elem(x, 1) * s, 3, 1)",
+    ),
     ("mul-ones", "x * (Zero(3) + 1)", "x"),
     ("mul-ones", "SumT(1, 3) * x", "x"),
     ("const-out", "x * (2 * y)", "2 * (x * y)"),
@@ -94,7 +109,11 @@ fn every_rule_before_after() {
 #[test]
 fn every_rule_is_tested() {
     for r in RULES {
-        assert!(CASES.iter().any(|(n, _, _)| *n == r.name), "rule {} has no before => after case", r.name);
+        assert!(
+            CASES.iter().any(|(n, _, _)| *n == r.name),
+            "rule {} has no before => after case",
+            r.name
+        );
     }
 }
 

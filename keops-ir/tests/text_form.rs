@@ -1,8 +1,8 @@
 //! The text form: every program prints in KeOps syntax and parses back to the same
 //! formula (same text, same values).
 
-use keops_ir::eval::{Array, EvalOptions};
 use keops_ir::Program;
+use keops_ir::eval::{Array, EvalOptions};
 use rand::{Rng, SeedableRng};
 
 const FORMULAS: &[&str] = &[
@@ -37,7 +37,11 @@ fn random_args(p: &Program, rng: &mut impl Rng) -> (Vec<Vec<f64>>, Vec<(usize, u
             keops_ir::Cat::J => 5,
             _ => 1,
         };
-        data.push((0..rows * dim).map(|_| rng.random_range(-1.5..1.5)).collect());
+        data.push(
+            (0..rows * dim)
+                .map(|_| rng.random_range(-1.5..1.5))
+                .collect(),
+        );
         shapes.push((rows, dim));
     }
     (data, shapes)
@@ -53,7 +57,11 @@ fn programs_print_and_parse_back() {
         let t2 = p2.to_string();
         assert_eq!(t1, t2, "{f}");
         let (data, shapes) = random_args(&p1, &mut rng);
-        let arrays: Vec<Array<'_, f64>> = data.iter().zip(&shapes).map(|(d, (r, c))| Array::new(d, *r, *c)).collect();
+        let arrays: Vec<Array<'_, f64>> = data
+            .iter()
+            .zip(&shapes)
+            .map(|(d, (r, c))| Array::new(d, *r, *c))
+            .collect();
         let o1 = p1.evaluate(&arrays, &EvalOptions::default()).unwrap();
         let o2 = p2.evaluate(&arrays, &EvalOptions::default()).unwrap();
         assert_eq!(o1.indices, o2.indices, "{f}");
@@ -66,7 +74,17 @@ fn programs_print_and_parse_back() {
 #[test]
 fn printing_uses_the_syntax_it_was_given() {
     let p = Program::parse("Sum_j(Exp(-SqDist(x_i, y_j)) * b_j)").unwrap();
-    assert_eq!(p.to_string(), "x_i; y_j; b_j; Sum_j(Exp(-SqDist(x_i, y_j)) * b_j)");
-    let p = Program::parse_with_aliases("Sum_Reduction(Exp(-SqDist(x, y)), 0)", &["x = Vi(3)", "y = Vj(3)"]).unwrap();
-    assert_eq!(p.to_string(), "x = Vi(0, 3); y = Vj(1, 3); Sum_Reduction(Exp(-SqDist(x, y)), 0)");
+    assert_eq!(
+        p.to_string(),
+        "x_i; y_j; b_j; Sum_j(Exp(-SqDist(x_i, y_j)) * b_j)"
+    );
+    let p = Program::parse_with_aliases(
+        "Sum_Reduction(Exp(-SqDist(x, y)), 0)",
+        &["x = Vi(3)", "y = Vj(3)"],
+    )
+    .unwrap();
+    assert_eq!(
+        p.to_string(),
+        "x = Vi(0, 3); y = Vj(1, 3); Sum_Reduction(Exp(-SqDist(x, y)), 0)"
+    );
 }

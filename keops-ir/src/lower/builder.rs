@@ -19,7 +19,12 @@ pub struct Block {
 impl Block {
     /// Runs the block in precision `R` (the interpreter behind lowering tests).
     pub fn run<R: Real>(&self, args: &[Val<R>]) -> Vec<Val<R>> {
-        let mut regs: HashMap<Reg, Val<R>> = self.params.iter().copied().zip(args.iter().copied()).collect();
+        let mut regs: HashMap<Reg, Val<R>> = self
+            .params
+            .iter()
+            .copied()
+            .zip(args.iter().copied())
+            .collect();
         for inst in &self.insts {
             let a: Vec<Val<R>> = inst.args.iter().map(|r| regs[r]).collect();
             regs.insert(inst.dst, inst.op.eval(&a));
@@ -91,7 +96,11 @@ impl Lower {
         }
         let ty = op.spec().result.unwrap_or_else(|| self.ty(args[1]));
         let dst = self.param(ty);
-        self.insts.push(Inst { dst, op, args: args.to_vec() });
+        self.insts.push(Inst {
+            dst,
+            op,
+            args: args.to_vec(),
+        });
         self.cse.insert(key, dst);
         dst
     }
@@ -99,7 +108,11 @@ impl Lower {
     /// Closes the current block.
     pub fn finish(&mut self, params: Vec<Reg>, results: Vec<Reg>) -> Block {
         self.cse.clear();
-        Block { params, insts: std::mem::take(&mut self.insts), results }
+        Block {
+            params,
+            insts: std::mem::take(&mut self.insts),
+            results,
+        }
     }
 
     /// A float constant.

@@ -15,9 +15,9 @@ pub use scalar::{Inst, Reg, SOp, SOpSpec, Ty, Val};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Cat, Graph, Node, NodeId, VarId, VarSource};
-use crate::ops::{Lowering, LowerArgs, Op};
+use crate::ops::{LowerArgs, Lowering, Op};
 use crate::program::{Program, Reduce};
-use crate::reduction::{ReductionKind, INDEX_NONE};
+use crate::reduction::{INDEX_NONE, ReductionKind};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -90,9 +90,17 @@ pub struct LoweredKernel {
 
 impl fmt::Display for LoweredKernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "kernel {}({:?}) F:{} G:{}", self.kind, self.out_rows, self.fdim, self.gdim)?;
+        writeln!(
+            f,
+            "kernel {}({:?}) F:{} G:{}",
+            self.kind, self.out_rows, self.fdim, self.gdim
+        )?;
         for i in &self.inputs {
-            writeln!(f, "  input var{} {:?} {:?} dim {}", i.var.0, i.cat, i.source, i.dim)?;
+            writeln!(
+                f,
+                "  input var{} {:?} {:?} dim {}",
+                i.var.0, i.cat, i.source, i.dim
+            )?;
         }
         writeln!(f, "formula {}", self.formula)?;
         writeln!(f, "init {}", self.hooks.init)?;
@@ -103,13 +111,20 @@ impl fmt::Display for LoweredKernel {
 }
 
 fn limit() -> Error {
-    Error::new(ErrorKind::Limit, format!("the formula lowers to more than {INSTRUCTION_LIMIT} scalar instructions"))
-        .help("reduce the dimensions involved, or split the formula into several kernels")
+    Error::new(
+        ErrorKind::Limit,
+        format!("the formula lowers to more than {INSTRUCTION_LIMIT} scalar instructions"),
+    )
+    .help("reduce the dimensions involved, or split the formula into several kernels")
 }
 
 /// Lowers the formulas at `roots` (all dimensions known) into a block whose parameters
 /// are the components of the variables used, in the order returned.
-pub fn lower_formula(l: &mut Lower, g: &Graph, roots: &[NodeId]) -> Result<(Block, Vec<KernelInput>)> {
+pub fn lower_formula(
+    l: &mut Lower,
+    g: &Graph,
+    roots: &[NodeId],
+) -> Result<(Block, Vec<KernelInput>)> {
     let order = g.topo(roots);
     let mut regs: HashMap<NodeId, Vec<Reg>> = HashMap::new();
     let mut var_regs: HashMap<VarId, Vec<Reg>> = HashMap::new();
@@ -117,15 +132,30 @@ pub fn lower_formula(l: &mut Lower, g: &Graph, roots: &[NodeId]) -> Result<(Bloc
     let mut params = Vec::new();
     for v in g.vars_of(roots) {
         let info = g.var(v);
-        let dim = info.dim.as_known().ok_or_else(|| Error::new(ErrorKind::Dimension, "cannot lower a formula with symbolic dimensions; instantiate it first"))?;
+        let dim = info.dim.as_known().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Dimension,
+                "cannot lower a formula with symbolic dimensions; instantiate it first",
+            )
+        })?;
         let rs: Vec<Reg> = (0..dim).map(|_| l.param(Ty::F)).collect();
         params.extend(&rs);
-        inputs.push(KernelInput { var: v, cat: info.cat, source: info.source, dim });
+        inputs.push(KernelInput {
+            var: v,
+            cat: info.cat,
+            source: info.source,
+            dim,
+        });
         var_regs.insert(v, rs);
     }
     let mut count = 0usize;
     for n in &order {
-        let out_dim = g.known_dim(*n).ok_or_else(|| Error::new(ErrorKind::Dimension, "cannot lower a formula with symbolic dimensions"))?;
+        let out_dim = g.known_dim(*n).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Dimension,
+                "cannot lower a formula with symbolic dimensions",
+            )
+        })?;
         let r = match g.node(*n) {
             Node::Var(v) => var_regs[v].clone(),
             Node::Const(b) => vec![l.cst(f64::from_bits(*b))],
@@ -145,14 +175,46 @@ pub fn lower_formula(l: &mut Lower, g: &Graph, roots: &[NodeId]) -> Result<(Bloc
     Ok((l.finish(params, results), inputs))
 }
 
-fn lower_op(l: &mut Lower, op: Op, args: &[Vec<Reg>], params: &[crate::graph::Param], out_dim: usize) -> Result<Vec<Reg>> {
-    let prim = op.spec().prim().ok_or_else(|| Error::new(ErrorKind::Limit, format!("{} should have been expanded", op.name())))?;
+fn lower_op(
+    l: &mut Lower,
+    op: Op,
+    args: &[Vec<Reg>],
+    params: &[crate::graph::Param],
+    out_dim: usize,
+) -> Result<Vec<Reg>> {
+    let prim = op.spec().prim().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Limit,
+            format!("{} should have been expanded", op.name()),
+        )
+    })?;
     let pick = |a: &Vec<Reg>, k: usize| if a.len() == 1 { a[0] } else { a[k] };
     Ok(match prim.lower {
-        Lowering::Unary(f) => (0..out_dim).map(|k| f(l, params, pick(&args[0], k))).collect(),
-        Lowering::Binary(f) => (0..out_dim).map(|k| f(l, params, pick(&args[0], k), pick(&args[1], k))).collect(),
-        Lowering::Ternary(f) => (0..out_dim).map(|k| f(l, params, pick(&args[0], k), pick(&args[1], k), pick(&args[2], k))).collect(),
-        Lowering::Vector(f) => f(l, &LowerArgs { args, params, out_dim }),
+        Lowering::Unary(f) => (0..out_dim)
+            .map(|k| f(l, params, pick(&args[0], k)))
+            .collect(),
+        Lowering::Binary(f) => (0..out_dim)
+            .map(|k| f(l, params, pick(&args[0], k), pick(&args[1], k)))
+            .collect(),
+        Lowering::Ternary(f) => (0..out_dim)
+            .map(|k| {
+                f(
+                    l,
+                    params,
+                    pick(&args[0], k),
+                    pick(&args[1], k),
+                    pick(&args[2], k),
+                )
+            })
+            .collect(),
+        Lowering::Vector(f) => f(
+            l,
+            &LowerArgs {
+                args,
+                params,
+                out_dim,
+            },
+        ),
     })
 }
 
@@ -164,16 +226,33 @@ pub fn lower_reduction(p: &Program, r: &Reduce, sum_mode: SumMode) -> Result<Low
     let fdim = p.graph.known_dim(r.formula).unwrap_or(0);
     let gdim = r.weight.and_then(|w| p.graph.known_dim(w)).unwrap_or(1);
     let hooks = lower_hooks(&mut l, r.kind, fdim, gdim, sum_mode);
-    Ok(LoweredKernel { kind: r.kind, out_rows: r.out_rows, tys: l.tys, inputs, formula, fdim, gdim, hooks })
+    Ok(LoweredKernel {
+        kind: r.kind,
+        out_rows: r.out_rows,
+        tys: l.tys,
+        inputs,
+        formula,
+        fdim,
+        gdim,
+        hooks,
+    })
 }
 
 /// The reduction's hooks for F of dimension `fdim` and G of dimension `gdim`.
-pub fn lower_hooks(l: &mut Lower, kind: ReductionKind, fdim: usize, gdim: usize, sum_mode: SumMode) -> Hooks {
+pub fn lower_hooks(
+    l: &mut Lower,
+    kind: ReductionKind,
+    fdim: usize,
+    gdim: usize,
+    sum_mode: SumMode,
+) -> Hooks {
     let (nf, ni) = match (kind, sum_mode) {
         (ReductionKind::Sum, SumMode::Kahan) => (2 * fdim, 0),
         _ => kind.acc_width(fdim, gdim),
     };
-    let acc_tys: Vec<Ty> = std::iter::repeat_n(Ty::F, nf).chain(std::iter::repeat_n(Ty::Idx, ni)).collect();
+    let acc_tys: Vec<Ty> = std::iter::repeat_n(Ty::F, nf)
+        .chain(std::iter::repeat_n(Ty::Idx, ni))
+        .collect();
     let fresh_acc = |l: &mut Lower| -> Vec<Reg> { acc_tys.iter().map(|t| l.param(*t)).collect() };
 
     // init
@@ -185,7 +264,11 @@ pub fn lower_hooks(l: &mut Lower, kind: ReductionKind, fdim: usize, gdim: usize,
             v
         }
         _ => {
-            let worst = if kind.order() == Some(true) { f64::INFINITY } else { f64::NEG_INFINITY };
+            let worst = if kind.order() == Some(true) {
+                f64::INFINITY
+            } else {
+                f64::NEG_INFINITY
+            };
             vec![l.cst(worst); nf]
         }
     };
@@ -197,7 +280,11 @@ pub fn lower_hooks(l: &mut Lower, kind: ReductionKind, fdim: usize, gdim: usize,
     // accumulate
     let acc = fresh_acc(l);
     let fvals: Vec<Reg> = (0..fdim).map(|_| l.param(Ty::F)).collect();
-    let gvals: Vec<Reg> = if kind.takes_weight() { (0..gdim).map(|_| l.param(Ty::F)).collect() } else { vec![] };
+    let gvals: Vec<Reg> = if kind.takes_weight() {
+        (0..gdim).map(|_| l.param(Ty::F)).collect()
+    } else {
+        vec![]
+    };
     let j = l.param(Ty::Idx);
     let new_acc = match kind {
         ReductionKind::Sum => match sum_mode {
@@ -218,7 +305,11 @@ pub fn lower_hooks(l: &mut Lower, kind: ReductionKind, fdim: usize, gdim: usize,
             }
         },
         ReductionKind::LogSumExp => {
-            let w: Vec<Reg> = if gvals.is_empty() { vec![l.cst(1.0)] } else { gvals.clone() };
+            let w: Vec<Reg> = if gvals.is_empty() {
+                vec![l.cst(1.0)]
+            } else {
+                gvals.clone()
+            };
             lse_step(l, &acc, fvals[0], &w)
         }
         ReductionKind::SumSoftMaxWeight => {
@@ -292,10 +383,13 @@ pub fn lower_hooks(l: &mut Lower, kind: ReductionKind, fdim: usize, gdim: usize,
         ReductionKind::Sum => acc[..fdim].to_vec(),
         ReductionKind::LogSumExp => {
             let m = acc[0];
-            acc[1..].iter().map(|s| {
-                let lg = l.f1(SOp::Log, *s);
-                l.add(m, lg)
-            }).collect()
+            acc[1..]
+                .iter()
+                .map(|s| {
+                    let lg = l.f1(SOp::Log, *s);
+                    l.add(m, lg)
+                })
+                .collect()
         }
         ReductionKind::SumSoftMaxWeight => acc[2..].iter().map(|t| l.div(*t, acc[1])).collect(),
         _ => {
@@ -310,12 +404,30 @@ pub fn lower_hooks(l: &mut Lower, kind: ReductionKind, fdim: usize, gdim: usize,
         }
     };
     let finalize = l.finish(acc, results);
-    Hooks { acc: acc_tys, init, accumulate, merge, finalize, out_values, out_indices }
+    Hooks {
+        acc: acc_tys,
+        init,
+        accumulate,
+        merge,
+        finalize,
+        out_values,
+        out_indices,
+    }
 }
 
 /// Branch-free insertion of `(x, j)` into sorted slots (see [`crate::reduction`]).
 #[allow(clippy::too_many_arguments)]
-fn insert(l: &mut Lower, vals: &mut [Reg], idx: &mut [Reg], c: usize, d: usize, k: usize, x: Reg, j: Reg, smaller: bool) {
+fn insert(
+    l: &mut Lower,
+    vals: &mut [Reg],
+    idx: &mut [Reg],
+    c: usize,
+    d: usize,
+    k: usize,
+    x: Reg,
+    j: Reg,
+    smaller: bool,
+) {
     let (mut x, mut j) = (x, j);
     for slot in 0..k {
         let p = slot * d + c;

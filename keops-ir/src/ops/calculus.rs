@@ -20,8 +20,13 @@ pub(super) fn x_laplacian(b: &mut Builder<'_>, a: &[NodeId], _: &[Param]) -> Res
     let v = diff::wrt(b, a[1], Op::Laplacian)?;
     let df = b.dim(a[0]);
     if b.dims.unify(&df, &crate::dim::Dim::one()).is_err() {
-        return Err(Error::new(ErrorKind::Dimension, format!("Laplacian: the formula must be a scalar, found dimension {df}"))
-            .help("take the Laplacian of each coordinate separately, e.g. Laplacian(Elem(f, 0), x_i)"));
+        return Err(Error::new(
+            ErrorKind::Dimension,
+            format!("Laplacian: the formula must be a scalar, found dimension {df}"),
+        )
+        .help(
+            "take the Laplacian of each coordinate separately, e.g. Laplacian(Elem(f, 0), x_i)",
+        ));
     }
     let one = b.cst(1.0);
     let g = diff::grad(b, a[0], v, one)?;
@@ -32,7 +37,13 @@ pub(super) fn x_divergence(b: &mut Builder<'_>, a: &[NodeId], _: &[Param]) -> Re
     let v = diff::wrt(b, a[1], Op::Divergence)?;
     let (df, dv) = (b.dim(a[0]), b.graph.var(v).dim.clone());
     b.dims.unify(&df, &dv).map_err(|m| {
-        Error::new(ErrorKind::Dimension, format!("Divergence: the formula has dimension {} and the variable {}; they must be equal", m.left, m.right))
+        Error::new(
+            ErrorKind::Dimension,
+            format!(
+                "Divergence: the formula has dimension {} and the variable {}; they must be equal",
+                m.left, m.right
+            ),
+        )
     })?;
     diff::trace_jacobian(b, a[0], v, "Divergence")
 }
@@ -55,5 +66,10 @@ pub(super) fn x_gradmatrix(b: &mut Builder<'_>, a: &[NodeId], _: &[Param]) -> Re
             Some(r) => b.concat(r, g)?,
         });
     }
-    rows.ok_or_else(|| Error::new(ErrorKind::Dimension, "GradMatrix of a formula of dimension 0"))
+    rows.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Dimension,
+            "GradMatrix of a formula of dimension 0",
+        )
+    })
 }

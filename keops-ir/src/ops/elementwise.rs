@@ -42,7 +42,11 @@ pub(super) fn sqrt<R: Real>(_: &[Param], a: R) -> R {
     a.sqrt()
 }
 pub(super) fn rsqrt<R: Real>(_: &[Param], a: R) -> R {
-    if a == R::zero() { R::zero() } else { R::one() / a.sqrt() }
+    if a == R::zero() {
+        R::zero()
+    } else {
+        R::one() / a.sqrt()
+    }
 }
 pub(super) fn pow<R: Real>(p: &[Param], a: R) -> R {
     a.powi(p_int(p, 0) as i32)
@@ -57,7 +61,11 @@ pub(super) fn log<R: Real>(_: &[Param], a: R) -> R {
     a.ln()
 }
 pub(super) fn xlogx<R: Real>(_: &[Param], a: R) -> R {
-    if a == R::zero() { R::zero() } else { a * a.ln() }
+    if a == R::zero() {
+        R::zero()
+    } else {
+        a * a.ln()
+    }
 }
 pub(super) fn sin<R: Real>(_: &[Param], a: R) -> R {
     a.sin()
@@ -66,7 +74,11 @@ pub(super) fn cos<R: Real>(_: &[Param], a: R) -> R {
     a.cos()
 }
 pub(super) fn sinxdivx<R: Real>(_: &[Param], a: R) -> R {
-    if a == R::zero() { R::one() } else { a.sin() / a }
+    if a == R::zero() {
+        R::one()
+    } else {
+        a.sin() / a
+    }
 }
 pub(super) fn asin<R: Real>(_: &[Param], a: R) -> R {
     a.asin()

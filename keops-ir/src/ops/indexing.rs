@@ -26,7 +26,10 @@ pub(super) fn dim_elem(cx: &mut DimCx<'_>) -> DimResult<Dim> {
 
 pub(super) fn dim_elemt(cx: &mut DimCx<'_>) -> DimResult<Dim> {
     cx.scalar(0, "the argument of ElemT")?;
-    let (n, m) = (nonneg(cx.int(0), "the dimension")?, nonneg(cx.int(1), "the index")?);
+    let (n, m) = (
+        nonneg(cx.int(0), "the dimension")?,
+        nonneg(cx.int(1), "the index")?,
+    );
     if m >= n {
         return Err(format!("index {m} is out of range for the dimension {n}"));
     }
@@ -34,21 +37,32 @@ pub(super) fn dim_elemt(cx: &mut DimCx<'_>) -> DimResult<Dim> {
 }
 
 pub(super) fn dim_extract(cx: &mut DimCx<'_>) -> DimResult<Dim> {
-    let (start, len) = (nonneg(cx.int(0), "the start")?, nonneg(cx.int(1), "the length")?);
+    let (start, len) = (
+        nonneg(cx.int(0), "the start")?,
+        nonneg(cx.int(1), "the length")?,
+    );
     if len == 0 {
         return Err("the length must be at least 1".into());
     }
     let d = cx.arg(0);
     cx.require(DimConstraint::AtLeast(d.clone(), start + len), |_| {
-        format!("coordinates {start}..{} are out of range for a vector of dimension {d}", start + len)
+        format!(
+            "coordinates {start}..{} are out of range for a vector of dimension {d}",
+            start + len
+        )
     })?;
     Ok(Dim::known(len))
 }
 
 pub(super) fn dim_extractt(cx: &mut DimCx<'_>) -> DimResult<Dim> {
-    let (start, total) = (nonneg(cx.int(0), "the start")?, nonneg(cx.int(1), "the dimension")?);
+    let (start, total) = (
+        nonneg(cx.int(0), "the start")?,
+        nonneg(cx.int(1), "the dimension")?,
+    );
     let d = cx.arg(0);
-    let room = total.checked_sub(start).ok_or_else(|| format!("the start {start} is beyond the dimension {total}"))?;
+    let room = total
+        .checked_sub(start)
+        .ok_or_else(|| format!("the start {start} is beyond the dimension {total}"))?;
     cx.require(DimConstraint::AtMost(d.clone(), room), |_| {
         format!("a vector of dimension {d} placed at {start} does not fit in dimension {total}")
     })?;
@@ -104,7 +118,11 @@ pub(super) fn concat<R: Real>(a: &VecArgs<'_, R>, out: &mut [R]) {
 pub(super) fn onehot<R: Real>(a: &VecArgs<'_, R>, out: &mut [R]) {
     let pos = (a.args[0][0] + R::of(0.5)).floor();
     for (k, o) in out.iter_mut().enumerate() {
-        *o = if pos == R::of(k as f64) { R::one() } else { R::zero() };
+        *o = if pos == R::of(k as f64) {
+            R::one()
+        } else {
+            R::zero()
+        };
     }
 }
 pub(super) fn sumt<R: Real>(a: &VecArgs<'_, R>, out: &mut [R]) {
@@ -119,7 +137,9 @@ pub(super) fn l_elem(_: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
 pub(super) fn l_elemt(l: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
     let zero = l.cst(0.0);
     let m = a.int(1) as usize;
-    (0..a.out_dim).map(|k| if k == m { a.args[0][0] } else { zero }).collect()
+    (0..a.out_dim)
+        .map(|k| if k == m { a.args[0][0] } else { zero })
+        .collect()
 }
 pub(super) fn l_extract(_: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
     let s = a.int(0) as usize;
@@ -129,7 +149,15 @@ pub(super) fn l_extractt(l: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
     let zero = l.cst(0.0);
     let s = a.int(0) as usize;
     let n = a.args[0].len();
-    (0..a.out_dim).map(|k| if k >= s && k < s + n { a.args[0][k - s] } else { zero }).collect()
+    (0..a.out_dim)
+        .map(|k| {
+            if k >= s && k < s + n {
+                a.args[0][k - s]
+            } else {
+                zero
+            }
+        })
+        .collect()
 }
 pub(super) fn l_concat(_: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
     a.args[0].iter().chain(&a.args[1]).copied().collect()
@@ -170,7 +198,11 @@ pub(super) fn d_extractt(b: &mut Builder<'_>, c: &Call, e: NodeId, _: usize) -> 
 pub(super) fn d_concat(b: &mut Builder<'_>, c: &Call, e: NodeId, k: usize) -> Result<NodeId> {
     let da = b.known_dim(c.args[0], "the gradient of Concat")?;
     let db = b.known_dim(c.args[1], "the gradient of Concat")?;
-    if k == 0 { b.extract(e, 0, da) } else { b.extract(e, da, db) }
+    if k == 0 {
+        b.extract(e, 0, da)
+    } else {
+        b.extract(e, da, db)
+    }
 }
 pub(super) fn d_sumt(b: &mut Builder<'_>, _: &Call, e: NodeId, _: usize) -> Result<NodeId> {
     b.op(Op::Sum, &[e], Vec::<Param>::new())

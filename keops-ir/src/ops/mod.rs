@@ -69,23 +69,33 @@ impl DimCx<'_> {
 
     /// Requires two dimensions to be equal.
     pub fn unify(&mut self, a: &Dim, b: &Dim, what: &str) -> DimResult<()> {
-        self.solver.unify(a, b).map_err(|m| format!("{what}: {} vs {}", m.left, m.right))
+        self.solver
+            .unify(a, b)
+            .map_err(|m| format!("{what}: {} vs {}", m.left, m.right))
     }
 
     /// Requires argument `k` to be a scalar.
     pub fn scalar(&mut self, k: usize, role: &str) -> DimResult<()> {
         let d = self.arg(k);
-        self.solver.unify(&d, &Dim::one()).map_err(|_| format!("{role} must be a scalar (dimension 1), found dimension {d}"))
+        self.solver
+            .unify(&d, &Dim::one())
+            .map_err(|_| format!("{role} must be a scalar (dimension 1), found dimension {d}"))
     }
 
     /// Requires argument `k` to have dimension `d`.
     pub fn expect(&mut self, k: usize, d: &Dim, role: &str) -> DimResult<()> {
         let a = self.arg(k);
-        self.solver.unify(&a, d).map_err(|m| format!("{role} must have dimension {}, found {}", m.right, m.left))
+        self.solver
+            .unify(&a, d)
+            .map_err(|m| format!("{role} must have dimension {}, found {}", m.right, m.left))
     }
 
     /// Requires a condition, deferring it while dimensions are symbolic.
-    pub fn require(&mut self, c: DimConstraint, msg: impl FnOnce(&DimConstraint) -> String) -> DimResult<()> {
+    pub fn require(
+        &mut self,
+        c: DimConstraint,
+        msg: impl FnOnce(&DimConstraint) -> String,
+    ) -> DimResult<()> {
         self.solver.require(c).map_err(|c| msg(&c))
     }
 
@@ -113,7 +123,9 @@ impl DimCx<'_> {
                 }
             }
         }
-        Ok(out.map(|d| self.solver.resolve(&d)).unwrap_or_else(|| Dim::known(unit)))
+        Ok(out
+            .map(|d| self.solver.resolve(&d))
+            .unwrap_or_else(|| Dim::known(unit)))
     }
 }
 
@@ -331,12 +343,35 @@ impl OpSpec {
     }
 }
 
-const fn elementwise(eval: Eval, lower: Lowering, deriv: Deriv, fold: bool, zeros: Zeros, print: Print) -> OpKind {
-    OpKind::Prim(Prim { dim: dim_broadcast, deriv, eval, lower, fold, zeros, print })
+const fn elementwise(
+    eval: Eval,
+    lower: Lowering,
+    deriv: Deriv,
+    fold: bool,
+    zeros: Zeros,
+    print: Print,
+) -> OpKind {
+    OpKind::Prim(Prim {
+        dim: dim_broadcast,
+        deriv,
+        eval,
+        lower,
+        fold,
+        zeros,
+        print,
+    })
 }
 
 const fn prim(dim: DimRule, eval: Eval, lower: Lowering, deriv: Deriv, zeros: Zeros) -> OpKind {
-    OpKind::Prim(Prim { dim, deriv, eval, lower, fold: true, zeros, print: Print::Call })
+    OpKind::Prim(Prim {
+        dim,
+        deriv,
+        eval,
+        lower,
+        fold: true,
+        zeros,
+        print: Print::Call,
+    })
 }
 
 fn dim_broadcast(cx: &mut DimCx<'_>) -> DimResult<Dim> {
@@ -389,6 +424,7 @@ macro_rules! op_table {
     };
 }
 
+use Deriv::{Rule, Undefined};
 use calculus as calc;
 use complex as cx;
 use elementwise as ew;
@@ -396,7 +432,6 @@ use indexing as ix;
 use linalg as la;
 use special as sp;
 use vector as vc;
-use Deriv::{Rule, Undefined};
 
 op_table! {
     // ---- arithmetic
@@ -607,7 +642,10 @@ impl Op {
     /// Looks an operation up by name.
     pub fn from_name(name: &str) -> Option<Op> {
         static INDEX: OnceLock<HashMap<&'static str, Op>> = OnceLock::new();
-        INDEX.get_or_init(|| Op::ALL.iter().map(|op| (op.name(), *op)).collect()).get(name).copied()
+        INDEX
+            .get_or_init(|| Op::ALL.iter().map(|op| (op.name(), *op)).collect())
+            .get(name)
+            .copied()
     }
 
     /// The closest operation names, for "did you mean" hints.
@@ -615,7 +653,12 @@ impl Op {
         let lower = name.to_ascii_lowercase();
         let mut scored: Vec<(usize, &'static str)> = Op::ALL
             .iter()
-            .map(|op| (edit_distance(&lower, &op.name().to_ascii_lowercase()), op.name()))
+            .map(|op| {
+                (
+                    edit_distance(&lower, &op.name().to_ascii_lowercase()),
+                    op.name(),
+                )
+            })
             .filter(|(d, n)| *d <= 2.max(n.len() / 4))
             .collect();
         scored.sort();
@@ -632,7 +675,11 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(row[j]).min(row[j + 1]) };
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(row[j + 1])
+            };
             prev = cur;
         }
     }

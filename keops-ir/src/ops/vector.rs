@@ -36,7 +36,11 @@ pub(super) fn sum<R: Real>(a: &VecArgs<'_, R>, out: &mut [R]) {
 fn arg_extreme<R: Real>(v: &[R], larger: bool) -> usize {
     let mut best = 0;
     for k in 1..v.len() {
-        let better = if larger { v[k] > v[best] } else { v[k] < v[best] };
+        let better = if larger {
+            v[k] > v[best]
+        } else {
+            v[k] < v[best]
+        };
         if better {
             best = k;
         }
@@ -67,13 +71,20 @@ pub(super) fn norm2<R: Real>(a: &VecArgs<'_, R>, out: &mut [R]) {
 }
 pub(super) fn normalize<R: Real>(a: &VecArgs<'_, R>, out: &mut [R]) {
     let n2 = dot(a.args[0], a.args[0]);
-    let r = if n2 == R::zero() { R::zero() } else { R::one() / n2.sqrt() };
+    let r = if n2 == R::zero() {
+        R::zero()
+    } else {
+        R::one() / n2.sqrt()
+    };
     for (o, x) in out.iter_mut().zip(a.args[0]) {
         *o = *x * r;
     }
 }
 pub(super) fn sqdist<R: Real>(a: &VecArgs<'_, R>, out: &mut [R]) {
-    out[0] = a.args[0].iter().zip(a.args[1]).fold(R::zero(), |s, (x, y)| s + (*x - *y) * (*x - *y));
+    out[0] = a.args[0]
+        .iter()
+        .zip(a.args[1])
+        .fold(R::zero(), |s, (x, y)| s + (*x - *y) * (*x - *y));
 }
 pub(super) fn scalprod<R: Real>(a: &VecArgs<'_, R>, out: &mut [R]) {
     out[0] = dot(a.args[0], a.args[1]);
@@ -89,7 +100,11 @@ fn l_extreme(l: &mut Lower, v: &[Reg], larger: bool) -> (Reg, Reg) {
     let mut best = v[0];
     let mut pos = l.cst(0.0);
     for (k, x) in v.iter().enumerate().skip(1) {
-        let better = if larger { l.lt(best, *x) } else { l.lt(*x, best) };
+        let better = if larger {
+            l.lt(best, *x)
+        } else {
+            l.lt(*x, best)
+        };
         best = l.select(better, *x, best);
         let kr = l.cst(k as f64);
         pos = l.select(better, kr, pos);
@@ -125,7 +140,11 @@ pub(super) fn l_normalize(l: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
     a.args[0].iter().map(|x| l.mul(*x, r)).collect()
 }
 pub(super) fn l_sqdist(l: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
-    let d: Vec<Reg> = a.args[0].iter().zip(&a.args[1]).map(|(x, y)| l.sub(*x, *y)).collect();
+    let d: Vec<Reg> = a.args[0]
+        .iter()
+        .zip(&a.args[1])
+        .map(|(x, y)| l.sub(*x, *y))
+        .collect();
     vec![l.dot(&d, &d)]
 }
 pub(super) fn l_scalprod(l: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
@@ -227,7 +246,10 @@ pub(super) fn x_weighted_sqdist(b: &mut Builder<'_>, a: &[NodeId], _: &[Param]) 
 pub(super) fn x_sqnorm_iso(b: &mut Builder<'_>, a: &[NodeId], _: &[Param]) -> Result<NodeId> {
     let ds = b.dim(a[0]);
     if b.dims.unify(&ds, &Dim::one()).is_err() {
-        return Err(Error::new(ErrorKind::Dimension, format!("SqNormIso: the weight must be a scalar, found dimension {ds}")));
+        return Err(Error::new(
+            ErrorKind::Dimension,
+            format!("SqNormIso: the weight must be a scalar, found dimension {ds}"),
+        ));
     }
     let n = b.f1(Op::SqNorm2, a[1])?;
     b.mul(a[0], n)
@@ -236,7 +258,13 @@ pub(super) fn x_sqnorm_iso(b: &mut Builder<'_>, a: &[NodeId], _: &[Param]) -> Re
 pub(super) fn x_sqnorm_diag(b: &mut Builder<'_>, a: &[NodeId], _: &[Param]) -> Result<NodeId> {
     let (ds, df) = (b.dim(a[0]), b.dim(a[1]));
     b.dims.unify(&ds, &df).map_err(|m| {
-        Error::new(ErrorKind::Dimension, format!("SqNormDiag: the weight must have the dimension of the vector: {} vs {}", m.left, m.right))
+        Error::new(
+            ErrorKind::Dimension,
+            format!(
+                "SqNormDiag: the weight must have the dimension of the vector: {} vs {}",
+                m.left, m.right
+            ),
+        )
     })?;
     let sq = b.f1(Op::Square, a[1])?;
     let w = b.mul(a[0], sq)?;
