@@ -238,9 +238,10 @@ impl Checker<'_> {
                     .vars
                     .iter()
                     .position(|v| v.source == VarSource::Arg(pos) && v.cat == cat)
-                    && (name.is_none() || self.graph.vars[v].name == name) {
-                        return Ok(VarId(v as u32));
-                    }
+                    && (name.is_none() || self.graph.vars[v].name == name)
+                {
+                    return Ok(VarId(v as u32));
+                }
             } else if c2 == Cat::P || cat == Cat::P {
                 return Err(err(
                     ErrorKind::Declaration,
@@ -406,16 +407,17 @@ impl Checker<'_> {
             }
             let d = Dim::known(d as usize);
             if let Some((prev, _)) = self.concise_dims.get(&base)
-                && *prev != d {
-                    return Err(err(
-                        ErrorKind::Declaration,
-                        format!("`{name}` is declared with two dimensions: {prev} and {d}"),
-                        dat,
-                    )
-                    .help(format!(
-                        "`{base}_i` and `{base}_j` are the same array and have the same dimension"
-                    )));
-                }
+                && *prev != d
+            {
+                return Err(err(
+                    ErrorKind::Declaration,
+                    format!("`{name}` is declared with two dimensions: {prev} and {d}"),
+                    dat,
+                )
+                .help(format!(
+                    "`{base}_i` and `{base}_j` are the same array and have the same dimension"
+                )));
+            }
             self.concise_dims.insert(base.clone(), (d, Some(dat)));
         }
         self.concise_arg(&base, cat, at)?;
@@ -733,19 +735,21 @@ impl Checker<'_> {
             return Err(err(ErrorKind::Reduction, "the formula has no reduction", e.at)
                 .help("wrap it in a reduction: `Sum_j(F)` (output indexed by i) or `Sum_Reduction(F, 0)`"));
         };
-        if matches!(name.as_str(), "Grad" | "Diff") && args.len() == 3
+        if matches!(name.as_str(), "Grad" | "Diff")
+            && args.len() == 3
             && let ExprKind::Call { name: inner, .. } = &args[0].kind
-                && (reduction_name(inner).is_some() || matches!(inner.as_str(), "Grad")) {
-                    if name == "Diff" {
-                        return Err(err(
-                            ErrorKind::Differentiation,
-                            "Diff of a reduction is not supported",
-                            *name_at,
-                        )
-                        .help("use Grad(reduction, variable, cotangent), the reverse mode"));
-                    }
-                    return self.grad_of_reduction(&args[0], &args[1], &args[2]);
-                }
+            && (reduction_name(inner).is_some() || matches!(inner.as_str(), "Grad"))
+        {
+            if name == "Diff" {
+                return Err(err(
+                    ErrorKind::Differentiation,
+                    "Diff of a reduction is not supported",
+                    *name_at,
+                )
+                .help("use Grad(reduction, variable, cotangent), the reverse mode"));
+            }
+            return self.grad_of_reduction(&args[0], &args[1], &args[2]);
+        }
         let Some((kind_of, suffix_out, has_k)) = reduction_name(name) else {
             return Err(err(ErrorKind::Reduction, "the formula has no reduction", e.at)
                 .help("wrap it in a reduction: `Sum_j(F)` (output indexed by i) or `Sum_Reduction(F, 0)`"));
@@ -910,9 +914,10 @@ impl Checker<'_> {
         }
         for v in &mut self.graph.vars {
             if let VarSource::Arg(p) = v.source
-                && let Some(q) = renumber.get(&p) {
-                    v.source = VarSource::Arg(*q);
-                }
+                && let Some(q) = renumber.get(&p)
+            {
+                v.source = VarSource::Arg(*q);
+            }
         }
         for (p, a) in self.args.iter().enumerate() {
             if a.is_none() {

@@ -109,10 +109,12 @@ fn literal_kind(text: &str) -> TokKind {
     .iter()
     .find_map(|s| t.strip_suffix(s))
     .unwrap_or(int_body);
-    if !int_body.is_empty() && int_body.chars().all(|c| c.is_ascii_digit())
-        && let Ok(i) = int_body.parse::<i64>() {
-            return TokKind::Int(i);
-        }
+    if !int_body.is_empty()
+        && int_body.chars().all(|c| c.is_ascii_digit())
+        && let Ok(i) = int_body.parse::<i64>()
+    {
+        return TokKind::Int(i);
+    }
     let float_body = t
         .strip_suffix("f32")
         .or_else(|| t.strip_suffix("f64"))
@@ -199,9 +201,10 @@ impl Source {
     /// The source text of a token range, for naming sub-expressions in messages.
     pub fn snippet(&self, r: TokRange) -> String {
         if let (Some(text), Some((s, e))) = (&self.text, self.line_cols(r))
-            && let Some(slice) = slice_text(text, s, e) {
-                return slice;
-            }
+            && let Some(slice) = slice_text(text, s, e)
+        {
+            return slice;
+        }
         let mut out = String::new();
         let toks = self
             .toks
@@ -424,10 +427,11 @@ impl<'s> Parser<'s> {
 
     fn eat_punct(&mut self, c: char) -> bool {
         if let Some(TokKind::Punct(p, _)) = self.peek()
-            && *p == c {
-                self.pos += 1;
-                return true;
-            }
+            && *p == c
+        {
+            self.pos += 1;
+            return true;
+        }
         false
     }
 
@@ -679,10 +683,11 @@ impl<'s> Parser<'s> {
         let mut args = Vec::new();
         loop {
             if let Some(TokKind::Close(c)) = self.peek()
-                && *c == close {
-                    self.pos += 1;
-                    return Ok(args);
-                }
+                && *c == close
+            {
+                self.pos += 1;
+                return Ok(args);
+            }
             if self.at_end() {
                 return Err(syntax(
                     format!("`{}` is never closed", if close == ')' { '(' } else { '[' }),

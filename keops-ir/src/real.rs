@@ -14,6 +14,18 @@ pub trait Real: Float + FloatConst + Debug + Display + Default + Send + Sync + '
     fn of(x: f64) -> Self;
     /// Converts to f64 exactly.
     fn f64(self) -> f64;
+    /// Width of the float in bits (32 or 64).
+    const BITS: u32;
+    /// The bits, as a signed integer sign-extended to 64 bits.
+    fn to_bits_i64(self) -> i64;
+    /// The float with the low `BITS` bits of `b`.
+    fn from_bits_i64(b: i64) -> Self;
+    /// Wraps an integer to `BITS` bits (sign-extended).
+    fn wrap(i: i64) -> i64;
+    /// Truncation toward zero to an integer of `BITS` bits, saturating, NaN to 0.
+    fn to_int_sat(self) -> i64;
+    /// Rounds to the nearest integer, ties to even.
+    fn round_even(self) -> Self;
     /// The version of a unary scalar function in this precision.
     fn s1(f: &Scalar1) -> fn(&[Param], Self) -> Self;
     /// The version of a binary scalar function in this precision.
@@ -26,6 +38,22 @@ pub trait Real: Float + FloatConst + Debug + Display + Default + Send + Sync + '
 
 impl Real for f64 {
     const NAME: &'static str = "f64";
+    const BITS: u32 = 64;
+    fn to_bits_i64(self) -> i64 {
+        self.to_bits() as i64
+    }
+    fn from_bits_i64(b: i64) -> Self {
+        f64::from_bits(b as u64)
+    }
+    fn wrap(i: i64) -> i64 {
+        i
+    }
+    fn to_int_sat(self) -> i64 {
+        self as i64
+    }
+    fn round_even(self) -> Self {
+        self.round_ties_even()
+    }
     fn s1(f: &Scalar1) -> fn(&[Param], Self) -> Self {
         f.f64
     }
@@ -48,6 +76,22 @@ impl Real for f64 {
 
 impl Real for f32 {
     const NAME: &'static str = "f32";
+    const BITS: u32 = 32;
+    fn to_bits_i64(self) -> i64 {
+        self.to_bits() as i32 as i64
+    }
+    fn from_bits_i64(b: i64) -> Self {
+        f32::from_bits(b as u32)
+    }
+    fn wrap(i: i64) -> i64 {
+        i as i32 as i64
+    }
+    fn to_int_sat(self) -> i64 {
+        self as i32 as i64
+    }
+    fn round_even(self) -> Self {
+        self.round_ties_even()
+    }
     fn s1(f: &Scalar1) -> fn(&[Param], Self) -> Self {
         f.f32
     }

@@ -243,7 +243,12 @@ impl ReductionKind {
                 for slot in 0..k {
                     for c in 0..d {
                         let p = slot * d + c;
-                        insert(acc, Column { c, d, k, smaller }, other.vals[p], other.idx[p]);
+                        insert(
+                            acc,
+                            Column { c, d, k, smaller },
+                            other.vals[p],
+                            other.idx[p],
+                        );
                     }
                 }
             }

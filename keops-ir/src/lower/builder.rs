@@ -17,19 +17,44 @@ pub struct Block {
 }
 
 impl Block {
-    /// Runs the block in precision `R` (the interpreter behind lowering tests).
+    /// Runs the block in precision `R` (the interpreter behind lowering and math tests).
     pub fn run<R: Real>(&self, args: &[Val<R>]) -> Vec<Val<R>> {
-        let mut regs: HashMap<Reg, Val<R>> = self
-            .params
-            .iter()
-            .copied()
-            .zip(args.iter().copied())
-            .collect();
-        for inst in &self.insts {
-            let a: Vec<Val<R>> = inst.args.iter().map(|r| regs[r]).collect();
-            regs.insert(inst.dst, inst.op.eval(&a));
+        let mut regs = Vec::new();
+        self.run_with(&mut regs, args)
+    }
+
+    /// Like [`Block::run`], reusing `regs` as the register file between calls.
+    pub fn run_with<R: Real>(&self, regs: &mut Vec<Val<R>>, args: &[Val<R>]) -> Vec<Val<R>> {
+        let top = self.max_reg() + 1;
+        if regs.len() < top {
+            regs.resize(top, Val::F(R::zero()));
         }
-        self.results.iter().map(|r| regs[r]).collect()
+        for (p, a) in self.params.iter().zip(args) {
+            regs[p.0 as usize] = *a;
+        }
+        let mut a: Vec<Val<R>> = Vec::with_capacity(3);
+        for inst in &self.insts {
+            a.clear();
+            a.extend(inst.args.iter().map(|r| regs[r.0 as usize]));
+            regs[inst.dst.0 as usize] = inst.op.eval(&a);
+        }
+        self.results.iter().map(|r| regs[r.0 as usize]).collect()
+    }
+
+    /// The highest register number used.
+    pub fn max_reg(&self) -> usize {
+        let insts = self
+            .insts
+            .iter()
+            .flat_map(|i| std::iter::once(i.dst).chain(i.args.iter().copied()));
+        self.params
+            .iter()
+            .chain(self.results.iter())
+            .copied()
+            .chain(insts)
+            .map(|r| r.0 as usize)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Number of instructions.

@@ -38,6 +38,15 @@ pub struct KernelInput {
     pub dim: usize,
 }
 
+/// Floating-point precision of an emitted kernel.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// f32.
+    F32,
+    /// f64.
+    F64,
+}
+
 /// How Sum reductions accumulate inside one thread.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum SumMode {

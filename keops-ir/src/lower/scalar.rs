@@ -16,6 +16,9 @@ pub enum Ty {
     Idx,
     /// A predicate (bool).
     Pred,
+    /// A signed integer as wide as the float (i32 for f32, i64 for f64), for the bit
+    /// manipulations of the math library.
+    Int,
 }
 
 /// A scalar register. Registers are numbered per kernel; each is assigned once (SSA).
@@ -95,8 +98,40 @@ pub enum SOp {
     Or,
     /// Predicate not.
     Not,
-    /// `p ? a : b`, for floats or indices.
+    /// `p ? a : b`, for floats, indices or integers.
     Select,
+    /// `a * b + c` with one rounding.
+    Fma,
+    /// Rounds toward zero.
+    Trunc,
+    /// Rounds to the nearest integer, ties to even.
+    RoundEven,
+    /// An integer constant (wrapped to the float's width).
+    IntConst(i64),
+    /// The bits of a float, as an integer.
+    Bits,
+    /// The float with the given bits.
+    FromBits,
+    /// Float to integer, rounding toward zero, saturating; NaN gives 0.
+    CvtInt,
+    /// Integer to float, rounding to nearest.
+    CvtFloat,
+    /// Integer `a + b` (wrapping).
+    IAdd,
+    /// Integer `a - b` (wrapping).
+    ISub,
+    /// Bitwise and.
+    IAnd,
+    /// Bitwise or.
+    IOr,
+    /// Shift left.
+    IShl(u8),
+    /// Arithmetic shift right.
+    IShr(u8),
+    /// Integer `a < b`.
+    ILt,
+    /// Integer `a == b`.
+    IEq,
 }
 
 /// A value of a register in the interpreter.
@@ -108,6 +143,8 @@ pub enum Val<R> {
     I(u64),
     /// Predicate.
     P(bool),
+    /// Integer (of the float's width, sign-extended).
+    N(i64),
 }
 
 impl<R: Real> Val<R> {
@@ -129,6 +166,13 @@ impl<R: Real> Val<R> {
     pub fn p(self) -> bool {
         matches!(self, Val::P(true))
     }
+    /// The integer.
+    pub fn n(self) -> i64 {
+        match self {
+            Val::N(x) => x,
+            _ => 0,
+        }
+    }
 }
 
 /// Static description of a scalar operation.
@@ -143,6 +187,7 @@ pub struct SOpSpec {
 
 const F1: &[Ty] = &[Ty::F];
 const F2: &[Ty] = &[Ty::F, Ty::F];
+const I2: &[Ty] = &[Ty::Int, Ty::Int];
 
 impl SOp {
     /// The table row of this operation.
@@ -182,6 +227,22 @@ impl SOp {
             Or => ("or", &[Ty::Pred, Ty::Pred], Some(Ty::Pred)),
             Not => ("not", &[Ty::Pred], Some(Ty::Pred)),
             Select => ("select", &[Ty::Pred, Ty::F, Ty::F], None),
+            Fma => ("fma", &[Ty::F, Ty::F, Ty::F], Some(Ty::F)),
+            Trunc => ("trunc", F1, Some(Ty::F)),
+            RoundEven => ("rint", F1, Some(Ty::F)),
+            IntConst(_) => ("int", &[], Some(Ty::Int)),
+            Bits => ("bits", F1, Some(Ty::Int)),
+            FromBits => ("from_bits", &[Ty::Int], Some(Ty::F)),
+            CvtInt => ("cvt_int", F1, Some(Ty::Int)),
+            CvtFloat => ("cvt_float", &[Ty::Int], Some(Ty::F)),
+            IAdd => ("iadd", I2, Some(Ty::Int)),
+            ISub => ("isub", I2, Some(Ty::Int)),
+            IAnd => ("iand", I2, Some(Ty::Int)),
+            IOr => ("ior", I2, Some(Ty::Int)),
+            IShl(_) => ("ishl", &[Ty::Int], Some(Ty::Int)),
+            IShr(_) => ("ishr", &[Ty::Int], Some(Ty::Int)),
+            ILt => ("ilt", I2, Some(Ty::Pred)),
+            IEq => ("ieq", I2, Some(Ty::Pred)),
         };
         SOpSpec { name, args, result }
     }
@@ -230,6 +291,22 @@ impl SOp {
                     a[2]
                 }
             }
+            Fma => Val::F(f(0).mul_add(f(1), f(2))),
+            Trunc => Val::F(f(0).trunc()),
+            RoundEven => Val::F(f(0).round_even()),
+            IntConst(i) => Val::N(R::wrap(i)),
+            Bits => Val::N(f(0).to_bits_i64()),
+            FromBits => Val::F(R::from_bits_i64(a[0].n())),
+            CvtInt => Val::N(f(0).to_int_sat()),
+            CvtFloat => Val::F(R::of(a[0].n() as f64)),
+            IAdd => Val::N(R::wrap(a[0].n().wrapping_add(a[1].n()))),
+            ISub => Val::N(R::wrap(a[0].n().wrapping_sub(a[1].n()))),
+            IAnd => Val::N(a[0].n() & a[1].n()),
+            IOr => Val::N(a[0].n() | a[1].n()),
+            IShl(k) => Val::N(R::wrap(a[0].n().wrapping_shl(k as u32))),
+            IShr(k) => Val::N(a[0].n() >> k),
+            ILt => Val::P(a[0].n() < a[1].n()),
+            IEq => Val::P(a[0].n() == a[1].n()),
         }
     }
 }
@@ -252,6 +329,8 @@ impl fmt::Display for Inst {
             SOp::Const(b) => write!(f, " {:?}", f64::from_bits(b))?,
             SOp::IdxConst(i) => write!(f, " {i}")?,
             SOp::PowI(n) => write!(f, "[{n}]")?,
+            SOp::IntConst(i) => write!(f, " {i}")?,
+            SOp::IShl(k) | SOp::IShr(k) => write!(f, "[{k}]")?,
             _ => {}
         }
         for (k, a) in self.args.iter().enumerate() {
