@@ -81,6 +81,7 @@ impl<'a> Builder<'a> {
             OpKind::Prim(p) => *p,
         };
         let arg_dims: Vec<Dim> = args.iter().map(|a| self.dim(*a)).collect();
+        let deferred_before = self.dims.deferred.len();
         let dim = {
             let mut cx = DimCx {
                 args: &arg_dims,
@@ -90,6 +91,7 @@ impl<'a> Builder<'a> {
             (prim.dim)(&mut cx)
                 .map_err(|m| Error::new(ErrorKind::Dimension, format!("{}: {m}", spec.name)))?
         };
+        self.dims.label_since(deferred_before, spec.name);
         let dim = self.dims.resolve(&dim);
         if self.simplify && self.depth < REWRITE_DEPTH_LIMIT {
             self.depth += 1;

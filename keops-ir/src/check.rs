@@ -6,7 +6,7 @@
 //! tokens that caused it.
 
 use crate::builder::Builder;
-use crate::dim::{Dim, DimConstraint, DimSolver};
+use crate::dim::{Dim, DimSolver};
 use crate::error::{Error, ErrorKind, Result, TokRange};
 use crate::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarInfo, VarSource};
 use crate::ops::{Op, ParamKind};
@@ -145,10 +145,10 @@ pub fn check_items(src: &Source, items: &[Item], decls: &Declarations) -> Result
             .help("write a reduction, e.g. `Sum_j(Exp(-SqDist(x_i, y_j)))`"));
     };
     let Top::Program(mut p) = c.top(formula)?;
-    p.dims.check_deferred().map_err(|c| {
+    p.dims.check_deferred().map_err(|d| {
         Error::new(
             ErrorKind::Dimension,
-            format!("the dimensions cannot satisfy {}", describe(&c)),
+            format!("the dimensions cannot satisfy {d}"),
         )
         .at(formula.at)
     })?;
@@ -161,15 +161,6 @@ pub fn check_items(src: &Source, items: &[Item], decls: &Declarations) -> Result
         b.indices = p.dims.resolve(&b.indices);
     }
     Ok(p)
-}
-
-fn describe(c: &DimConstraint) -> String {
-    match c {
-        DimConstraint::Eq(a, b) => format!("{a} = {b}"),
-        DimConstraint::AtLeast(a, n) => format!("{a} >= {n}"),
-        DimConstraint::AtMost(a, n) => format!("{a} <= {n}"),
-        DimConstraint::MultipleOf(a, b) => format!("{a} a multiple of {b}"),
-    }
 }
 
 impl Checker<'_> {

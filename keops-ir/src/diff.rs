@@ -73,6 +73,18 @@ pub fn grad(b: &mut Builder<'_>, f: NodeId, v: VarId, e: NodeId) -> Result<NodeI
                     let contrib = rule(b, &call, c, k)?;
                     let target = b.dim(*a);
                     let contrib = b.unbroadcast(contrib, &target)?;
+                    // A rule returning the wrong width is a compiler bug: report it
+                    // rather than produce a gradient of the wrong shape.
+                    let got = b.dim(contrib);
+                    if b.dims.unify(&got, &target).is_err() {
+                        return Err(Error::new(
+                            ErrorKind::Differentiation,
+                            format!(
+                                "internal error: the derivative rule of {} gave width {got} for an argument of width {target}",
+                                op.name()
+                            ),
+                        ));
+                    }
                     let sum = match cot.get(a) {
                         None => contrib,
                         Some(prev) => b.add(*prev, contrib)?,

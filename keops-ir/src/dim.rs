@@ -272,7 +272,31 @@ pub struct DimSolver {
     /// Bindings, kept fully resolved (no bound symbol appears on a right-hand side).
     bindings: BTreeMap<SymId, Dim>,
     /// Conditions left for later (instantiation, or const assertions in the macro).
-    pub deferred: Vec<DimConstraint>,
+    pub deferred: Vec<Deferred>,
+}
+
+/// A condition left for later, with what imposed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deferred {
+    /// The condition.
+    pub c: DimConstraint,
+    /// The operation that imposed it (empty when unknown).
+    pub why: String,
+}
+
+impl std::fmt::Display for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.c {
+            DimConstraint::Eq(a, b) => write!(f, "{a} = {b}")?,
+            DimConstraint::AtLeast(a, n) => write!(f, "{a} >= {n}")?,
+            DimConstraint::AtMost(a, n) => write!(f, "{a} <= {n}")?,
+            DimConstraint::MultipleOf(a, b) => write!(f, "{a} is a multiple of {b}")?,
+        }
+        if !self.why.is_empty() {
+            write!(f, " (required by {})", self.why)?;
+        }
+        Ok(())
+    }
 }
 
 /// Why two dimensions cannot be unified.
@@ -317,18 +341,16 @@ impl DimSolver {
         for v in self.bindings.values_mut() {
             *v = v.subst(&single);
         }
-        self.deferred = self
-            .deferred
-            .iter()
-            .map(|c| match c {
+        for d in &mut self.deferred {
+            d.c = match &d.c {
                 DimConstraint::Eq(a, b) => DimConstraint::Eq(a.subst(&single), b.subst(&single)),
                 DimConstraint::AtLeast(a, n) => DimConstraint::AtLeast(a.subst(&single), *n),
                 DimConstraint::AtMost(a, n) => DimConstraint::AtMost(a.subst(&single), *n),
                 DimConstraint::MultipleOf(a, b) => {
                     DimConstraint::MultipleOf(a.subst(&single), b.subst(&single))
                 }
-            })
-            .collect();
+            };
+        }
         self.bindings.insert(s, value);
     }
 
@@ -377,7 +399,10 @@ impl DimSolver {
             self.bind(s, value);
             return Ok(());
         }
-        self.deferred.push(DimConstraint::Eq(ra, rb));
+        self.deferred.push(Deferred {
+            c: DimConstraint::Eq(ra, rb),
+            why: String::new(),
+        });
         Ok(())
     }
 
@@ -388,21 +413,48 @@ impl DimSolver {
             Some(true) => Ok(()),
             Some(false) => Err(c),
             None => {
-                self.deferred.push(c);
+                self.deferred.push(Deferred {
+                    c,
+                    why: String::new(),
+                });
                 Ok(())
             }
         }
     }
 
-    /// Deferred conditions, resolved; violated ones are returned as errors.
-    pub fn check_deferred(&mut self) -> Result<(), DimConstraint> {
-        let pending = std::mem::take(&mut self.deferred);
-        for c in pending {
-            let c = c.subst(self);
-            match c.decide() {
-                Some(true) => {}
-                Some(false) => return Err(c),
-                None => self.deferred.push(c),
+    /// Labels the conditions deferred since `start` with the operation that imposed them.
+    pub fn label_since(&mut self, start: usize, why: &str) {
+        for d in self.deferred.iter_mut().skip(start) {
+            if d.why.is_empty() {
+                d.why = why.to_string();
+            }
+        }
+    }
+
+    /// Re-examines deferred conditions with the current bindings: equations are unified
+    /// again (they may now be solvable), the rest decided. Violated ones are errors.
+    pub fn check_deferred(&mut self) -> Result<(), Deferred> {
+        // Each pass can bind symbols that let another equation be solved.
+        for _ in 0..=self.deferred.len() {
+            let pending = std::mem::take(&mut self.deferred);
+            let before = self.bindings.len();
+            for d in pending {
+                let c = d.c.subst(self);
+                match (&c, c.decide()) {
+                    (_, Some(true)) => {}
+                    (_, Some(false)) => return Err(Deferred { c, why: d.why }),
+                    (DimConstraint::Eq(a, b), None) => {
+                        let start = self.deferred.len();
+                        if self.unify(a, b).is_err() {
+                            return Err(Deferred { c, why: d.why });
+                        }
+                        self.label_since(start, &d.why);
+                    }
+                    (_, None) => self.deferred.push(Deferred { c, why: d.why }),
+                }
+            }
+            if self.bindings.len() == before {
+                break;
             }
         }
         Ok(())

@@ -5,7 +5,7 @@
 //! reductions' init / accumulate / finalize. No tiling, no parallelism, no cleverness,
 //! except the float32 summation schemes a user can choose.
 
-use crate::dim::{Dim, DimConstraint};
+use crate::dim::Dim;
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarSource};
 use crate::ops::{Eval, Op, VecArgs};
@@ -153,17 +153,16 @@ impl Program {
                 ))
             })?;
         }
-        p.dims.check_deferred().map_err(|c| {
+        p.dims.check_deferred().map_err(|d| {
             input(format!(
-                "the argument widths violate the formula's condition {c:?}"
+                "the argument widths violate a condition of the formula: {d}"
             ))
         })?;
-        if let Some(c) = p.dims.deferred.first() {
+        if let Some(d) = p.dims.deferred.first() {
             return Err(input(format!(
-                "the argument widths leave a dimension undetermined: {c:?}"
+                "the argument widths leave a dimension undetermined: {d}"
             )));
         }
-        let _ = DimConstraint::AtLeast(Dim::one(), 0);
         p.graph.resolve_dims(&p.dims);
         for a in &mut p.args {
             a.dim = p.dims.resolve(&a.dim);
