@@ -102,6 +102,12 @@ impl Lower {
         Self::default()
     }
 
+    /// A builder continuing the register numbering of a kernel whose registers have
+    /// these types (to rewrite its blocks, e.g. when expanding math functions).
+    pub fn with_types(tys: Vec<Ty>) -> Self {
+        Lower { tys, ..Self::default() }
+    }
+
     /// A new register with no defining instruction (a block parameter).
     pub fn param(&mut self, ty: Ty) -> Reg {
         self.tys.push(ty);
