@@ -105,7 +105,10 @@ impl Lower {
     /// A builder continuing the register numbering of a kernel whose registers have
     /// these types (to rewrite its blocks, e.g. when expanding math functions).
     pub fn with_types(tys: Vec<Ty>) -> Self {
-        Lower { tys, ..Self::default() }
+        Lower {
+            tys,
+            ..Self::default()
+        }
     }
 
     /// A new register with no defining instruction (a block parameter).
