@@ -79,3 +79,12 @@ fn mismatched_known_widths_are_compile_errors() {
     assert!(err.error.message.contains("SqDist"));
     assert!(err.error.message.contains('3') && err.error.message.contains('2'));
 }
+
+#[test]
+fn quotient_widths_are_solved_at_instantiation() {
+    // MatVecMult(A, v): d(A) = n * d(v) with n the output width, known only from data.
+    let p = Program::parse("Sum_j(MatVecMult(A_i, v_j))").unwrap();
+    let q = p.instantiate(&[6, 2]).unwrap();
+    assert_eq!(q.output_info().values.as_known(), Some(3));
+    assert!(p.instantiate(&[7, 2]).is_err());
+}

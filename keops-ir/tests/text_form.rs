@@ -21,7 +21,7 @@ const FORMULAS: &[&str] = &[
     "x_i: 3; y_j: 3; Sum_j(Pow(x_i, 3) + Powf(Abs(y_j) + 1, x_i) + Clamp(x_i, -1, y_j) + ClampInt(x_i, -1, 2))",
     "x_i: 3; y_j: 3; Sum_j(Round(x_i, 2) + Mod(x_i, 2.5, y_j) + Floor(x_i) * Sign(y_j) + Step(x_i) + ReLU(y_j))",
     "x_i: 3; y_j: 1; Sum_j(Concat(Elem(x_i, 2), Extract(x_i, 0, 2)) - ElemT(y_j, 3, 1) + ExtractT(Extract(x_i, 1, 2), 1, 3))",
-    "x_i: 3; y_j: 3; Sum_j(Exp(-WeightedSqNorm(y_j, x_i)) * Normalize(x_i) + OneHot(Floor(Sum(x_i)), 3))",
+    "x_i: 3; y_j: 9; Sum_j(Exp(-WeightedSqNorm(y_j, x_i)) * Normalize(x_i) + OneHot(Floor(Sum(x_i)), 3))",
     "x_i: 2; y_j: 2; Sum_j(Grad(Exp(-SqDist(x_i, y_j)), x_i, e_i))",
     "x_i: 2; y_j: 2; Sum_j(Laplacian(Exp(-SqDist(x_i, y_j)), x_i))",
     "x_i: 2; Sum_j(x_i * -2 - (-3) * y_j)",
