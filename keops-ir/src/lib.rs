@@ -32,6 +32,7 @@ pub mod check;
 pub mod diff;
 pub mod dim;
 pub mod display;
+pub mod emit;
 pub mod error;
 pub mod eval;
 pub mod graph;

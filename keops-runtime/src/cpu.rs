@@ -77,30 +77,47 @@ pub struct CpuOptions {
 
 impl Default for CpuOptions {
     fn default() -> Self {
-        CpuOptions { tile_bytes: 16 * 1024, max_block_rows: 128 }
+        CpuOptions {
+            tile_bytes: 16 * 1024,
+            max_block_rows: 128,
+        }
     }
 }
 
 fn check_shapes<T, K: CpuReduce<T>>(k: &K, a: &ReduceArgs<'_, T>) -> Result<()> {
     let (wo, wi, wp) = k.widths();
-    let check = |kind: &str, views: &[View<'_, T>], widths: &[usize], rows: Option<usize>| -> Result<()> {
-        if views.len() != widths.len() {
-            return Err(KeopsError::input(format!("the kernel reads {} {kind} variables, {} were given", widths.len(), views.len())));
-        }
-        for (k, (v, w)) in views.iter().zip(widths).enumerate() {
-            if v.cols != *w {
-                return Err(KeopsError::input(format!("{kind} variable {k} has width {}, the kernel needs {w}", v.cols)));
+    let check =
+        |kind: &str, views: &[View<'_, T>], widths: &[usize], rows: Option<usize>| -> Result<()> {
+            if views.len() != widths.len() {
+                return Err(KeopsError::input(format!(
+                    "the kernel reads {} {kind} variables, {} were given",
+                    widths.len(),
+                    views.len()
+                )));
             }
-            if let Some(r) = rows {
-                if v.rows != r {
-                    return Err(KeopsError::input(format!("{kind} variable {k} has {} rows, expected {r}", v.rows)));
+            for (k, (v, w)) in views.iter().zip(widths).enumerate() {
+                if v.cols != *w {
+                    return Err(KeopsError::input(format!(
+                        "{kind} variable {k} has width {}, the kernel needs {w}",
+                        v.cols
+                    )));
                 }
-            } else if v.rows != 1 {
-                return Err(KeopsError::input(format!("parameter {k} must have one row, found {}", v.rows)));
+                if let Some(r) = rows {
+                    if v.rows != r {
+                        return Err(KeopsError::input(format!(
+                            "{kind} variable {k} has {} rows, expected {r}",
+                            v.rows
+                        )));
+                    }
+                } else if v.rows != 1 {
+                    return Err(KeopsError::input(format!(
+                        "parameter {k} must have one row, found {}",
+                        v.rows
+                    )));
+                }
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     check("output-indexed", &a.outer, &wo, Some(a.n_outer))?;
     check("reduced-index", &a.inner, &wi, Some(a.n_inner))?;
     check("parameter", &a.params, &wp, None)
@@ -108,13 +125,18 @@ fn check_shapes<T, K: CpuReduce<T>>(k: &K, a: &ReduceArgs<'_, T>) -> Result<()> 
 
 fn alloc<V: Clone>(n: usize, v: V, what: &str) -> Result<Vec<V>> {
     let mut out = Vec::new();
-    out.try_reserve_exact(n).map_err(|_| KeopsError::OutOfMemory(format!("{what}: {n} elements")))?;
+    out.try_reserve_exact(n)
+        .map_err(|_| KeopsError::OutOfMemory(format!("{what}: {n} elements")))?;
     out.resize(n, v);
     Ok(out)
 }
 
 /// Runs a reduction on the CPU.
-pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(k: &K, a: &ReduceArgs<'_, T>, opts: &CpuOptions) -> Result<Output<T>> {
+pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(
+    k: &K,
+    a: &ReduceArgs<'_, T>,
+    opts: &CpuOptions,
+) -> Result<Output<T>> {
     check_shapes(k, a)?;
     let (nf, ni) = k.acc_len();
     let (vdim, idim) = k.out_len();
@@ -122,21 +144,38 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(k: &K, a: &ReduceArgs<'_, T>, opts
     let outer_width: usize = wo.iter().sum();
     let inner_width: usize = wi.iter().sum::<usize>().max(1);
     let lanes = T::LANES;
-    let tile = ((opts.tile_bytes / (inner_width * std::mem::size_of::<T>())).clamp(lanes * 4, 4096) / lanes) * lanes;
-    let params: Vec<T> = a.params.iter().flat_map(|v| (0..v.cols).map(move |c| v.at(0, c))).collect();
+    let tile = ((opts.tile_bytes / (inner_width * std::mem::size_of::<T>()))
+        .clamp(lanes * 4, 4096)
+        / lanes)
+        * lanes;
+    let params: Vec<T> = a
+        .params
+        .iter()
+        .flat_map(|v| (0..v.cols).map(move |c| v.at(0, c)))
+        .collect();
 
     let threads = rayon::current_num_threads().max(1);
     let m = a.n_outer;
     let block_rows = m.div_ceil(4 * threads).clamp(1, opts.max_block_rows.max(1));
     let nblocks = m.div_ceil(block_rows);
     // Too few output rows for the threads: split the reduced index as well.
-    let splits = if nblocks >= 2 * threads || a.n_inner < 4 * tile { 1 } else { (2 * threads).div_ceil(nblocks.max(1)).min(a.n_inner.div_ceil(tile)) };
+    let splits = if nblocks >= 2 * threads || a.n_inner < 4 * tile {
+        1
+    } else {
+        (2 * threads)
+            .div_ceil(nblocks.max(1))
+            .min(a.n_inner.div_ceil(tile))
+    };
     let split_len = a.n_inner.div_ceil(splits.max(1)).div_ceil(tile) * tile;
 
-    let total_acc_f = m.checked_mul(nf).ok_or_else(|| KeopsError::input("output too large"))?;
+    let total_acc_f = m
+        .checked_mul(nf)
+        .ok_or_else(|| KeopsError::input("output too large"))?;
     let _ = alloc::<T>(total_acc_f.min(1), T::zero(), "accumulators")?;
 
-    let tasks: Vec<(usize, usize)> = (0..nblocks).flat_map(|b| (0..splits).map(move |s| (b, s))).collect();
+    let tasks: Vec<(usize, usize)> = (0..nblocks)
+        .flat_map(|b| (0..splits).map(move |s| (b, s)))
+        .collect();
     let partials: Vec<(Vec<T>, Vec<u64>)> = tasks
         .par_iter()
         .map(|&(b, s)| {
@@ -146,7 +185,10 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(k: &K, a: &ReduceArgs<'_, T>, opts
             let mut acc_f = vec![T::zero(); rows * nf];
             let mut acc_i = vec![0u64; rows * ni];
             for r in 0..rows {
-                k.init(&mut acc_f[r * nf..(r + 1) * nf], &mut acc_i[r * ni..(r + 1) * ni]);
+                k.init(
+                    &mut acc_f[r * nf..(r + 1) * nf],
+                    &mut acc_i[r * ni..(r + 1) * ni],
+                );
             }
             let mut outer = vec![T::zero(); rows * outer_width];
             for r in 0..rows {
@@ -181,7 +223,11 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(k: &K, a: &ReduceArgs<'_, T>, opts
                         len,
                         j0: j0 as u64,
                     };
-                    k.tile(t, &mut acc_f[r * nf..(r + 1) * nf], &mut acc_i[r * ni..(r + 1) * ni]);
+                    k.tile(
+                        t,
+                        &mut acc_f[r * nf..(r + 1) * nf],
+                        &mut acc_i[r * ni..(r + 1) * ni],
+                    );
                 }
                 j0 += len;
             }
@@ -189,27 +235,60 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(k: &K, a: &ReduceArgs<'_, T>, opts
         })
         .collect();
 
-    let mut values = alloc(m.checked_mul(vdim).ok_or_else(|| KeopsError::input("output too large"))?, T::zero(), "output values")?;
-    let mut indices = alloc(m.checked_mul(idim).ok_or_else(|| KeopsError::input("output too large"))?, 0u64, "output indices")?;
+    let mut values = alloc(
+        m.checked_mul(vdim)
+            .ok_or_else(|| KeopsError::input("output too large"))?,
+        T::zero(),
+        "output values",
+    )?;
+    let mut indices = alloc(
+        m.checked_mul(idim)
+            .ok_or_else(|| KeopsError::input("output too large"))?,
+        0u64,
+        "output indices",
+    )?;
     let vchunk = (block_rows * vdim).max(1);
     let ichunk = (block_rows * idim).max(1);
     let mut value_chunks: Vec<&mut [T]> = values.chunks_mut(vchunk).collect();
     let mut index_chunks: Vec<&mut [u64]> = indices.chunks_mut(ichunk).collect();
     value_chunks.resize_with(nblocks, Default::default);
     index_chunks.resize_with(nblocks, Default::default);
-    value_chunks.into_par_iter().zip(index_chunks).enumerate().for_each(|(b, (ov, oi))| {
-        let (mut acc_f, mut acc_i) = partials[b * splits].clone();
-        for s in 1..splits {
-            let (pf, pi) = &partials[b * splits + s];
-            for r in 0..acc_f.len() / nf.max(1) {
-                k.merge(&mut acc_f[r * nf..(r + 1) * nf], &mut acc_i[r * ni..(r + 1) * ni], &pf[r * nf..(r + 1) * nf], &pi[r * ni..(r + 1) * ni]);
+    value_chunks
+        .into_par_iter()
+        .zip(index_chunks)
+        .enumerate()
+        .for_each(|(b, (ov, oi))| {
+            let (mut acc_f, mut acc_i) = partials[b * splits].clone();
+            for s in 1..splits {
+                let (pf, pi) = &partials[b * splits + s];
+                for r in 0..acc_f.len() / nf.max(1) {
+                    k.merge(
+                        &mut acc_f[r * nf..(r + 1) * nf],
+                        &mut acc_i[r * ni..(r + 1) * ni],
+                        &pf[r * nf..(r + 1) * nf],
+                        &pi[r * ni..(r + 1) * ni],
+                    );
+                }
             }
-        }
-        let rows = ((b + 1) * block_rows).min(m) - b * block_rows;
-        for r in 0..rows {
-            let (vf, vi) = (&mut ov[r * vdim..(r + 1) * vdim], &mut oi[r * idim..(r + 1) * idim]);
-            k.finalize(&acc_f[r * nf..(r + 1) * nf], &acc_i[r * ni..(r + 1) * ni], vf, vi);
-        }
-    });
-    Ok(Output { rows: m, vdim, values, idim, indices })
+            let rows = ((b + 1) * block_rows).min(m) - b * block_rows;
+            for r in 0..rows {
+                let (vf, vi) = (
+                    &mut ov[r * vdim..(r + 1) * vdim],
+                    &mut oi[r * idim..(r + 1) * idim],
+                );
+                k.finalize(
+                    &acc_f[r * nf..(r + 1) * nf],
+                    &acc_i[r * ni..(r + 1) * ni],
+                    vf,
+                    vi,
+                );
+            }
+        });
+    Ok(Output {
+        rows: m,
+        vdim,
+        values,
+        idim,
+        indices,
+    })
 }

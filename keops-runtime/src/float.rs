@@ -1,17 +1,42 @@
 //! The float types kernels run in.
 
-use num_traits::Float;
+use crate::cpu::{self, CpuOptions, CpuReduce, ReduceArgs};
+use crate::error::Result;
+use keops_ir::eval::Output;
 
 /// f32 or f64: the element types of keops-rs kernels.
-pub trait KeopsFloat: Float + keops_ir::Real + Send + Sync + Copy + Default + std::fmt::Debug + 'static {
+pub trait KeopsFloat:
+    keops_ir::Real + Send + Sync + Copy + Default + std::fmt::Debug + 'static
+{
     /// Lanes processed together by the CPU kernels (one AVX-512 register, or two AVX2).
     const LANES: usize;
+
+    /// Runs a generated kernel (which is compiled for both f32 and f64) in this precision.
+    fn cpu_reduce<K: CpuReduce<f32> + CpuReduce<f64>>(
+        k: &K,
+        a: &ReduceArgs<'_, Self>,
+        o: &CpuOptions,
+    ) -> Result<Output<Self>>;
 }
 
 impl KeopsFloat for f32 {
     const LANES: usize = 16;
+    fn cpu_reduce<K: CpuReduce<f32> + CpuReduce<f64>>(
+        k: &K,
+        a: &ReduceArgs<'_, Self>,
+        o: &CpuOptions,
+    ) -> Result<Output<Self>> {
+        cpu::reduce::<f32, K>(k, a, o)
+    }
 }
 
 impl KeopsFloat for f64 {
     const LANES: usize = 8;
+    fn cpu_reduce<K: CpuReduce<f32> + CpuReduce<f64>>(
+        k: &K,
+        a: &ReduceArgs<'_, Self>,
+        o: &CpuOptions,
+    ) -> Result<Output<Self>> {
+        cpu::reduce::<f64, K>(k, a, o)
+    }
 }

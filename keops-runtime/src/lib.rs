@@ -4,11 +4,14 @@
 //! errors, and the CPU driver (tiled, parallel reductions). The GPU backend (PTX through
 //! cudarc) plugs in beside it.
 
+pub mod args;
 pub mod cpu;
 pub mod error;
 pub mod float;
+pub mod simd;
 pub mod view;
 
+pub use args::{Arg, Flat};
 pub use error::{KeopsError, Result};
 pub use float::KeopsFloat;
 pub use view::View;

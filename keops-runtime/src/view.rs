@@ -22,32 +22,56 @@ pub struct View<'a, T> {
 impl<'a, T: Copy> View<'a, T> {
     /// A row-major view, checking that `data` holds exactly `rows * cols` elements.
     pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
-        let need = rows.checked_mul(cols).ok_or_else(|| KeopsError::input(format!("{rows} rows of {cols} values overflow usize")))?;
+        let need = rows.checked_mul(cols).ok_or_else(|| {
+            KeopsError::input(format!("{rows} rows of {cols} values overflow usize"))
+        })?;
         if data.len() != need {
             return Err(KeopsError::input(format!(
                 "a row-major array of {rows} rows of width {cols} needs {need} values, found {}",
                 data.len()
             )));
         }
-        Ok(View { data, rows, cols, row_stride: cols, col_stride: 1 })
+        Ok(View {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        })
     }
 
     /// A column-major view (nalgebra's layout) of `rows` x `cols`.
     pub fn col_major(data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
-        let need = rows.checked_mul(cols).ok_or_else(|| KeopsError::input(format!("{rows} rows of {cols} values overflow usize")))?;
+        let need = rows.checked_mul(cols).ok_or_else(|| {
+            KeopsError::input(format!("{rows} rows of {cols} values overflow usize"))
+        })?;
         if data.len() != need {
-            return Err(KeopsError::input(format!("a column-major array of {rows} x {cols} needs {need} values, found {}", data.len())));
+            return Err(KeopsError::input(format!(
+                "a column-major array of {rows} x {cols} needs {need} values, found {}",
+                data.len()
+            )));
         }
-        Ok(View { data, rows, cols, row_stride: 1, col_stride: rows })
+        Ok(View {
+            data,
+            rows,
+            cols,
+            row_stride: 1,
+            col_stride: rows,
+        })
     }
 
     /// A flat row-major slice whose width is `data.len() / rows`.
     pub fn flat(data: &'a [T], rows: usize) -> Result<Self> {
         if rows == 0 {
-            return Err(KeopsError::input("an array with 0 rows has no width; pass at least one row"));
+            return Err(KeopsError::input(
+                "an array with 0 rows has no width; pass at least one row",
+            ));
         }
-        if data.len() % rows != 0 {
-            return Err(KeopsError::input(format!("a flat array of {} values cannot be split into {rows} rows of equal width", data.len())));
+        if !data.len().is_multiple_of(rows) {
+            return Err(KeopsError::input(format!(
+                "a flat array of {} values cannot be split into {rows} rows of equal width",
+                data.len()
+            )));
         }
         View::row_major(data, rows, data.len() / rows)
     }

@@ -1,0 +1,481 @@
+//! The CPU emitter: Rust source for a reduction kernel, from its lowered form.
+//!
+//! Each scalar register becomes either a scalar (when it is uniform: constants, the
+//! output row's variables, parameters, and what depends only on them, computed once per
+//! tile call) or an array of `L` lanes (when it varies with the reduced index); every
+//! instruction on lanes is a `for l in 0..L` loop over fixed-size arrays, which LLVM
+//! turns into SIMD instructions. The generated `impl` plugs into the runtime's CPU driver
+//! (`CpuReduce`), which does the tiling, transposition and parallelism.
+
+use crate::error::Result;
+use crate::graph::Cat;
+use crate::lower::{
+    Block, Inst, KernelInput, LoweredKernel, Precision, Reg, SOp, SumMode, Ty, lower_reduction,
+};
+use crate::program::{Program, Reduce};
+use std::collections::HashSet;
+use std::fmt::Write;
+
+/// Options of the CPU emitter.
+#[derive(Clone, Debug)]
+pub struct RustOptions {
+    /// Path of the runtime crate in the generated code (e.g. `::keops::__private::runtime`).
+    pub runtime: String,
+    /// Float type of the kernel.
+    pub precision: Precision,
+    /// Accumulation of sums inside a thread.
+    pub sum_mode: SumMode,
+}
+
+/// A generated reduction kernel.
+#[derive(Clone, Debug)]
+pub struct EmittedReduce {
+    /// Rust source: an `impl CpuReduce<f32|f64> for <name>`.
+    pub code: String,
+    /// Inputs in kernel order; the driver binds output-indexed, reduced-index and
+    /// parameter inputs in this order, each kind separately.
+    pub inputs: Vec<KernelInput>,
+    /// The lowered kernel the code was generated from.
+    pub kernel: LoweredKernel,
+}
+
+fn float(p: Precision) -> &'static str {
+    match p {
+        Precision::F32 => "f32",
+        Precision::F64 => "f64",
+    }
+}
+
+fn lanes(p: Precision) -> usize {
+    match p {
+        Precision::F32 => 16,
+        Precision::F64 => 8,
+    }
+}
+
+fn rust_ty(t: Ty, p: Precision) -> &'static str {
+    match (t, p) {
+        (Ty::F, _) => float(p),
+        (Ty::Idx, _) => "u64",
+        (Ty::Pred, _) => "bool",
+        (Ty::Int, Precision::F32) => "i32",
+        (Ty::Int, Precision::F64) => "i64",
+    }
+}
+
+fn zero(t: Ty, p: Precision) -> &'static str {
+    match (t, p) {
+        (Ty::F, Precision::F32) => "0f32",
+        (Ty::F, Precision::F64) => "0f64",
+        (Ty::Idx, _) => "0u64",
+        (Ty::Pred, _) => "false",
+        (Ty::Int, Precision::F32) => "0i32",
+        (Ty::Int, Precision::F64) => "0i64",
+    }
+}
+
+/// A float constant with its exact bits in the kernel precision.
+fn float_literal(x: f64, p: Precision) -> String {
+    match p {
+        Precision::F32 => format!("f32::from_bits(0x{:08x})", (x as f32).to_bits()),
+        Precision::F64 => format!("f64::from_bits(0x{:016x})", x.to_bits()),
+    }
+}
+
+/// The Rust expression of one instruction, from its operands' expressions.
+fn expr(op: SOp, a: &[String], p: Precision) -> String {
+    let f = float(p);
+    let (ity, uty) = match p {
+        Precision::F32 => ("i32", "u32"),
+        Precision::F64 => ("i64", "u64"),
+    };
+    let x = |k: usize| a[k].as_str();
+    match op {
+        SOp::Const(bits) => float_literal(f64::from_bits(bits), p),
+        SOp::IdxConst(i) => format!("{i}u64"),
+        SOp::IntConst(i) => format!("({i}i64 as {ity})"),
+        SOp::Add => format!("({} + {})", x(0), x(1)),
+        SOp::Sub => format!("({} - {})", x(0), x(1)),
+        SOp::Mul => format!("({} * {})", x(0), x(1)),
+        SOp::Div => format!("({} / {})", x(0), x(1)),
+        SOp::Neg => format!("(-{})", x(0)),
+        SOp::Abs => format!("{}.abs()", x(0)),
+        SOp::Floor => format!("{}.floor()", x(0)),
+        SOp::Trunc => format!("{}.trunc()", x(0)),
+        SOp::RoundEven => format!("{}.round_ties_even()", x(0)),
+        SOp::Round => format!("{}.round()", x(0)),
+        SOp::Sqrt => format!("{}.sqrt()", x(0)),
+        SOp::Rsqrt => format!("(1.0 / {}.sqrt())", x(0)),
+        SOp::Recip => format!("(1.0 / {})", x(0)),
+        SOp::Exp => format!("{}.exp()", x(0)),
+        SOp::Log => format!("{}.ln()", x(0)),
+        SOp::Sin => format!("{}.sin()", x(0)),
+        SOp::Cos => format!("{}.cos()", x(0)),
+        SOp::Asin => format!("{}.asin()", x(0)),
+        SOp::Acos => format!("{}.acos()", x(0)),
+        SOp::Atan => format!("{}.atan()", x(0)),
+        SOp::Atan2 => format!("{}.atan2({})", x(0), x(1)),
+        SOp::Powf => format!("{}.powf({})", x(0), x(1)),
+        SOp::PowI(n) => format!("{}.powi({n})", x(0)),
+        SOp::Fma => format!("{}.mul_add({}, {})", x(0), x(1), x(2)),
+        SOp::Lt | SOp::IdxLt | SOp::ILt => format!("({} < {})", x(0), x(1)),
+        SOp::Le => format!("({} <= {})", x(0), x(1)),
+        SOp::Eq | SOp::IdxEq | SOp::IEq => format!("({} == {})", x(0), x(1)),
+        SOp::Ne => format!("({} != {})", x(0), x(1)),
+        SOp::And => format!("({} & {})", x(0), x(1)),
+        SOp::Or => format!("({} | {})", x(0), x(1)),
+        SOp::Not => format!("(!{})", x(0)),
+        SOp::Select => format!("(if {} {{ {} }} else {{ {} }})", x(0), x(1), x(2)),
+        SOp::Bits => format!("({}.to_bits() as {ity})", x(0)),
+        SOp::FromBits => format!("{f}::from_bits({} as {uty})", x(0)),
+        SOp::CvtInt => format!("({} as {ity})", x(0)),
+        SOp::CvtFloat => format!("({} as {f})", x(0)),
+        SOp::IAdd => format!("{}.wrapping_add({})", x(0), x(1)),
+        SOp::ISub => format!("{}.wrapping_sub({})", x(0), x(1)),
+        SOp::IAnd => format!("({} & {})", x(0), x(1)),
+        SOp::IOr => format!("({} | {})", x(0), x(1)),
+        SOp::IShl(k) => format!("({} << {k})", x(0)),
+        SOp::IShr(k) => format!("({} >> {k})", x(0)),
+    }
+}
+
+/// Writes blocks as Rust statements.
+struct Writer<'k> {
+    tys: &'k [Ty],
+    p: Precision,
+    /// Registers holding one value for all lanes.
+    uniform: HashSet<Reg>,
+    out: String,
+}
+
+impl Writer<'_> {
+    fn ty(&self, r: Reg) -> Ty {
+        self.tys[r.0 as usize]
+    }
+
+    fn operand(&self, r: Reg, lane: bool) -> String {
+        if lane && !self.uniform.contains(&r) {
+            format!("r{}[l]", r.0)
+        } else {
+            format!("r{}", r.0)
+        }
+    }
+
+    /// Scalar statements (all registers scalar).
+    fn scalar(&mut self, insts: &[Inst]) {
+        for i in insts {
+            let args: Vec<String> = i.args.iter().map(|r| self.operand(*r, false)).collect();
+            let e = expr(i.op, &args, self.p);
+            let _ = writeln!(
+                self.out,
+                "let r{}: {} = {e};",
+                i.dst.0,
+                rust_ty(self.ty(i.dst), self.p)
+            );
+        }
+    }
+
+    /// Lane statements: uniform instructions stay scalar, the others loop over lanes.
+    fn lanes(&mut self, insts: &[Inst]) {
+        for i in insts {
+            let varying = i.args.iter().any(|a| !self.uniform.contains(a));
+            let t = rust_ty(self.ty(i.dst), self.p);
+            if !varying {
+                let args: Vec<String> = i.args.iter().map(|r| self.operand(*r, false)).collect();
+                let e = expr(i.op, &args, self.p);
+                let _ = writeln!(self.out, "let r{}: {t} = {e};", i.dst.0);
+                self.uniform.insert(i.dst);
+            } else {
+                let args: Vec<String> = i.args.iter().map(|r| self.operand(*r, true)).collect();
+                let e = expr(i.op, &args, self.p);
+                let z = zero(self.ty(i.dst), self.p);
+                let _ = writeln!(
+                    self.out,
+                    "let mut r{0}: [{t}; L] = [{z}; L]; for l in 0..L {{ r{0}[l] = {e}; }}",
+                    i.dst.0
+                );
+            }
+        }
+    }
+
+    /// Binds block parameters to expressions (`let rP = <expr>;`), keeping uniformity.
+    fn bind(&mut self, params: &[Reg], values: &[(String, bool)]) {
+        for (p, (v, uniform)) in params.iter().zip(values) {
+            let _ = writeln!(self.out, "let r{} = {v};", p.0);
+            if *uniform {
+                self.uniform.insert(*p);
+            } else {
+                self.uniform.remove(p);
+            }
+        }
+    }
+}
+
+/// Emits `impl CpuReduce<f32|f64> for <name>` for a reduction step of an instantiated program.
+pub fn emit_reduce(
+    p: &Program,
+    r: &Reduce,
+    name: &str,
+    opts: &RustOptions,
+) -> Result<EmittedReduce> {
+    let kernel = lower_reduction(p, r, opts.sum_mode)?;
+    let kernel = crate::lower::expand_math(&kernel, opts.precision);
+    let rt = &opts.runtime;
+    let f = float(opts.precision);
+    let nlanes = lanes(opts.precision);
+    let h = &kernel.hooks;
+    let nf = h.acc.iter().filter(|t| **t == Ty::F).count();
+    let ni = h.acc.len() - nf;
+
+    // Components of the formula block's parameters, by input kind.
+    let mut outer_w = Vec::new();
+    let mut inner_w = Vec::new();
+    let mut param_w = Vec::new();
+    let mut sources: Vec<(String, bool)> = Vec::new();
+    let (mut no, mut nin, mut np) = (0, 0, 0);
+    for input in &kernel.inputs {
+        for _ in 0..input.dim {
+            if input.cat == Cat::P {
+                sources.push((format!("t.params[{np}]"), true));
+                np += 1;
+            } else if input.cat == kernel.out_rows {
+                sources.push((format!("t.outer[{no}]"), true));
+                no += 1;
+            } else {
+                sources.push((
+                    format!("{rt}::simd::load::<{f}, L>(t.inner, {nin} * t.stride + base)"),
+                    false,
+                ));
+                nin += 1;
+            }
+        }
+        match input.cat {
+            Cat::P => param_w.push(input.dim),
+            c if c == kernel.out_rows => outer_w.push(input.dim),
+            _ => inner_w.push(input.dim),
+        }
+    }
+
+    let mut w = Writer {
+        tys: &kernel.tys,
+        p: opts.precision,
+        uniform: HashSet::new(),
+        out: String::new(),
+    };
+    let list = |v: &[usize]| {
+        v.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(w.out, "impl {rt}::cpu::CpuReduce<{f}> for {name} {{");
+    let _ = writeln!(
+        w.out,
+        "fn acc_len(&self) -> (usize, usize) {{ ({nf}, {ni}) }}"
+    );
+    let _ = writeln!(
+        w.out,
+        "fn out_len(&self) -> (usize, usize) {{ ({}, {}) }}",
+        h.out_values, h.out_indices
+    );
+    let _ = writeln!(
+        w.out,
+        "fn widths(&self) -> (Vec<usize>, Vec<usize>, Vec<usize>) {{ (vec![{}], vec![{}], vec![{}]) }}",
+        list(&outer_w),
+        list(&inner_w),
+        list(&param_w)
+    );
+
+    // init
+    let _ = writeln!(
+        w.out,
+        "fn init(&self, acc_f: &mut [{f}], acc_i: &mut [u64]) {{"
+    );
+    w.scalar(&h.init.insts);
+    store_acc(&mut w.out, &h.init.results, &h.acc, "acc_f", "acc_i", "");
+    let _ = writeln!(w.out, "}}");
+
+    // merge
+    let _ = writeln!(
+        w.out,
+        "fn merge(&self, acc_f: &mut [{f}], acc_i: &mut [u64], other_f: &[{f}], other_i: &[u64]) {{"
+    );
+    let half = h.acc.len();
+    let mut vals = load_acc(&h.acc, "acc_f", "acc_i", "");
+    vals.extend(load_acc(&h.acc, "other_f", "other_i", ""));
+    w.bind(&h.merge.params, &vals);
+    w.scalar(&h.merge.insts);
+    store_acc(&mut w.out, &h.merge.results, &h.acc, "acc_f", "acc_i", "");
+    let _ = writeln!(w.out, "}}");
+    let _ = half;
+
+    // finalize
+    let _ = writeln!(
+        w.out,
+        "fn finalize(&self, acc_f: &[{f}], acc_i: &[u64], out_f: &mut [{f}], out_i: &mut [u64]) {{"
+    );
+    let vals = load_acc(&h.acc, "acc_f", "acc_i", "");
+    w.bind(&h.finalize.params, &vals);
+    w.scalar(&h.finalize.insts);
+    let (mut kf, mut ki) = (0, 0);
+    for res in &h.finalize.results {
+        if w.ty(*res) == Ty::Idx {
+            let _ = writeln!(w.out, "out_i[{ki}] = r{};", res.0);
+            ki += 1;
+        } else {
+            let _ = writeln!(w.out, "out_f[{kf}] = r{};", res.0);
+            kf += 1;
+        }
+    }
+    let _ = writeln!(w.out, "}}");
+
+    // tile
+    let _ = writeln!(
+        w.out,
+        "#[inline]\nfn tile(&self, t: {rt}::cpu::Tile<'_, {f}>, acc_f: &mut [{f}], acc_i: &mut [u64]) {{"
+    );
+    let _ = writeln!(
+        w.out,
+        "struct Body<'a, 'b> {{ t: {rt}::cpu::Tile<'a, {f}>, acc_f: &'b mut [{f}], acc_i: &'b mut [u64] }}"
+    );
+    let _ = writeln!(
+        w.out,
+        "impl {rt}::simd::Kernel for Body<'_, '_> {{\n#[inline(always)]\nfn run(self) {{"
+    );
+    let _ = writeln!(
+        w.out,
+        "let Body {{ t, acc_f, acc_i }} = self;\nconst L: usize = {nlanes};"
+    );
+    // uniform parts of the formula, hoisted out of the lane loop
+    let (hoisted, per_lane) = split_uniform(&kernel.formula, &sources);
+    w.uniform.clear();
+    for (p, (v, uniform)) in kernel.formula.params.iter().zip(&sources) {
+        if *uniform {
+            let _ = writeln!(w.out, "let r{} = {v};", p.0);
+            w.uniform.insert(*p);
+        }
+    }
+    w.lanes(&hoisted);
+    // lane accumulators, from the init block
+    w.scalar(&h.init.insts);
+    for (k, res) in h.init.results.iter().enumerate() {
+        let _ = writeln!(w.out, "let mut la{k} = [r{}; L];", res.0);
+    }
+    let _ = writeln!(w.out, "let mut base = 0usize;\nwhile base < t.len {{");
+    for (p, (v, uniform)) in kernel.formula.params.iter().zip(&sources) {
+        if !*uniform {
+            let _ = writeln!(w.out, "let r{} = {v};", p.0);
+        }
+    }
+    w.lanes(&per_lane);
+    let _ = writeln!(
+        w.out,
+        "let mut jl = [0u64; L]; for l in 0..L {{ jl[l] = t.j0 + (base + l) as u64; }}"
+    );
+    // accumulate: full chunk, then the masked tail
+    let acc_params = &h.accumulate.params;
+    let nacc = h.acc.len();
+    let fvals = &kernel.formula.results;
+    for masked in [false, true] {
+        let _ = writeln!(
+            w.out,
+            "{} {{",
+            if masked {
+                "else"
+            } else {
+                "if base + L <= t.len"
+            }
+        );
+        let mut vals: Vec<(String, bool)> = (0..nacc).map(|k| (format!("la{k}"), false)).collect();
+        for r in fvals {
+            let u = w.uniform.contains(r);
+            vals.push((format!("r{}", r.0), u));
+        }
+        vals.push(("jl".to_string(), false));
+        let saved = w.uniform.clone();
+        w.bind(acc_params, &vals);
+        w.lanes(&h.accumulate.insts);
+        for (k, res) in h.accumulate.results.iter().enumerate() {
+            let src = w.operand(*res, true);
+            if masked {
+                let _ = writeln!(
+                    w.out,
+                    "for l in 0..L {{ if base + l < t.len {{ la{k}[l] = {src}; }} }}"
+                );
+            } else {
+                let _ = writeln!(w.out, "for l in 0..L {{ la{k}[l] = {src}; }}");
+            }
+        }
+        w.uniform = saved;
+        let _ = writeln!(w.out, "}}");
+    }
+    let _ = writeln!(w.out, "base += L;\n}}");
+    // merge the lanes into the row accumulator, in lane order
+    let _ = writeln!(w.out, "for l in 0..L {{");
+    let mut vals = load_acc(&h.acc, "acc_f", "acc_i", "");
+    vals.extend((0..nacc).map(|k| (format!("la{k}[l]"), true)));
+    w.uniform.clear();
+    w.bind(&h.merge.params, &vals);
+    w.scalar(&h.merge.insts);
+    store_acc(&mut w.out, &h.merge.results, &h.acc, "acc_f", "acc_i", "");
+    let _ = writeln!(w.out, "}}\n}}\n}}");
+    let _ = writeln!(
+        w.out,
+        "{rt}::simd::dispatch(Body {{ t, acc_f, acc_i }});\n}}\n}}"
+    );
+    Ok(EmittedReduce {
+        code: w.out,
+        inputs: kernel.inputs.clone(),
+        kernel,
+    })
+}
+
+/// Splits the formula block into instructions that depend only on uniform parameters
+/// (hoisted out of the lane loop) and the rest.
+fn split_uniform(b: &Block, sources: &[(String, bool)]) -> (Vec<Inst>, Vec<Inst>) {
+    let mut uniform: HashSet<Reg> = b
+        .params
+        .iter()
+        .zip(sources)
+        .filter(|(_, (_, u))| *u)
+        .map(|(p, _)| *p)
+        .collect();
+    let (mut hoisted, mut rest) = (Vec::new(), Vec::new());
+    for i in &b.insts {
+        if i.args.iter().all(|a| uniform.contains(a)) {
+            uniform.insert(i.dst);
+            hoisted.push(i.clone());
+        } else {
+            rest.push(i.clone());
+        }
+    }
+    (hoisted, rest)
+}
+
+fn load_acc(acc: &[Ty], f: &str, i: &str, _suffix: &str) -> Vec<(String, bool)> {
+    let (mut kf, mut ki) = (0, 0);
+    acc.iter()
+        .map(|t| {
+            if *t == Ty::Idx {
+                ki += 1;
+                (format!("{i}[{}]", ki - 1), true)
+            } else {
+                kf += 1;
+                (format!("{f}[{}]", kf - 1), true)
+            }
+        })
+        .collect()
+}
+
+fn store_acc(out: &mut String, results: &[Reg], acc: &[Ty], f: &str, i: &str, _suffix: &str) {
+    let (mut kf, mut ki) = (0, 0);
+    for (r, t) in results.iter().zip(acc) {
+        if *t == Ty::Idx {
+            let _ = writeln!(out, "{i}[{ki}] = r{};", r.0);
+            ki += 1;
+        } else {
+            let _ = writeln!(out, "{f}[{kf}] = r{};", r.0);
+            kf += 1;
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Typed arguments and results of generated kernels.
+//!
+//! A kernel method takes each variable as `impl Arg<T, D>`: the width `D` is part of the
+//! type for `&[[T; D]]` (so a width mismatch between variables that must agree is a
+//! compile error), and checked at run time for flat slices ([`Flat`]) and dynamic
+//! matrices.
+
+use crate::error::{KeopsError, Result};
+use crate::view::View;
+use keops_ir::eval::Output;
+
+/// An argument of width `D`: anything that can be viewed as rows of `D` values.
+pub trait Arg<T, const D: usize> {
+    /// The rows, checked to have width `D`.
+    fn view(&self) -> Result<View<'_, T>>;
+}
+
+impl<T: Copy, const D: usize> Arg<T, D> for &[[T; D]] {
+    fn view(&self) -> Result<View<'_, T>> {
+        View::row_major(self.as_flattened(), self.len(), D)
+    }
+}
+
+impl<T: Copy, const D: usize> Arg<T, D> for &Vec<[T; D]> {
+    fn view(&self) -> Result<View<'_, T>> {
+        View::row_major(self.as_flattened(), self.len(), D)
+    }
+}
+
+impl<T: Copy, const D: usize, const N: usize> Arg<T, D> for &[[T; D]; N] {
+    fn view(&self) -> Result<View<'_, T>> {
+        View::row_major(self.as_flattened(), N, D)
+    }
+}
+
+/// A flat row-major slice with its row count: `Flat::new(&data, rows)`. Its width
+/// (`data.len() / rows`) is checked against the kernel at run time.
+#[derive(Copy, Clone, Debug)]
+pub struct Flat<'a, T> {
+    /// The values, row after row.
+    pub data: &'a [T],
+    /// The number of rows.
+    pub rows: usize,
+}
+
+impl<'a, T> Flat<'a, T> {
+    /// `rows` rows stored one after the other in `data`.
+    pub fn new(data: &'a [T], rows: usize) -> Self {
+        Flat { data, rows }
+    }
+}
+
+impl<T: Copy, const D: usize> Arg<T, D> for Flat<'_, T> {
+    fn view(&self) -> Result<View<'_, T>> {
+        if self.rows.checked_mul(D) != Some(self.data.len()) {
+            return Err(KeopsError::input(format!(
+                "a flat argument of {} values does not hold {} rows of width {D}",
+                self.data.len(),
+                self.rows
+            )));
+        }
+        View::row_major(self.data, self.rows, D)
+    }
+}
+
+impl<T: Copy, const D: usize> Arg<T, D> for View<'_, T> {
+    fn view(&self) -> Result<View<'_, T>> {
+        if self.cols != D {
+            return Err(KeopsError::input(format!(
+                "an argument of width {} where the kernel needs {D}",
+                self.cols
+            )));
+        }
+        Ok(*self)
+    }
+}
+
+/// Row counts M (of i-variables) and N (of j-variables) from the arguments' views, each
+/// given with its indexing (0: i, 1: j, 2: parameter, 3: both i and j).
+pub fn sizes<T>(
+    views: &[(&str, u8, &View<'_, T>)],
+    m: Option<usize>,
+    n: Option<usize>,
+) -> Result<(usize, usize)> {
+    let (mut m, mut n) = (m, n);
+    for (name, cat, v) in views {
+        let slots: &mut [&mut Option<usize>] = match cat {
+            0 => &mut [&mut m],
+            1 => &mut [&mut n],
+            3 => &mut [&mut m, &mut n],
+            _ => {
+                if v.rows != 1 {
+                    return Err(KeopsError::input(format!(
+                        "`{name}` is a parameter: it must have one row, found {}",
+                        v.rows
+                    )));
+                }
+                &mut []
+            }
+        };
+        for slot in slots.iter_mut() {
+            match **slot {
+                Some(r) if r != v.rows => {
+                    return Err(KeopsError::input(format!(
+                        "`{name}` has {} rows, but another variable indexed like it has {r}",
+                        v.rows
+                    )));
+                }
+                _ => **slot = Some(v.rows),
+            }
+        }
+    }
+    let m = m.ok_or_else(|| {
+        KeopsError::input("the number of rows M is unknown: no argument is indexed by i")
+    })?;
+    let n = n.ok_or_else(|| {
+        KeopsError::input("the number of rows N is unknown: no argument is indexed by j")
+    })?;
+    Ok((m, n))
+}
+
+/// The values of an output as rows of `D`.
+pub fn value_rows<T: Copy + Default, const D: usize>(o: &Output<T>) -> Vec<[T; D]> {
+    o.values
+        .chunks_exact(D.max(1))
+        .map(|c| std::array::from_fn(|k| if D == 0 { T::default() } else { c[k] }))
+        .collect()
+}
+
+/// The values of an output as rows of `K` groups of `D` (KMin results).
+pub fn value_groups<T: Copy + Default, const K: usize, const D: usize>(
+    o: &Output<T>,
+) -> Vec<[[T; D]; K]> {
+    o.values
+        .chunks_exact((K * D).max(1))
+        .map(|c| std::array::from_fn(|k| std::array::from_fn(|d| c[k * D + d])))
+        .collect()
+}
+
+/// The indices of an output as rows of `D` (`usize::MAX` where nothing was selected).
+pub fn index_rows<T, const D: usize>(o: &Output<T>) -> Vec<[usize; D]> {
+    o.indices
+        .chunks_exact(D.max(1))
+        .map(|c| std::array::from_fn(|k| to_index(c[k])))
+        .collect()
+}
+
+/// The indices of an output as rows of `K` groups of `D`.
+pub fn index_groups<T, const K: usize, const D: usize>(o: &Output<T>) -> Vec<[[usize; D]; K]> {
+    o.indices
+        .chunks_exact((K * D).max(1))
+        .map(|c| std::array::from_fn(|k| std::array::from_fn(|d| to_index(c[k * D + d]))))
+        .collect()
+}
+
+fn to_index(i: u64) -> usize {
+    usize::try_from(i).unwrap_or(usize::MAX)
+}
+
+/// A view of an intermediate result.
+pub fn buffer_view<T: Copy>(o: &Output<T>) -> Result<View<'_, T>> {
+    View::row_major(&o.values, o.rows, o.vdim)
+}
+
+/// Sum of the rows of an output (gradients with respect to parameters).
+pub fn sum_rows<T: crate::KeopsFloat>(o: &Output<T>) -> Output<T> {
+    let mut v = vec![T::zero(); o.vdim];
+    for row in o.values.chunks_exact(o.vdim.max(1)) {
+        for (a, x) in v.iter_mut().zip(row) {
+            *a = *a + *x;
+        }
+    }
+    Output {
+        rows: 1,
+        vdim: o.vdim,
+        values: v,
+        idim: 0,
+        indices: vec![],
+    }
+}
+
+/// Element-wise sum of two outputs of the same shape.
+pub fn add<T: crate::KeopsFloat>(a: &Output<T>, b: &Output<T>) -> Output<T> {
+    Output {
+        values: a
+            .values
+            .iter()
+            .zip(&b.values)
+            .map(|(x, y)| *x + *y)
+            .collect(),
+        ..a.clone()
+    }
+}
+
+/// A constant output.
+pub fn fill<T: crate::KeopsFloat>(rows: usize, vdim: usize, value: f64) -> Output<T> {
+    Output {
+        rows,
+        vdim,
+        values: vec![T::of(value); rows * vdim],
+        idim: 0,
+        indices: vec![],
+    }
+}
