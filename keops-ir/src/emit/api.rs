@@ -97,6 +97,10 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
         "/// The formula, in the KeOps text form.\n{vis} const FORMULA: &'static str = {:?};",
         p.to_string()
     );
+    let _ = writeln!(
+        out,
+        "/// The formula, in the KeOps text form (it parses back with `keops::Program::parse`).\n{vis} fn formula(&self) -> &'static str {{ Self::FORMULA }}"
+    );
     let params: Vec<String> = arg_names
         .iter()
         .zip(&arg_widths)

@@ -241,7 +241,7 @@ pub fn lower_reduction(p: &Program, r: &Reduce, sum_mode: SumMode) -> Result<Low
     let (formula, inputs) = lower_formula(&mut l, &p.graph, &roots)?;
     let fdim = p.graph.known_dim(r.formula).unwrap_or(0);
     let gdim = r.weight.and_then(|w| p.graph.known_dim(w)).unwrap_or(1);
-    let hooks = lower_hooks(&mut l, r.kind, fdim, gdim, sum_mode);
+    let hooks = lower_hooks(&mut l, r.kind, fdim, gdim, r.weight.is_some(), sum_mode);
     Ok(LoweredKernel {
         kind: r.kind,
         out_rows: r.out_rows,
@@ -254,12 +254,14 @@ pub fn lower_reduction(p: &Program, r: &Reduce, sum_mode: SumMode) -> Result<Low
     })
 }
 
-/// The reduction's hooks for F of dimension `fdim` and G of dimension `gdim`.
+/// The reduction's hooks for F of dimension `fdim` and, when `weighted`, G of dimension
+/// `gdim` (the accumulate block then takes G's values after F's).
 pub fn lower_hooks(
     l: &mut Lower,
     kind: ReductionKind,
     fdim: usize,
     gdim: usize,
+    weighted: bool,
     sum_mode: SumMode,
 ) -> Hooks {
     let (nf, ni) = match (kind, sum_mode) {
@@ -296,7 +298,7 @@ pub fn lower_hooks(
     // accumulate
     let acc = fresh_acc(l);
     let fvals: Vec<Reg> = (0..fdim).map(|_| l.param(Ty::F)).collect();
-    let gvals: Vec<Reg> = if kind.takes_weight() {
+    let gvals: Vec<Reg> = if weighted {
         (0..gdim).map(|_| l.param(Ty::F)).collect()
     } else {
         vec![]
