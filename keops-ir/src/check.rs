@@ -240,7 +240,8 @@ impl Checker<'_> {
                         "argument {pos} is declared both as a parameter and as an indexed variable"
                     ),
                     at,
-                ));
+                )
+                .help("give the parameter and the variable different positions"));
             }
         }
         self.explicit.insert(pos, (cat, d.clone(), Some(at)));
@@ -687,10 +688,38 @@ impl Checker<'_> {
             };
             return Err(err(
                 ErrorKind::Arity,
-                format!("{name} takes {expected} arguments, found {}", args.len()),
+                format!(
+                    "{name} takes {expected} argument{}, found {}",
+                    if max == 1 { "" } else { "s" },
+                    args.len()
+                ),
                 at,
             )
             .help(format!("the signature is {}", spec.signature)));
+        }
+        if matches!(
+            op,
+            Op::Grad
+                | Op::Diff
+                | Op::Laplacian
+                | Op::Divergence
+                | Op::GradMatrix
+                | Op::TraceOperator
+        ) {
+            let v = &args[1];
+            let is_var = matches!(&v.kind, ExprKind::Name(_))
+                || matches!(&v.kind, ExprKind::Call { name, .. } if matches!(name.as_str(), "Var" | "Vi" | "Vj" | "Pm"));
+            if !is_var {
+                return Err(err(
+                    ErrorKind::Differentiation,
+                    format!(
+                        "{name} differentiates with respect to a variable, not an expression: `{}`",
+                        self.snippet(v.at)
+                    ),
+                    v.at,
+                )
+                .help(format!("write a variable's name, e.g. {name}(f, x_i, ...)")));
+            }
         }
         let mut nodes = Vec::new();
         for a in &args[..spec.arity] {
@@ -699,7 +728,17 @@ impl Checker<'_> {
         let mut params = Vec::new();
         for (a, kind) in args[spec.arity..].iter().zip(spec.params) {
             params.push(match kind {
-                ParamKind::Int => Param::Int(self.int_of(a, &format!("the parameter of {name}"))?),
+                ParamKind::Int => Param::Int(
+                    self.int_of(a, &format!("the parameter of {name}"))
+                        .map_err(|e| {
+                            let help = if op == Op::Pow {
+                                "use Powf(f, g) for a real exponent".to_string()
+                            } else {
+                                format!("the signature is {}", spec.signature)
+                            };
+                            e.help(help)
+                        })?,
+                ),
                 ParamKind::List | ParamKind::OptList => match &a.kind {
                     ExprKind::List(items) => Param::List(
                         items
@@ -912,11 +951,22 @@ impl Checker<'_> {
         }
         for (p, a) in self.args.iter().enumerate() {
             if a.is_none() {
-                return Err(Error::new(
+                // Point at the first declaration past the gap.
+                let beyond = self
+                    .explicit
+                    .iter()
+                    .filter(|(q, _)| **q > p)
+                    .min_by_key(|(q, _)| **q)
+                    .and_then(|(_, (_, _, at))| *at);
+                let e = Error::new(
                     ErrorKind::Declaration,
                     format!("argument position {p} is never declared"),
                 )
-                .help("number the positions of Vi/Vj/Pm/Var declarations from 0 without gaps"));
+                .help("number the positions of Vi/Vj/Pm/Var declarations from 0 without gaps");
+                return Err(match beyond {
+                    Some(at) => e.at(at),
+                    None => e,
+                });
             }
         }
         Ok(())

@@ -149,20 +149,37 @@ impl Source {
                 Ok(s)
             }
             Err(e) => {
-                let span = e.span();
-                let err = Error::new(ErrorKind::Syntax, format!("cannot read the formula: {e}"))
-                    .help("check that parentheses and brackets are balanced and that the text only uses formula syntax");
-                let (s, t) = (span.start(), span.end());
-                let pos = (
-                    LineCol {
-                        line: s.line,
-                        column: s.column,
-                    },
-                    LineCol {
-                        line: t.line,
-                        column: t.column,
-                    },
-                );
+                let (err, pos) = match unbalanced(text) {
+                    Some((err, at)) => (
+                        err,
+                        (
+                            at,
+                            LineCol {
+                                line: at.line,
+                                column: at.column + 1,
+                            },
+                        ),
+                    ),
+                    None => {
+                        let span = e.span();
+                        let (s, t) = (span.start(), span.end());
+                        let err = Error::new(ErrorKind::Syntax, format!("cannot read the formula: {e}"))
+                            .help("the text may only contain names, numbers, operators, parentheses, commas and `;`");
+                        (
+                            err,
+                            (
+                                LineCol {
+                                    line: s.line,
+                                    column: s.column,
+                                },
+                                LineCol {
+                                    line: t.line,
+                                    column: t.column,
+                                },
+                            ),
+                        )
+                    }
+                };
                 let rendered = crate::error::render(text, &err, Some(pos));
                 Err(FormulaError {
                     error: err,
@@ -245,6 +262,66 @@ impl Source {
             rendered,
         }
     }
+}
+
+/// The first unbalanced delimiter of a text, with its position (the lexer only says
+/// that the text does not lex).
+fn unbalanced(text: &str) -> Option<(Error, LineCol)> {
+    let mut stack: Vec<(char, LineCol)> = Vec::new();
+    for (line_no, line) in text.split('\n').enumerate() {
+        for (column, c) in line.chars().enumerate() {
+            let at = LineCol {
+                line: line_no + 1,
+                column,
+            };
+            match c {
+                '(' | '[' | '{' => stack.push((c, at)),
+                ')' | ']' | '}' => {
+                    let open = match c {
+                        ')' => '(',
+                        ']' => '[',
+                        _ => '{',
+                    };
+                    match stack.pop() {
+                        Some((o, _)) if o == open => {}
+                        Some((o, oat)) => {
+                            let e = Error::new(
+                                ErrorKind::Syntax,
+                                format!("`{c}` does not match the `{o}` opened before it"),
+                            )
+                            .help(format!(
+                                "close the `{o}` at line {}, column {} first",
+                                oat.line,
+                                oat.column + 1
+                            ));
+                            return Some((e, at));
+                        }
+                        None => {
+                            let e = Error::new(
+                                ErrorKind::Syntax,
+                                format!("too many `{c}`: this one closes nothing"),
+                            )
+                            .help(format!("remove it, or add the missing `{open}`"));
+                            return Some((e, at));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    stack.pop().map(|(o, at)| {
+        let close = match o {
+            '(' => ')',
+            '[' => ']',
+            _ => '}',
+        };
+        (
+            Error::new(ErrorKind::Syntax, format!("`{o}` is never closed"))
+                .help(format!("add the missing `{close}`")),
+            at,
+        )
+    })
 }
 
 fn slice_text(text: &str, s: LineCol, e: LineCol) -> Option<String> {

@@ -293,9 +293,16 @@ impl Program {
     pub fn grad(&self, pos: usize, cotangent_name: &str) -> Result<Program> {
         let out = &self.bufs[self.output];
         let mut with_cot = self.clone();
+        // Index-only outputs (ArgMin...) take a cotangent shaped like their indices; their
+        // gradient is zero.
+        let shape = if out.values.is(0) {
+            out.indices.clone()
+        } else {
+            out.values.clone()
+        };
         with_cot.args.push(ArgInfo {
             name: Some(cotangent_name.to_string()),
-            dim: out.values.clone(),
+            dim: shape,
             cats: vec![out.rows],
             concise: false,
         });
@@ -322,8 +329,15 @@ impl Program {
         let mut g = self.clone();
         let out = &self.bufs[self.output];
         if out.values.is(0) {
-            return Err(Error::new(ErrorKind::Differentiation, "the output has no values to differentiate (only indices)")
-                .help("the gradient of ArgMin/ArgMax/ArgKMin is zero; differentiate Min_ArgMin, KMin_ArgKMin or a Sum instead"));
+            // Indices are piecewise constant: the gradient is zero.
+            let zero = g.new_buf(target_rows, target_dim, Dim::known(0));
+            g.steps.push(Step::Fill {
+                value: 0.0,
+                out: zero,
+            });
+            g.output = zero;
+            g.prune();
+            return Ok(g);
         }
 
         // Which buffers depend on the target argument.

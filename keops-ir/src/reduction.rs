@@ -355,12 +355,12 @@ pub fn lse_accumulate<R: Real>(state: &mut [R], f: R, w: &[R]) {
 /// Merge of two log-sum-exp states.
 pub fn lse_merge<R: Real>(state: &mut [R], other: &[R]) {
     let (m1, m2) = (state[0], other[0]);
-    if m2 == R::neg_infinity() {
-        return;
-    }
     let gt = m2 > m1;
     let t = (-(m2 - m1).abs()).exp();
-    let (a, b) = if gt {
+    // An empty partial (m2 = -inf) adds 0 * s2: nothing, unless s2 is NaN.
+    let (a, b) = if m2 == R::neg_infinity() {
+        (R::one(), R::zero())
+    } else if gt {
         (t, R::one())
     } else if m2 == m1 {
         (R::one(), R::one())

@@ -469,6 +469,10 @@ fn mult_elemt(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
     };
     let (f, p) = e;
     let (n, m) = (p[0].int() as usize, p[1].int() as usize);
+    // ElemT(f, 1, 0) is a scalar that broadcasts: only rewrite when no broadcast happens.
+    if s.dim.as_known() != Some(n) {
+        return None;
+    }
     Some((|| {
         let xm = if b.dim(x).is(1) { x } else { b.elem(x, m)? };
         let prod = b.mul(xm, f)?;

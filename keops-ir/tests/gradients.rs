@@ -3,7 +3,7 @@
 //! LogSumExp (plain and weighted), SumSoftMaxWeight, Min/Max/Min_ArgMin and the KMin
 //! family (through the selected indices), in both directions; gradients of gradients
 //! (including a Hamiltonian); the KeOps string form `Grad(Sum_Reduction(F, 0), x, e)`;
-//! and ArgMin, whose gradient is refused.
+//! and ArgMin, whose gradient is zero.
 
 mod support;
 
@@ -288,24 +288,39 @@ fn kmin_family_through_the_selected_indices() {
     }
 }
 
-/// ArgMin, ArgMax and ArgKMin have no values: `Program::grad` refuses them with a
-/// Differentiation error whose help says the gradient is zero (the spec's table says
-/// "zero"; see the report).
+/// ArgMin, ArgMax and ArgKMin output indices, which are piecewise constant: their
+/// gradient is zero (spec section 4), shaped like the variable, for a cotangent shaped
+/// like the indices.
 #[test]
-fn gradients_of_arg_reductions_are_refused_and_say_why() {
-    for text in [
-        "ArgMin_j(SqDist(x_i, y_j))",
-        "ArgMax_i(SqDist(x_i, y_j))",
-        "ArgKMin_j(SqDist(x_i, y_j), 3)",
+fn gradients_of_arg_reductions_are_zero() {
+    for (text, cot_width) in [
+        ("x_i: 2; y_j: 2; ArgMin_j(SqDist(x_i, y_j))", 1),
+        ("x_i: 2; y_j: 2; ArgMax_i(SqDist(x_i, y_j))", 1),
+        ("x_i: 2; y_j: 2; ArgKMin_j(x_i - y_j, 3)", 6),
     ] {
         let p = parse(text);
-        let err = p.grad(0, "e").expect_err(text);
-        assert_eq!(err.kind, ErrorKind::Differentiation, "{text}: {err}");
-        let help = err.help.as_deref().unwrap_or_default();
-        assert!(
-            help.contains("zero") && help.contains("Min_ArgMin"),
-            "{text}: {err}"
-        );
+        for pos in 0..2 {
+            let g = p.grad(pos, "e").unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(g.args[2].dim.as_known(), Some(cot_width), "{text}");
+            let (m, n) = (3, 4);
+            let x: Vec<f64> = (0..m * 2).map(|k| k as f64 * 0.37 - 1.0).collect();
+            let y: Vec<f64> = (0..n * 2).map(|k| 0.5 - k as f64 * 0.21).collect();
+            let out_rows = if text.contains("_i(") { n } else { m };
+            let e: Vec<f64> = (0..out_rows * cot_width).map(|k| 1.0 + k as f64).collect();
+            let arrays = [
+                keops_ir::eval::Array::new(&x, m, 2),
+                keops_ir::eval::Array::new(&y, n, 2),
+                keops_ir::eval::Array::new(&e, out_rows, cot_width),
+            ];
+            let out = g.evaluate(&arrays, &Default::default()).unwrap();
+            let rows = if pos == 0 { m } else { n };
+            assert_eq!(out.values.len(), rows * 2, "{text}");
+            assert!(
+                out.values.iter().all(|v| *v == 0.0),
+                "{text}: {:?}",
+                out.values
+            );
+        }
     }
 }
 

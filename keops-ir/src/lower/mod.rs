@@ -500,18 +500,17 @@ fn lse_merge(l: &mut Lower, a: &[Reg], b: &[Reg]) -> Vec<Reg> {
     let ad = l.f1(SOp::Abs, d);
     let nad = l.neg(ad);
     let t = l.f1(SOp::Exp, nad);
-    let one = l.cst(1.0);
+    let (one, zero) = (l.cst(1.0), l.cst(0.0));
     let eq = l.eq(m1, m2);
     let fa = l.select(gt, t, one);
     let take_one = l.or(gt, eq);
     let fb = l.select(take_one, one, t);
-    let new_m = l.select(gt, m2, m1);
-    let mut out = vec![l.select(empty, m1, new_m)];
+    let fb = l.select(empty, zero, fb);
+    let mut out = vec![l.select(gt, m2, m1)];
     for (s1, s2) in a[1..].iter().zip(&b[1..]) {
         let x = l.mul(*s1, fa);
         let y = l.mul(*s2, fb);
-        let s = l.add(x, y);
-        out.push(l.select(empty, *s1, s));
+        out.push(l.add(x, y));
     }
     out
 }

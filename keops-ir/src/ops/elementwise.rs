@@ -507,17 +507,12 @@ pub(super) fn d_mod(b: &mut Builder<'_>, c: &Call, e: NodeId, k: usize) -> Resul
     }
 }
 pub(super) fn d_ifelse(b: &mut Builder<'_>, c: &Call, e: NodeId, k: usize) -> Result<NodeId> {
+    // The cotangent goes to the branch the value took (b when the condition is NaN).
     let cond = c.args[0];
+    let zero = b.zero(crate::dim::Dim::one());
     match k {
         0 => zero_like(b, e),
-        1 => {
-            let s = b.f1(Op::Step, cond)?;
-            b.mul(e, s)
-        }
-        _ => {
-            let zero = b.zero(crate::dim::Dim::one());
-            let s = b.f2(Op::LessThan, cond, zero)?;
-            b.mul(e, s)
-        }
+        1 => b.op(Op::IfElse, &[cond, e, zero], vec![]),
+        _ => b.op(Op::IfElse, &[cond, zero, e], vec![]),
     }
 }

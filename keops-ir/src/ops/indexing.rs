@@ -19,7 +19,10 @@ pub(super) fn dim_elem(cx: &mut DimCx<'_>) -> DimResult<Dim> {
     let m = nonneg(cx.int(0), "the index")?;
     let d = cx.arg(0);
     cx.require(DimConstraint::AtLeast(d.clone(), m + 1), |_| {
-        format!("index {m} is out of range for a vector of dimension {d} (valid indices are 0 to {d} - 1)")
+        match d.as_known() {
+            Some(n) if n > 0 => format!("index {m} is out of range for a vector of dimension {n} (valid indices are 0 to {})", n - 1),
+            _ => format!("index {m} is out of range for a vector of dimension {d}"),
+        }
     })?;
     Ok(Dim::one())
 }

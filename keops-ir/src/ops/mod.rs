@@ -524,6 +524,10 @@ op_table! {
     ArgMax "ArgMax(f)" (1) => prim(vc::dim_one, vf!(vc::argmax), Lowering::Vector(vc::l_argmax), Deriv::Zero, Zeros::None),
     /// Index of the smallest coordinate, as a float.
     ArgMin "ArgMin(f)" (1) => prim(vc::dim_one, vf!(vc::argmin), Lowering::Vector(vc::l_argmin), Deriv::Zero, Zeros::None),
+    /// One-hot vector of the first largest coordinate (the gradient mask of Max).
+    MaxMask "MaxMask(f)" (1) => prim(vc::dim_same, vf!(vc::max_mask), Lowering::Vector(vc::l_max_mask), Deriv::Zero, Zeros::None),
+    /// One-hot vector of the first smallest coordinate (the gradient mask of Min).
+    MinMask "MinMask(f)" (1) => prim(vc::dim_same, vf!(vc::min_mask), Lowering::Vector(vc::l_min_mask), Deriv::Zero, Zeros::None),
     // ---- norms and distances
     /// Squared Euclidean norm.
     SqNorm2 "SqNorm2(f)" (1) => prim(vc::dim_one, vf!(vc::sqnorm2), Lowering::Vector(vc::l_sqnorm2), Rule(vc::d_sqnorm2), Zeros::First),
@@ -621,7 +625,7 @@ op_table! {
     TraceOperator "TraceOperator(f, v)" (2) => OpKind::Expand(calc::x_trace),
     // ---- splines and sequences
     /// B-spline basis functions of `order` at scalar `x` over `knots`.
-    BSpline "BSpline(knots, x, order: int)" (2; Int) => prim(sp::dim_bspline, vf!(sp::bspline), Lowering::Vector(sp::l_bspline), Undefined("BSpline is not differentiable; its gradient with respect to the knots is not implemented"), Zeros::None),
+    BSpline "BSpline(knots, x, order: int)" (2; Int) => prim(sp::dim_bspline, vf!(sp::bspline), Lowering::Vector(sp::l_bspline), Undefined("BSpline has no derivative rule (KeOps 2.3 has none either)"), Zeros::None),
     /// Soft dynamic time warping with squared Euclidean cost between sequences `x` and `y`.
     SoftDTW_SqDist "SoftDTW_SqDist(x, y, gamma)" (3) => prim(sp::dim_softdtw, vf!(sp::softdtw), Lowering::Vector(sp::l_softdtw), Rule(sp::d_softdtw), Zeros::None),
     /// Gradient of SoftDTW_SqDist with respect to (x, y), concatenated.

@@ -57,6 +57,17 @@ pub(super) fn min<R: Real>(a: &VecArgs<'_, R>, out: &mut [R]) {
 pub(super) fn argmax<R: Real>(a: &VecArgs<'_, R>, out: &mut [R]) {
     out[0] = R::of(arg_extreme(a.args[0], true) as f64);
 }
+pub(super) fn max_mask<R: Real>(a: &VecArgs<'_, R>, out: &mut [R]) {
+    one_hot(out, arg_extreme(a.args[0], true));
+}
+pub(super) fn min_mask<R: Real>(a: &VecArgs<'_, R>, out: &mut [R]) {
+    one_hot(out, arg_extreme(a.args[0], false));
+}
+fn one_hot<R: Real>(out: &mut [R], at: usize) {
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = if k == at { R::one() } else { R::zero() };
+    }
+}
 pub(super) fn argmin<R: Real>(a: &VecArgs<'_, R>, out: &mut [R]) {
     out[0] = R::of(arg_extreme(a.args[0], false) as f64);
 }
@@ -121,6 +132,22 @@ pub(super) fn l_min(l: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
 pub(super) fn l_argmax(l: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
     vec![l_extreme(l, &a.args[0], true).1]
 }
+fn l_mask(l: &mut Lower, v: &[Reg], larger: bool) -> Vec<Reg> {
+    let pos = l_extreme(l, v, larger).1;
+    (0..v.len())
+        .map(|k| {
+            let kr = l.cst(k as f64);
+            let p = l.eq(pos, kr);
+            l.indicator(p)
+        })
+        .collect()
+}
+pub(super) fn l_max_mask(l: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
+    l_mask(l, &a.args[0], true)
+}
+pub(super) fn l_min_mask(l: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
+    l_mask(l, &a.args[0], false)
+}
 pub(super) fn l_argmin(l: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
     vec![l_extreme(l, &a.args[0], false).1]
 }
@@ -158,23 +185,16 @@ pub(super) fn d_sum(b: &mut Builder<'_>, c: &Call, e: NodeId, _: usize) -> Resul
     b.broadcast_to(e, &d)
 }
 
-fn d_extreme(b: &mut Builder<'_>, c: &Call, e: NodeId, arg_op: Op) -> Result<NodeId> {
-    let f = c.args[0];
-    let mask = match b.dim(f).as_known() {
-        Some(d) => {
-            let pos = b.f1(arg_op, f)?;
-            b.op(Op::OneHot, &[pos], vec![Param::Int(d as i64)])?
-        }
-        // Unknown width: every coordinate equal to the extreme (same as above without ties).
-        None => b.f2(Op::Equal, f, c.node)?,
-    };
+fn d_extreme(b: &mut Builder<'_>, c: &Call, e: NodeId, mask_op: Op) -> Result<NodeId> {
+    // The subgradient of the first extreme coordinate, as ArgMax/ArgMin pick it.
+    let mask = b.f1(mask_op, c.args[0])?;
     b.mul(e, mask)
 }
 pub(super) fn d_max(b: &mut Builder<'_>, c: &Call, e: NodeId, _: usize) -> Result<NodeId> {
-    d_extreme(b, c, e, Op::ArgMax)
+    d_extreme(b, c, e, Op::MaxMask)
 }
 pub(super) fn d_min(b: &mut Builder<'_>, c: &Call, e: NodeId, _: usize) -> Result<NodeId> {
-    d_extreme(b, c, e, Op::ArgMin)
+    d_extreme(b, c, e, Op::MinMask)
 }
 pub(super) fn d_sqnorm2(b: &mut Builder<'_>, c: &Call, e: NodeId, _: usize) -> Result<NodeId> {
     let t = b.mul(e, c.args[0])?;
