@@ -23,6 +23,8 @@ pub struct ApiOptions {
     pub name: String,
     /// Visibility of the type and methods (`""`, `"pub"`, `"pub(crate)"`).
     pub vis: String,
+    /// Attributes for the type (the user's doc comment), as Rust source.
+    pub attrs: String,
 }
 
 /// Generated code and what it exposes.
@@ -67,10 +69,23 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
     let mut kernels = String::new();
     let mut kernel_count = 0usize;
 
+    let doc = if opts.attrs.contains("doc") {
+        // The user's doc comment, then the formula.
+        format!(
+            "{}\n///\n/// Formula: `{}`.",
+            opts.attrs,
+            escape_doc(&p.to_string())
+        )
+    } else {
+        format!(
+            "{}\n/// A keops-rs kernel: `{}`.",
+            opts.attrs,
+            escape_doc(&p.to_string())
+        )
+    };
     let _ = writeln!(
         out,
-        "#[allow(non_camel_case_types)]\n#[derive(Copy, Clone, Debug, Default)]\n/// A keops-rs kernel: `{}`.\n{vis} struct {name};",
-        escape_doc(&p.to_string())
+        "#[allow(non_camel_case_types)]\n#[derive(Copy, Clone, Debug, Default)]\n{doc}\n{vis} struct {name};"
     );
     let arg_names: Vec<String> = p
         .args

@@ -26,6 +26,16 @@ struct Header {
 
 /// Expands the macro input. `runtime` is the path of the runtime crate in the output.
 pub fn expand(input: TokenStream, runtime: &str) -> TokenStream {
+    // Leading attributes (doc comments, `#[allow]`) go on the kernel type.
+    let mut attrs = TokenStream::new();
+    let mut rest: Vec<TokenTree> = input.into_iter().collect();
+    while let [TokenTree::Punct(p), TokenTree::Group(g), ..] = rest.as_slice() {
+        if p.as_char() != '#' || g.delimiter() != Delimiter::Bracket {
+            break;
+        }
+        attrs.extend(rest.drain(..2));
+    }
+    let input: TokenStream = rest.into_iter().collect();
     let mut src = Source::from_tokens(input.clone());
     // A single string literal: the formula text (KeOps strings are usually written so).
     if let [tok] = src.toks.as_slice()
@@ -44,7 +54,7 @@ pub fn expand(input: TokenStream, runtime: &str) -> TokenStream {
             }
         }
     }
-    match expand_source(&src, runtime) {
+    match expand_source(&src, runtime, &attrs.to_string()) {
         Ok(ts) => ts,
         Err(e) => {
             let (start, end) =
@@ -82,7 +92,7 @@ fn respan(ts: TokenStream, span: Span) -> TokenStream {
         .collect()
 }
 
-fn expand_source(src: &Source, runtime: &str) -> Result<TokenStream, Error> {
+fn expand_source(src: &Source, runtime: &str, attrs: &str) -> Result<TokenStream, Error> {
     let header = item_header(src)?;
     let (start, decls, name, vis, expression) = match header {
         Some(h) => (h.body, h.decls, h.name, h.vis, false),
@@ -117,6 +127,7 @@ fn expand_source(src: &Source, runtime: &str) -> Result<TokenStream, Error> {
             runtime: runtime.to_string(),
             name: name.clone(),
             vis,
+            attrs: attrs.to_string(),
         },
     )?;
     let code = if expression {
