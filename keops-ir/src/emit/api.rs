@@ -4,14 +4,17 @@
 //! arguments `impl Arg<T, D>`, typed result), a `grad_<arg>` method per argument (the
 //! gradient of `<e, output>`, from the symbolic gradient program), and the CPU kernels of
 //! every reduction step for f32 and f64. Widths left unknown by the formula become const
-//! generic parameters of the methods, so rustc checks at the call site that arrays which
-//! must have the same width do.
+//! generic parameters `D0, D1, ...` of the methods and kernels, so rustc checks at the call
+//! site that arrays which must have the same width do.
 
+use super::generic::{dim_expr, emit_generic};
 use super::rust::{RustOptions, emit_reduce};
+use crate::dim::{Dim, SymId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Cat, VarSource};
 use crate::lower::{KernelInput, Precision, SumMode};
 use crate::program::{Program, Step};
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 /// What to generate.
@@ -27,12 +30,15 @@ pub struct ApiOptions {
     pub attrs: String,
 }
 
-/// Generated code and what it exposes.
+/// Generated code.
 #[derive(Clone, Debug)]
 pub struct Api {
     /// Rust items: the kernel type, its methods and its kernels.
     pub code: String,
 }
+
+/// Lints that generated code may trip and that are not the user's concern.
+const ALLOW: &str = "#[allow(unused_mut, unused_variables, unused_assignments, unused_parens, unused_braces, clippy::all)]";
 
 fn cat_code(cats: &[Cat]) -> u8 {
     match cats {
@@ -43,21 +49,60 @@ fn cat_code(cats: &[Cat]) -> u8 {
     }
 }
 
-fn width(_p: &Program, d: &crate::dim::Dim, what: &str) -> Result<String> {
-    d.as_known().map(|n| n.to_string()).ok_or_else(|| {
-        Error::new(
-            ErrorKind::Dimension,
-            format!(
-                "{what} has the symbolic width {}; the CPU code generator needs every width",
-                d
-            ),
-        )
-        .help("declare the widths of the variables, e.g. `x_i: 3`")
-    })
-}
-
 fn rust_ident(name: &str) -> String {
     name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_")
+}
+
+fn escape_doc(s: &str) -> String {
+    s.replace('`', "'")
+}
+
+fn unique_name(base: &str, taken: &[String]) -> String {
+    let mut n = base.to_string();
+    while taken.contains(&n) {
+        n.push('_');
+    }
+    n
+}
+
+/// A width as a Rust type-level expression: a number or one const generic.
+fn width(d: &Dim, what: &str) -> Result<String> {
+    if d.as_known().is_some() || d.as_sym().is_some() {
+        Ok(dim_expr(d))
+    } else {
+        Err(Error::new(
+            ErrorKind::Dimension,
+            format!("{what} has the width {d}, which a Rust array type cannot express"),
+        )
+        .help("declare the widths of the variables involved (e.g. `x_i: 3`)"))
+    }
+}
+
+/// Const generic parameters of a program: the symbols of its arguments' widths.
+fn generics(p: &Program) -> Result<Vec<SymId>> {
+    let mut syms = BTreeSet::new();
+    for (k, a) in p.args.iter().enumerate() {
+        let name = a.name.clone().unwrap_or_else(|| format!("argument {k}"));
+        width(&a.dim, &format!("`{name}`"))?;
+        syms.extend(a.dim.syms());
+    }
+    // Every other width must follow from these.
+    let roots = p.roots();
+    for n in p.graph.topo(&roots) {
+        for s in p.graph.dim(n).syms() {
+            if !syms.contains(&s) {
+                return Err(Error::new(
+                    ErrorKind::Dimension,
+                    format!(
+                        "a width of the formula ({}) does not follow from the arguments' widths",
+                        p.graph.dim(n)
+                    ),
+                )
+                .help("declare the widths of the variables (e.g. `A_i: 6; v_j: 2`)"));
+            }
+        }
+    }
+    Ok(syms.into_iter().collect())
 }
 
 /// Generates the API of a forward program.
@@ -65,23 +110,21 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
     let rt = &opts.runtime;
     let name = &opts.name;
     let vis = &opts.vis;
+    let gens = generics(p)?;
+    let gen_names: Vec<String> = gens.iter().map(|s| format!("D{}", s.0)).collect();
+    let gen_decl: String = gen_names
+        .iter()
+        .map(|d| format!(", const {d}: usize"))
+        .collect();
     let mut out = String::new();
     let mut kernels = String::new();
     let mut kernel_count = 0usize;
 
+    let formula = escape_doc(&p.to_string());
     let doc = if opts.attrs.contains("doc") {
-        // The user's doc comment, then the formula.
-        format!(
-            "{}\n///\n/// Formula: `{}`.",
-            opts.attrs,
-            escape_doc(&p.to_string())
-        )
+        format!("{}\n///\n/// Formula: `{formula}`.", opts.attrs)
     } else {
-        format!(
-            "{}\n/// A keops-rs kernel: `{}`.",
-            opts.attrs,
-            escape_doc(&p.to_string())
-        )
+        format!("{}\n/// A keops-rs kernel: `{formula}`.", opts.attrs)
     };
     let _ = writeln!(
         out,
@@ -101,12 +144,15 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
     let arg_widths: Vec<String> = p
         .args
         .iter()
-        .map(|a| width(p, &a.dim, "an argument"))
+        .map(|a| width(&a.dim, "an argument"))
         .collect::<Result<_>>()?;
+    let params: Vec<String> = arg_names
+        .iter()
+        .zip(&arg_widths)
+        .map(|(n, w)| format!("{n}: impl {rt}::Arg<T, {w}>"))
+        .collect();
 
-    // eval
-    let (ret_ty, convert) = output_type(p)?;
-    let _ = writeln!(out, "impl {name} {{");
+    let _ = writeln!(out, "{ALLOW}\nimpl {name} {{");
     let _ = writeln!(
         out,
         "/// The formula, in the KeOps text form.\n{vis} const FORMULA: &'static str = {:?};",
@@ -116,35 +162,40 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
         out,
         "/// The formula, in the KeOps text form (it parses back with `keops::Program::parse`).\n{vis} fn formula(&self) -> &'static str {{ Self::FORMULA }}"
     );
-    let params: Vec<String> = arg_names
-        .iter()
-        .zip(&arg_widths)
-        .map(|(n, w)| format!("{n}: impl {rt}::Arg<T, {w}>"))
-        .collect();
+
+    // eval
+    let (ret_ty, convert) = output_type(p)?;
+    let body = program_body(
+        p,
+        &arg_names,
+        &gen_names,
+        &mut kernels,
+        &mut kernel_count,
+        opts,
+    )?;
     let _ = writeln!(
         out,
-        "/// Evaluates the reduction.\n{vis} fn eval<T: {rt}::KeopsFloat>(&self, {}) -> {rt}::Result<{ret_ty}> {{",
+        "/// Evaluates the reduction.\n{vis} fn eval<T: {rt}::KeopsFloat{gen_decl}>(&self, {}) -> {rt}::Result<{ret_ty}> {{\n{body}let result = {convert};\nOk(result)\n}}",
         params.join(", ")
     );
-    let body = program_body(p, &arg_names, &mut kernels, &mut kernel_count, opts)?;
-    let _ = writeln!(out, "{body}let result = {convert};\nOk(result)\n}}");
 
-    // gradients
+    // gradients, one method per argument
     let cot = unique_name("cotangent", &arg_names);
-    let differentiable = p.output_info().values.as_known().is_some_and(|v| v > 0);
+    let out_info = p.output_info();
+    let cot_dim = if out_info.values.is(0) {
+        out_info.indices.clone()
+    } else {
+        out_info.values.clone()
+    };
     for (pos, a) in p.args.iter().enumerate() {
-        if !differentiable {
-            break;
-        }
         let g = gradient_program(p, pos, &cot)?;
         if g.steps.iter().any(|s| matches!(s, Step::Gather(_))) {
             // Selections (Min/Max/KMin) need the gather kernels, not generated for the CPU yet.
             continue;
         }
+        let cot_w = width(&cot_dim, "the output")?;
         let mut names = arg_names.clone();
         names.push(cot.clone());
-        let out_info = p.output_info();
-        let cot_w = width(p, &out_info.values, "the output")?;
         let mut gparams = params.clone();
         gparams.push(format!("{cot}: impl {rt}::Arg<T, {cot_w}>"));
         let w = &arg_widths[pos];
@@ -161,10 +212,17 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
                 format!("{rt}::args::value_rows::<T, {w}>(&out)"),
             )
         };
-        let body = program_body(&g, &names, &mut kernels, &mut kernel_count, opts)?;
+        let body = program_body(
+            &g,
+            &names,
+            &gen_names,
+            &mut kernels,
+            &mut kernel_count,
+            opts,
+        )?;
         let _ = writeln!(
             out,
-            "/// The gradient of `<{cot}, output>` with respect to `{}`.\n{vis} fn grad_{}<T: {rt}::KeopsFloat>(&self, {}) -> {rt}::Result<{ty}> {{\n{body}let result = {conv};\nOk(result)\n}}",
+            "/// The gradient of `<{cot}, output>` with respect to `{}`.\n{vis} fn grad_{}<T: {rt}::KeopsFloat{gen_decl}>(&self, {}) -> {rt}::Result<{ty}> {{\n{body}let result = {conv};\nOk(result)\n}}",
             arg_names[pos],
             arg_names[pos],
             gparams.join(", ")
@@ -175,28 +233,16 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
     Ok(Api { code: out })
 }
 
-fn escape_doc(s: &str) -> String {
-    s.replace('`', "'")
-}
-
-fn unique_name(base: &str, taken: &[String]) -> String {
-    let mut n = base.to_string();
-    while taken.contains(&n) {
-        n.push('_');
-    }
-    n
-}
-
-/// The gradient program of argument `pos`, simplified and instantiated.
+/// The gradient program of argument `pos`, simplified, and instantiated when its widths
+/// are all known.
 pub fn gradient_program(p: &Program, pos: usize, cot: &str) -> Result<Program> {
     let mut g = p.grad(pos, cot)?;
     g.simplify()?;
-    let widths: Vec<usize> = g
-        .args
-        .iter()
-        .map(|a| a.dim.as_known().unwrap_or(0))
-        .collect();
-    g.instantiate(&widths)
+    let widths: Option<Vec<usize>> = g.args.iter().map(|a| a.dim.as_known()).collect();
+    match widths {
+        Some(w) => g.instantiate(&w),
+        None => Ok(g),
+    }
 }
 
 /// Result type and conversion of the forward output.
@@ -208,57 +254,57 @@ fn output_type(p: &Program) -> Result<(String, String)> {
         ));
     };
     let out = p.output_info();
-    let fdim = width(p, p.graph.dim(r.formula), "the formula")?;
-    let v = width(p, &out.values, "the output")?;
+    let fdim = width(p.graph.dim(r.formula), "the formula")?;
     let rt = "__rt";
     let k = r.kind.k().unwrap_or(1);
-    let f1 = fdim == "1";
-    let values = |o: &str| {
-        if r.kind.k().is_some() {
+    let f1 = p.graph.dim(r.formula).is(1);
+    let values = || -> Result<(String, String)> {
+        Ok(if r.kind.k().is_some() {
             if f1 {
                 (
                     format!("Vec<[T; {k}]>"),
-                    format!("{rt}::args::value_rows::<T, {k}>(&{o})"),
+                    format!("{rt}::args::value_rows::<T, {k}>(&out)"),
                 )
             } else {
                 (
                     format!("Vec<[[T; {fdim}]; {k}]>"),
-                    format!("{rt}::args::value_groups::<T, {k}, {fdim}>(&{o})"),
+                    format!("{rt}::args::value_groups::<T, {k}, {fdim}>(&out)"),
                 )
             }
         } else {
+            let v = width(&out.values, "the output")?;
             (
                 format!("Vec<[T; {v}]>"),
-                format!("{rt}::args::value_rows::<T, {v}>(&{o})"),
+                format!("{rt}::args::value_rows::<T, {v}>(&out)"),
             )
-        }
+        })
     };
-    let indices = |o: &str| {
+    let indices = || -> (String, String) {
         if r.kind.k().is_some() {
             if f1 {
                 (
                     format!("Vec<[usize; {k}]>"),
-                    format!("{rt}::args::index_rows::<T, {k}>(&{o})"),
+                    format!("{rt}::args::index_rows::<T, {k}>(&out)"),
                 )
             } else {
                 (
                     format!("Vec<[[usize; {fdim}]; {k}]>"),
-                    format!("{rt}::args::index_groups::<T, {k}, {fdim}>(&{o})"),
+                    format!("{rt}::args::index_groups::<T, {k}, {fdim}>(&out)"),
                 )
             }
         } else {
             (
                 format!("Vec<[usize; {fdim}]>"),
-                format!("{rt}::args::index_rows::<T, {fdim}>(&{o})"),
+                format!("{rt}::args::index_rows::<T, {fdim}>(&out)"),
             )
         }
     };
     Ok(match (r.kind.has_values(), r.kind.has_indices()) {
-        (true, false) => values("out"),
-        (false, _) => indices("out"),
+        (true, false) => values()?,
+        (false, _) => indices(),
         (true, true) => {
-            let (vt, vc) = values("out");
-            let (it, ic) = indices("out");
+            let (vt, vc) = values()?;
+            let (it, ic) = indices();
             (format!("({vt}, {it})"), format!("({vc}, {ic})"))
         }
     })
@@ -268,18 +314,17 @@ fn output_type(p: &Program) -> Result<(String, String)> {
 fn program_body(
     p: &Program,
     arg_names: &[String],
+    gens: &[String],
     kernels: &mut String,
     count: &mut usize,
     opts: &ApiOptions,
 ) -> Result<String> {
     let rt = &opts.runtime;
+    let symbolic = !gens.is_empty();
     let mut b = String::new();
-    let _ = writeln!(
-        b,
-        "#[allow(unused_imports)] use {rt} as __rt;\nuse __rt::Arg as _;"
-    );
+    let _ = writeln!(b, "use {rt} as __rt;");
     for (k, n) in arg_names.iter().enumerate() {
-        let w = p.args[k].dim.as_known().unwrap_or(0);
+        let w = width(&p.args[k].dim, "an argument")?;
         let _ = writeln!(b, "let {n} = __rt::Arg::<T, {w}>::view(&{n})?;");
     }
     let views: Vec<String> = arg_names
@@ -293,6 +338,12 @@ fn program_body(
         views.join(", ")
     );
     let _ = writeln!(b, "let options = __rt::cpu::CpuOptions::default();");
+    let gen_args = gens.join(", ");
+    let gen_params: String = gens
+        .iter()
+        .map(|d| format!("const {d}: usize"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut result = String::new();
     for step in &p.steps {
         let buf = format!("b{}", step.out());
@@ -302,17 +353,32 @@ fn program_body(
                 *count += 1;
                 let mut inputs: Vec<KernelInput> = Vec::new();
                 for prec in [Precision::F32, Precision::F64] {
-                    let ro = RustOptions {
-                        runtime: rt.clone(),
-                        precision: prec,
-                        sum_mode: SumMode::Plain,
-                    };
-                    let e = emit_reduce(p, r, &kname, &ro)?;
-                    kernels.push_str(&e.code);
-                    inputs = e.inputs;
+                    if symbolic {
+                        let e = emit_generic(p, r, &kname, gens, rt, prec)?;
+                        let _ = writeln!(kernels, "{ALLOW}\n{}", e.code);
+                        inputs = e.inputs;
+                    } else {
+                        let ro = RustOptions {
+                            runtime: rt.clone(),
+                            precision: prec,
+                            sum_mode: SumMode::Plain,
+                        };
+                        let e = emit_reduce(p, r, &kname, &ro)?;
+                        let _ = writeln!(kernels, "{ALLOW}\n{}", e.code);
+                        inputs = e.inputs;
+                    }
                 }
-                let _ = writeln!(kernels, "#[allow(non_camel_case_types)]\nstruct {kname};");
-                let (outer, inner, params) = bind_inputs(p, &inputs, r.out_rows, arg_names);
+                let instance = if symbolic {
+                    let _ = writeln!(
+                        kernels,
+                        "#[allow(non_camel_case_types)]\nstruct {kname}<{gen_params}>;"
+                    );
+                    format!("{kname}::<{gen_args}>")
+                } else {
+                    let _ = writeln!(kernels, "#[allow(non_camel_case_types)]\nstruct {kname};");
+                    kname.clone()
+                };
+                let (outer, inner, params) = bind_inputs(&inputs, r.out_rows, arg_names);
                 let (n_outer, n_inner) = if r.out_rows == Cat::I {
                     ("m", "n")
                 } else {
@@ -320,7 +386,7 @@ fn program_body(
                 };
                 let _ = writeln!(
                     b,
-                    "let {buf} = T::cpu_reduce(&{kname}, &__rt::cpu::ReduceArgs {{ outer: vec![{outer}], inner: vec![{inner}], params: vec![{params}], n_outer: {n_outer}, n_inner: {n_inner} }}, &options)?;"
+                    "let {buf} = T::cpu_reduce(&{instance}, &__rt::cpu::ReduceArgs {{ outer: vec![{outer}], inner: vec![{inner}], params: vec![{params}], n_outer: {n_outer}, n_inner: {n_inner} }}, &options)?;"
                 );
             }
             Step::Gather(_) => {
@@ -343,7 +409,7 @@ fn program_body(
                     Cat::J => "n",
                     _ => "1",
                 };
-                let w = info.values.as_known().unwrap_or(0);
+                let w = dim_expr(&info.values);
                 let _ = writeln!(
                     b,
                     "let {buf} = __rt::args::fill::<T>({rows}, {w}, {value:?});"
@@ -358,7 +424,6 @@ fn program_body(
 
 /// View expressions of a kernel's inputs, by kind (output-indexed, reduced, parameters).
 fn bind_inputs(
-    p: &Program,
     inputs: &[KernelInput],
     out_rows: Cat,
     arg_names: &[String],
@@ -379,6 +444,5 @@ fn bind_inputs(
             _ => i.push(v),
         }
     }
-    let _ = p;
     (o.join(", "), i.join(", "), q.join(", "))
 }

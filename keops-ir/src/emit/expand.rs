@@ -284,8 +284,12 @@ fn stub(src: &Source, runtime: &str) -> TokenStream {
         Some(h) => (h.name.clone(), h.vis.clone(), h.decls.vars.len(), false),
         None => {
             let mut names: Vec<String> = Vec::new();
-            for t in &src.toks {
-                if let TokKind::Ident(n) = &t.kind {
+            for (k, t) in src.toks.iter().enumerate() {
+                let called = matches!(
+                    src.toks.get(k + 1).map(|t| &t.kind),
+                    Some(TokKind::Open('('))
+                );
+                if let (TokKind::Ident(n), false) = (&t.kind, called) {
                     let base = n.strip_suffix("_i").or_else(|| n.strip_suffix("_j"));
                     if let Some(b) = base
                         && !b.is_empty()
@@ -309,6 +313,7 @@ fn stub(src: &Source, runtime: &str) -> TokenStream {
         "#[allow(non_camel_case_types, dead_code)] #[derive(Copy, Clone, Debug, Default)] {vis} struct {name};
          #[allow(dead_code)] impl {name} {{
              {vis} fn eval<T, R>(&self, {}) -> ::core::result::Result<R, {runtime}::KeopsError> {{ ::core::unreachable!() }}
+             {vis} fn formula(&self) -> &'static str {{ \"\" }}
          }}",
         args.join(", ")
     );

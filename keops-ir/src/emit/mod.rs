@@ -3,4 +3,5 @@
 
 pub mod api;
 pub mod expand;
+pub mod generic;
 pub mod rust;

