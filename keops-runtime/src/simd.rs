@@ -62,3 +62,21 @@ pub fn load<T: Copy + Default, const L: usize>(s: &[T], off: usize) -> [T; L] {
     }
     out
 }
+
+/// The `L` values of `s` from `off`, by reference (read in place by the vectorized lane
+/// loop). The CPU driver lays tiles out with a stride that is a multiple of `L`, so a
+/// chunk never runs past the buffer; doing so would be a bug of the driver, not bad input.
+#[inline(always)]
+pub fn chunk<T, const L: usize>(s: &[T], off: usize) -> &[T; L] {
+    match s
+        .get(off..off + L)
+        .and_then(|c| <&[T; L]>::try_from(c).ok())
+    {
+        Some(c) => c,
+        None => panic!(
+            "keops-rs internal error: tile chunk {off}..{} outside a buffer of {}",
+            off + L,
+            s.len()
+        ),
+    }
+}

@@ -1,26 +1,27 @@
 //! The CPU emitter for kernels whose widths are left to the caller (const generics).
 //!
 //! When the formula leaves a width undeclared, the macro cannot lower the whole formula to
-//! scalars; it emits one piece of code per formula node instead. A node whose width (and
-//! whose arguments' widths) are known is lowered with its row of the operation table, as
-//! in the known-width emitter; a node of an undeclared width `D` is a loop `for k in 0..D`
-//! around the lowering of one coordinate (element-wise operations), or a fold (sums, norms,
-//! distances, extremes). After monomorphization `D` is a constant and LLVM unrolls and
-//! vectorizes as for declared widths. Reductions over an undeclared width run their
+//! scalars; it emits one piece of code per formula node instead, each node's value an
+//! array `[T; D]`. A node whose width (and whose arguments' widths) are known is lowered
+//! with its row of the operation table, as in the known-width emitter; a node of an
+//! undeclared width `D` is a loop `for k in 0..D` around the lowering of one coordinate
+//! (element-wise operations), or a fold (sums, norms, distances, extremes). Nodes that
+//! depend only on the output row and the parameters are computed once per tile; the
+//! others inside one loop over the lanes of a chunk, which LLVM vectorizes once `D` is a
+//! constant after monomorphization. Reductions over an undeclared width run their
 //! one-coordinate hooks in a loop over coordinates.
 
 use super::rust::{expr, float, lanes, rust_ty, zero};
 use crate::dim::Dim;
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{Cat, Graph, Node, NodeId, Param, VarSource};
+use crate::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarSource};
 use crate::lower::{
     Block, Inst, KernelInput, Lower, Precision, Reg, SOp, SumMode, Ty, lower_hooks,
 };
-use crate::ops::Op;
-use crate::ops::{LowerArgs, Lowering};
+use crate::ops::{LowerArgs, Lowering, Op};
 use crate::program::{Program, Reduce};
 use crate::reduction::ReductionKind;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write;
 
 /// Rust expression of a dimension, with symbol `s` written `D{s}`.
@@ -42,112 +43,64 @@ fn array_len(d: &Dim, what: &str) -> Result<String> {
     }
 }
 
-/// Value of a node in the generated code: a name, its width, and whether it is uniform
-/// (the same for every lane).
+/// A node's value in the generated code: an array `[T; dim]` named `name`.
 #[derive(Clone)]
 struct Value {
     name: String,
     dim: Dim,
+    /// Whether it depends only on the output row and the parameters.
     uniform: bool,
 }
 
 impl Value {
-    /// Component `k` (a Rust expression) for lane access or not.
-    fn at(&self, k: &str, lane: bool) -> String {
-        let k = if self.dim.is(1) { "0" } else { k };
-        if self.uniform || !lane {
+    /// Component `k` (a Rust expression); a width-1 value broadcasts.
+    fn at(&self, k: &str) -> String {
+        if self.dim.is(1) {
+            format!("{}[0]", self.name)
+        } else {
             format!("{}[{k}]", self.name)
-        } else {
-            format!("{}[{k}][l]", self.name)
         }
     }
 }
 
-struct Emitter<'p> {
+/// Writes scalar code: the hoisted part (once per tile) and the per-lane part.
+struct Emitter {
     p: Precision,
-    out: String,
-    lanes: usize,
-    _g: &'p Graph,
+    hoisted: String,
+    lane: String,
 }
 
-impl Emitter<'_> {
-    /// Declares a node array: `[[T; L]; n]` (varying) or `[T; n]` (uniform).
-    fn decl(&mut self, name: &str, len: &str, uniform: bool) {
-        let f = float(self.p);
-        let z = zero(Ty::F, self.p);
-        if uniform {
-            let _ = writeln!(self.out, "let mut {name}: [{f}; {len}] = [{z}; {len}];");
-        } else {
-            let _ = writeln!(
-                self.out,
-                "let mut {name}: [[{f}; L]; {len}] = [[{z}; L]; {len}];"
-            );
-        }
+/// Writes `let rX: T = expr;` statements for a block whose parameters are bound.
+fn write_block(
+    out: &mut String,
+    b: &Block,
+    tys: &[Ty],
+    bind: &[String],
+    p: Precision,
+) -> Vec<String> {
+    for (reg, e) in b.params.iter().zip(bind) {
+        let _ = writeln!(out, "let r{} = {e};", reg.0);
     }
+    write_insts(out, &b.insts, tys, p);
+    b.results.iter().map(|r| format!("r{}", r.0)).collect()
+}
 
-    /// Emits a scalar block whose parameters are bound to expressions; returns the Rust
-    /// expressions of its results. `lane`: inside a lane loop (varying operands indexed).
-    fn block(
-        &mut self,
-        b: &Block,
-        tys: &[Ty],
-        bind: &[(String, bool)],
-        uniform_out: &mut Vec<bool>,
-    ) -> Vec<String> {
-        let mut uniform: HashSet<Reg> = HashSet::new();
-        for (p, (e, u)) in b.params.iter().zip(bind) {
-            let _ = writeln!(self.out, "let r{} = {e};", p.0);
-            if *u {
-                uniform.insert(*p);
-            }
-        }
-        for i in &b.insts {
-            self.inst(i, tys, &mut uniform);
-        }
-        uniform_out.clear();
-        b.results
-            .iter()
-            .map(|r| {
-                uniform_out.push(uniform.contains(r));
-                format!("r{}", r.0)
-            })
-            .collect()
-    }
-
-    fn inst(&mut self, i: &Inst, tys: &[Ty], uniform: &mut HashSet<Reg>) {
-        let varying = i.args.iter().any(|a| !uniform.contains(a));
+fn write_insts(out: &mut String, insts: &[Inst], tys: &[Ty], p: Precision) {
+    for i in insts {
+        let args: Vec<String> = i.args.iter().map(|a| format!("r{}", a.0)).collect();
         let ty = tys.get(i.dst.0 as usize).copied().unwrap_or(Ty::F);
-        let t = rust_ty(ty, self.p);
-        if varying {
-            let args: Vec<String> = i
-                .args
-                .iter()
-                .map(|a| {
-                    if uniform.contains(a) {
-                        format!("r{}", a.0)
-                    } else {
-                        format!("r{}[l]", a.0)
-                    }
-                })
-                .collect();
-            let e = expr(i.op, &args, self.p);
-            let z = zero(ty, self.p);
-            let _ = writeln!(
-                self.out,
-                "let mut r{0}: [{t}; L] = [{z}; L]; for l in 0..L {{ r{0}[l] = {e}; }}",
-                i.dst.0
-            );
-        } else {
-            let args: Vec<String> = i.args.iter().map(|a| format!("r{}", a.0)).collect();
-            let e = expr(i.op, &args, self.p);
-            let _ = writeln!(self.out, "let r{}: {t} = {e};", i.dst.0);
-            uniform.insert(i.dst);
-        }
+        let _ = writeln!(
+            out,
+            "let r{}: {} = {};",
+            i.dst.0,
+            rust_ty(ty, p),
+            expr(i.op, &args, p)
+        );
     }
 }
 
-/// Lowers one operation on one coordinate (element-wise ops) into a block with one
-/// parameter per argument, math expanded for the precision.
+/// Lowers one coordinate of an element-wise operation into a block with one parameter
+/// per argument, math expanded for the precision.
 fn scalar_block(op: Op, params: &[Param], nargs: usize, p: Precision) -> Result<(Block, Vec<Ty>)> {
     let prim = op.spec().prim().ok_or_else(|| {
         Error::new(
@@ -225,252 +178,183 @@ fn known_block(
 }
 
 /// Emits the formula nodes under `roots`; returns the values of the roots.
+/// `sources[v]` gives the expression of component `{k}` of variable `v`, and whether it
+/// is uniform.
 fn emit_formula(
-    e: &mut Emitter<'_>,
+    e: &mut Emitter,
     g: &Graph,
     roots: &[NodeId],
-    sources: &HashMap<crate::graph::VarId, (Vec<String>, bool)>,
+    sources: &HashMap<VarId, (String, bool)>,
 ) -> Result<Vec<Value>> {
     let mut vals: HashMap<NodeId, Value> = HashMap::new();
     let f = float(e.p);
     for n in g.topo(roots) {
         let dim = g.dim(n).clone();
         let name = format!("n{}", n.0);
-        let v = match g.node(n) {
+        let len = array_len(&dim, "a sub-expression")?;
+        let (code, uniform) = match g.node(n) {
             Node::Var(v) => {
-                let (comps, uniform) = &sources[v];
-                let len = array_len(&dim, "a variable")?;
-                let _ = writeln!(
-                    e.out,
-                    "let {name} = core::array::from_fn::<_, {len}, _>(|k| {});",
-                    comps[0].replace("{k}", "k")
-                );
-                Value {
-                    name,
-                    dim,
-                    uniform: *uniform,
-                }
+                let (src, uniform) = &sources[v];
+                (
+                    format!(
+                        "let {name}: [{f}; {len}] = core::array::from_fn(|k| {});\n",
+                        src.replace("{k}", "k")
+                    ),
+                    *uniform,
+                )
             }
-            Node::Const(b) => {
-                let _ = writeln!(
-                    e.out,
-                    "let {name}: [{f}; 1] = [{}];",
+            Node::Const(b) => (
+                format!(
+                    "let {name}: [{f}; 1] = [{}];\n",
                     expr(SOp::Const(*b), &[], e.p)
-                );
-                Value {
-                    name,
-                    dim,
-                    uniform: true,
-                }
-            }
-            Node::Zero(d) => {
-                let len = array_len(d, "a zero vector")?;
-                let _ = writeln!(
-                    e.out,
-                    "let {name}: [{f}; {len}] = [{}; {len}];",
+                ),
+                true,
+            ),
+            Node::Zero(_) => (
+                format!(
+                    "let {name}: [{f}; {len}] = [{}; {len}];\n",
                     zero(Ty::F, e.p)
-                );
-                Value {
-                    name,
-                    dim,
-                    uniform: true,
-                }
-            }
+                ),
+                true,
+            ),
             Node::Op(op, args, params) => {
                 let avals: Vec<Value> = args.iter().map(|a| vals[a].clone()).collect();
-                emit_op(e, *op, params, &avals, &dim, &name)?
+                let uniform = avals.iter().all(|a| a.uniform);
+                (
+                    op_code(*op, params, &avals, &dim, &name, &len, e.p)?,
+                    uniform,
+                )
             }
         };
-        vals.insert(n, v);
+        if uniform {
+            e.hoisted.push_str(&code);
+        } else {
+            e.lane.push_str(&code);
+        }
+        vals.insert(n, Value { name, dim, uniform });
     }
     Ok(roots.iter().map(|r| vals[r].clone()).collect())
 }
 
-fn emit_op(
-    e: &mut Emitter<'_>,
+/// Scalar code computing the array `name` of an operation node.
+fn op_code(
     op: Op,
     params: &[Param],
     args: &[Value],
     dim: &Dim,
     name: &str,
-) -> Result<Value> {
-    let uniform = args.iter().all(|a| a.uniform);
+    len: &str,
+    p: Precision,
+) -> Result<String> {
+    let f = float(p);
     let prim = op.spec().prim().ok_or_else(|| {
         Error::new(
             ErrorKind::Limit,
             format!("{} should have been expanded", op.name()),
         )
     })?;
-    let known: Option<Vec<usize>> = args.iter().map(|a| a.dim.as_known()).collect();
-    let len = array_len(dim, op.name())?;
-    e.decl(name, &len, uniform);
+    let mut out = format!(
+        "let mut {name}: [{f}; {len}] = [{}; {len}];\n",
+        zero(Ty::F, p)
+    );
     // Widths all known: lower the node as a whole.
+    let known: Option<Vec<usize>> = args.iter().map(|a| a.dim.as_known()).collect();
     if let (Some(arg_dims), Some(out_dim)) = (known, dim.as_known()) {
-        let (b, btys) = known_block(op, params, &arg_dims, out_dim, e.p)?;
-        let _ = writeln!(e.out, "{{");
-        if uniform {
-            let bind: Vec<(String, bool)> = args
-                .iter()
-                .flat_map(|a| {
-                    (0..a.dim.as_known().unwrap_or(0)).map(|k| (format!("{}[{k}]", a.name), true))
-                })
-                .collect();
-            let mut u = Vec::new();
-            let res = e.block(&b, &btys, &bind, &mut u);
-            for (k, r) in res.iter().enumerate() {
-                let _ = writeln!(e.out, "{name}[{k}] = {r};");
-            }
-        } else {
-            let bind: Vec<(String, bool)> = args
-                .iter()
-                .flat_map(|a| {
-                    (0..a.dim.as_known().unwrap_or(0))
-                        .map(move |k| (format!("{}[{k}]", a.name), a.uniform))
-                })
-                .collect();
-            let mut u = Vec::new();
-            let res = e.block(&b, &btys, &bind, &mut u);
-            for (k, (r, ru)) in res.iter().zip(&u).enumerate() {
-                if *ru {
-                    let _ = writeln!(e.out, "{name}[{k}] = [{r}; L];");
-                } else {
-                    let _ = writeln!(e.out, "{name}[{k}] = {r};");
-                }
-            }
+        let (b, tys) = known_block(op, params, &arg_dims, out_dim, p)?;
+        let bind: Vec<String> = args
+            .iter()
+            .zip(&arg_dims)
+            .flat_map(|(a, d)| (0..*d).map(move |k| format!("{}[{k}]", a.name)))
+            .collect();
+        out.push_str("{\n");
+        let res = write_block(&mut out, &b, &tys, &bind, p);
+        for (k, r) in res.iter().enumerate() {
+            let _ = writeln!(out, "{name}[{k}] = {r};");
         }
-        let _ = writeln!(e.out, "}}");
-        return Ok(Value {
-            name: name.to_string(),
-            dim: dim.clone(),
-            uniform,
-        });
+        out.push_str("}\n");
+        return Ok(out);
     }
-    let lane_loop = |e: &mut Emitter<'_>, body: &str| {
-        if uniform {
-            let _ = writeln!(e.out, "{{ {body} }}");
-        } else {
-            let _ = writeln!(e.out, "for l in 0..L {{ {body} }}");
-        }
-    };
-    let dst = |k: &str| {
-        if uniform {
-            format!("{name}[{k}]")
-        } else {
-            format!("{name}[{k}][l]")
-        }
-    };
-    let f = float(e.p);
     match prim.lower {
         Lowering::Unary(_) | Lowering::Binary(_) | Lowering::Ternary(_) => {
-            // One coordinate's code in a loop over the (undeclared) width.
-            let (b, btys) = scalar_block(op, params, args.len(), e.p)?;
-            let _ = writeln!(e.out, "for k in 0..{len} {{");
-            let bind: Vec<(String, bool)> =
-                args.iter().map(|a| (a.at("k", false), a.uniform)).collect();
-            let mut u = Vec::new();
-            let res = e.block(&b, &btys, &bind, &mut u);
-            if uniform || u[0] {
-                if uniform {
-                    let _ = writeln!(e.out, "{name}[k] = {};", res[0]);
-                } else {
-                    let _ = writeln!(e.out, "{name}[k] = [{}; L];", res[0]);
-                }
-            } else {
-                let _ = writeln!(e.out, "{name}[k] = {};", res[0]);
-            }
-            let _ = writeln!(e.out, "}}");
+            // One coordinate's code in a loop over the undeclared width.
+            let (b, tys) = scalar_block(op, params, args.len(), p)?;
+            let bind: Vec<String> = args.iter().map(|a| a.at("k")).collect();
+            let _ = writeln!(out, "for k in 0..{len} {{");
+            let res = write_block(&mut out, &b, &tys, &bind, p);
+            let _ = writeln!(out, "{name}[k] = {};\n}}", res[0]);
         }
         Lowering::Vector(_) => {
-            let a = &args[0];
-            let n = dim_expr(&a.dim);
-            let x = |k: &str| a.at(k, true);
-            let y = |k: &str| args.get(1).map(|b| b.at(k, true)).unwrap_or_default();
-            let fold = |e: &mut Emitter<'_>, term: &dyn Fn(&str) -> String| {
-                let body = format!(
-                    "let mut s: {f} = {}; for k in 1..{n} {{ s = s + {}; }} {} = s;",
+            let x = |k: &str| args[0].at(k);
+            let y = |k: &str| args.get(1).map(|b| b.at(k)).unwrap_or_default();
+            let n = dim_expr(&args[0].dim);
+            let fold = |term: &dyn Fn(&str) -> String| {
+                format!(
+                    "let mut s: {f} = {}; for k in 1..{n} {{ s = s + {}; }}\n",
                     term("0"),
-                    term("k"),
-                    dst("0")
-                );
-                lane_loop(e, &body);
+                    term("k")
+                )
             };
             match op {
-                Op::Sum => fold(e, &|k| x(k)),
-                Op::SqNorm2 => fold(e, &|k| format!("({} * {})", x(k), x(k))),
-                Op::Scalprod => fold(e, &|k| format!("({} * {})", x(k), y(k))),
-                Op::SqDist => fold(e, &|k| {
-                    format!("(({} - {}) * ({} - {}))", x(k), y(k), x(k), y(k))
-                }),
-                Op::Norm2 => {
-                    let body = format!(
-                        "let mut s: {f} = {} * {}; for k in 1..{n} {{ s = s + {} * {}; }} {} = s.sqrt();",
-                        x("0"),
-                        x("0"),
-                        x("k"),
-                        x("k"),
-                        dst("0")
-                    );
-                    lane_loop(e, &body);
+                Op::Sum => out.push_str(&(fold(&x) + &format!("{name}[0] = s;\n"))),
+                Op::SqNorm2 => out.push_str(
+                    &(fold(&|k| format!("({} * {})", x(k), x(k))) + &format!("{name}[0] = s;\n")),
+                ),
+                Op::Scalprod => out.push_str(
+                    &(fold(&|k| format!("({} * {})", x(k), y(k))) + &format!("{name}[0] = s;\n")),
+                ),
+                Op::SqDist => {
+                    let t = |k: &str| format!("(({} - {}) * ({} - {}))", x(k), y(k), x(k), y(k));
+                    out.push_str(&(fold(&t) + &format!("{name}[0] = s;\n")));
                 }
+                Op::Norm2 => out.push_str(
+                    &(fold(&|k| format!("({} * {})", x(k), x(k)))
+                        + &format!("{name}[0] = s.sqrt();\n")),
+                ),
                 Op::Normalize => {
-                    let body = format!(
-                        "let mut s: {f} = {} * {}; for k in 1..{n} {{ s = s + {} * {}; }} let r = if s == 0.0 {{ 0.0 }} else {{ 1.0 / s.sqrt() }}; for k in 0..{n} {{ {} = {} * r; }}",
-                        x("0"),
-                        x("0"),
-                        x("k"),
-                        x("k"),
-                        dst("k"),
-                        x("k")
+                    out.push_str(&fold(&|k| format!("({} * {})", x(k), x(k))));
+                    let _ = writeln!(
+                        out,
+                        "let r: {f} = if s == 0.0 {{ 0.0 }} else {{ 1.0 / s.sqrt() }};"
                     );
-                    lane_loop(e, &body);
+                    let _ = writeln!(out, "for k in 0..{n} {{ {name}[k] = {} * r; }}", x("k"));
                 }
                 Op::Max | Op::Min | Op::ArgMax | Op::ArgMin | Op::MaxMask | Op::MinMask => {
+                    // First extreme coordinate, as the scalar lowering (a NaN never wins).
                     let larger = matches!(op, Op::Max | Op::ArgMax | Op::MaxMask);
                     let cmp = if larger {
                         format!("b < {}", x("k"))
                     } else {
                         format!("{} < b", x("k"))
                     };
-                    let write = match op {
-                        Op::Max | Op::Min => format!("{} = b;", dst("0")),
-                        Op::ArgMax | Op::ArgMin => format!("{} = p as {f};", dst("0")),
-                        _ => format!(
-                            "for k in 0..{n} {{ {} = if k == p {{ 1.0 }} else {{ 0.0 }}; }}",
-                            dst("k")
-                        ),
-                    };
-                    let body = format!(
-                        "let mut b: {f} = {}; let mut p = 0usize; for k in 1..{n} {{ if {cmp} {{ b = {}; p = k; }} }} {write}",
-                        x("0"),
+                    let _ = writeln!(out, "let mut b: {f} = {}; let mut p = 0usize;", x("0"));
+                    let _ = writeln!(
+                        out,
+                        "for k in 1..{n} {{ if {cmp} {{ b = {}; p = k; }} }}",
                         x("k")
                     );
-                    lane_loop(e, &body);
+                    let _ = match op {
+                        Op::Max | Op::Min => writeln!(out, "{name}[0] = b;"),
+                        Op::ArgMax | Op::ArgMin => writeln!(out, "{name}[0] = p as {f};"),
+                        _ => writeln!(
+                            out,
+                            "for k in 0..{n} {{ {name}[k] = if k == p {{ 1.0 }} else {{ 0.0 }}; }}"
+                        ),
+                    };
                 }
                 Op::Elem => {
-                    let m = params[0].int();
-                    lane_loop(e, &format!("{} = {};", dst("0"), x(&m.to_string())));
+                    let _ = writeln!(out, "{name}[0] = {};", x(&params[0].int().to_string()));
                 }
                 Op::Extract => {
                     let (s, d) = (params[0].int(), params[1].int());
-                    lane_loop(
-                        e,
-                        &format!(
-                            "for k in 0..{d} {{ {} = {}; }}",
-                            dst("k"),
-                            x(&format!("{s} + k"))
-                        ),
+                    let _ = writeln!(
+                        out,
+                        "for k in 0..{d} {{ {name}[k] = {}; }}",
+                        x(&format!("{s} + k"))
                     );
                 }
                 Op::ExtractT => {
                     let s = params[0].int();
-                    lane_loop(
-                        e,
-                        &format!(
-                            "for k in 0..{n} {{ {} = {}; }}",
-                            dst(&format!("{s} + k")),
-                            x("k")
-                        ),
-                    );
+                    let _ = writeln!(out, "for k in 0..{n} {{ {name}[{s} + k] = {}; }}", x("k"));
                 }
                 _ => {
                     return Err(Error::new(
@@ -487,11 +371,7 @@ fn emit_op(
             }
         }
     }
-    Ok(Value {
-        name: name.to_string(),
-        dim: dim.clone(),
-        uniform,
-    })
+    Ok(out)
 }
 
 /// A generated kernel for undeclared widths.
@@ -507,7 +387,7 @@ pub struct EmittedGeneric {
 type Slot = (String, bool);
 
 /// How each register of the one-coordinate hooks maps to the accumulator of a reduction
-/// over an undeclared width: `(base, per_component)`; float registers first.
+/// over an undeclared width; float registers first.
 fn acc_layout(kind: ReductionKind, nf: usize, ni: usize, n: &str) -> (Vec<Slot>, Vec<Slot>) {
     match kind {
         ReductionKind::LogSumExp => (vec![("0".into(), false), ("1".into(), true)], vec![]),
@@ -538,7 +418,7 @@ pub fn emit_generic(
     let fdim = g.dim(r.formula).clone();
     let gdim = r.weight.map(|w| g.dim(w).clone()).unwrap_or_else(Dim::one);
     // The width the reduction loops over: F's for coordinate-wise reductions, G's for the
-    // exponential ones.
+    // exponential ones (whose F is a scalar).
     let comp = if r.kind.takes_weight() {
         gdim.clone()
     } else {
@@ -552,27 +432,16 @@ pub fn emit_generic(
     let nf = hooks.acc.iter().filter(|t| **t == Ty::F).count();
     let ni = hooks.acc.len() - nf;
     let (lay_f, lay_i) = acc_layout(r.kind, nf, ni, &n);
-    let acc_len_f: Vec<String> = lay_f
+    let total_f: Vec<String> = lay_f
         .iter()
-        .map(|(b, pc)| {
-            if *pc {
-                n.to_string()
-            } else {
-                let _ = b;
-                "1".to_string()
-            }
-        })
+        .map(|(_, pc)| if *pc { n.clone() } else { "1".into() })
         .collect();
-    let total_f = if acc_len_f.is_empty() {
+    let total_f = if total_f.is_empty() {
         "0".to_string()
     } else {
-        acc_len_f.join(" + ")
+        total_f.join(" + ")
     };
-    let total_i = if lay_i.is_empty() {
-        "0".to_string()
-    } else {
-        format!("{} * {n}", lay_i.len())
-    };
+    let total_i = format!("{} * {n}", lay_i.len());
     let (ov, oi) = match r.kind {
         ReductionKind::Sum | ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => {
             (n.clone(), "0".to_string())
@@ -594,17 +463,17 @@ pub fn emit_generic(
         }
     };
 
-    // Inputs, with their component expressions.
+    // Inputs, with the expression of their component `{k}`.
     let roots: Vec<NodeId> = std::iter::once(r.formula).chain(r.weight).collect();
     let mut inputs = Vec::new();
     let mut sources = HashMap::new();
     let (mut oo, mut io, mut po) = (String::from("0"), String::from("0"), String::from("0"));
     let (mut ow, mut iw, mut pw) = (Vec::new(), Vec::new(), Vec::new());
+    let mut chunk_decls = String::new();
     for v in g.vars_of(&roots) {
         let info = g.var(v);
-        let d = dim_expr(&info.dim);
-        array_len(&info.dim, "a variable")?;
-        let (expr_, uniform) = match info.cat {
+        let d = array_len(&info.dim, "a variable")?;
+        let (src, uniform) = match info.cat {
             Cat::P => {
                 let e = format!("t.params[{po} + {{k}}]");
                 po = format!("{po} + {d}");
@@ -618,27 +487,30 @@ pub fn emit_generic(
                 (e, true)
             }
             _ => {
-                let e = format!(
-                    "{rt}::simd::load::<{f}, L>(t.inner, ({io} + {{k}}) * t.stride + base)"
+                // References to the chunk of each component, read in the lane loop.
+                let _ = writeln!(
+                    chunk_decls,
+                    "let y{}: [&[{f}; L]; {d}] = core::array::from_fn(|k| {rt}::simd::chunk::<{f}, L>(t.inner, ({io} + k) * t.stride + base));",
+                    v.0
                 );
                 io = format!("{io} + {d}");
                 iw.push(d.clone());
-                (e, false)
+                (format!("y{}[{{k}}][l]", v.0), false)
             }
         };
-        sources.insert(v, (vec![expr_], uniform));
+        if matches!(info.source, VarSource::Temp) {
+            return Err(Error::new(
+                ErrorKind::Limit,
+                "internal error: a placeholder variable reached code generation",
+            ));
+        }
+        sources.insert(v, (src, uniform));
         inputs.push(KernelInput {
             var: v,
             cat: info.cat,
             source: info.source,
             dim: info.dim.as_known().unwrap_or(0),
         });
-    }
-    if inputs.iter().any(|i| matches!(i.source, VarSource::Temp)) {
-        return Err(Error::new(
-            ErrorKind::Limit,
-            "internal error: a placeholder variable reached code generation",
-        ));
     }
 
     let params = generics
@@ -647,297 +519,272 @@ pub fn emit_generic(
         .collect::<Vec<_>>()
         .join(", ");
     let args = generics.join(", ");
-    let mut e = Emitter {
-        p: prec,
-        out: String::new(),
-        lanes: nl,
-        _g: g,
-    };
-    let _ = e.lanes;
+    let mut out = String::new();
     let _ = writeln!(
-        e.out,
+        out,
         "impl<{params}> {rt}::cpu::CpuReduce<{f}> for {name}<{args}> {{"
     );
     let _ = writeln!(
-        e.out,
+        out,
         "fn acc_len(&self) -> (usize, usize) {{ ({total_f}, {total_i}) }}"
     );
     let _ = writeln!(
-        e.out,
+        out,
         "fn out_len(&self) -> (usize, usize) {{ ({ov}, {oi}) }}"
     );
     let _ = writeln!(
-        e.out,
+        out,
         "fn widths(&self) -> (Vec<usize>, Vec<usize>, Vec<usize>) {{ (vec![{}], vec![{}], vec![{}]) }}",
         ow.join(", "),
         iw.join(", "),
         pw.join(", ")
     );
 
-    // Per-register positions in the row accumulator, for coordinate c.
-    let pos_f = |k: usize, c: &str| -> String {
-        let (b, pc) = &lay_f[k];
-        if *pc { format!("{b} + {c}") } else { b.clone() }
-    };
-    let pos_i = |k: usize, c: &str| -> String {
-        let (b, pc) = &lay_i[k];
-        if *pc { format!("{b} + {c}") } else { b.clone() }
-    };
-    let acc_expr = |k: usize, c: &str, f_: &str, i_: &str| -> (String, bool) {
-        if k < nf {
-            (format!("{f_}[{}]", pos_f(k, c)), lay_f[k].1)
+    // Position of hook register k for coordinate c in a row accumulator.
+    let acc_at = |k: usize, c: &str, fa: &str, ia: &str| -> String {
+        let ((base, pc), arr) = if k < nf {
+            (&lay_f[k], fa)
         } else {
-            (format!("{i_}[{}]", pos_i(k - nf, c)), lay_i[k - nf].1)
+            (&lay_i[k - nf], ia)
+        };
+        if *pc {
+            format!("{arr}[{base} + {c}]")
+        } else {
+            format!("{arr}[{base}]")
         }
     };
-    let kinds: Vec<bool> = (0..hooks.acc.len())
-        .map(|k| if k < nf { lay_f[k].1 } else { lay_i[k - nf].1 })
+    let shared: Vec<bool> = (0..hooks.acc.len())
+        .map(|k| {
+            if k < nf {
+                !lay_f[k].1
+            } else {
+                !lay_i[k - nf].1
+            }
+        })
         .collect();
 
     // init: every coordinate from the one-coordinate init block.
     let _ = writeln!(
-        e.out,
-        "fn init(&self, acc_f: &mut [{f}], acc_i: &mut [u64]) {{ for c in 0..{n} {{"
+        out,
+        "fn init(&self, acc_f: &mut [{f}], acc_i: &mut [u64]) {{\nfor c in 0..{n} {{"
     );
-    let mut u = Vec::new();
-    let res = e.block(&hooks.init, &htys, &[], &mut u);
-    for (k, r_) in res.iter().enumerate() {
-        let (dst, _) = acc_expr(k, "c", "acc_f", "acc_i");
-        let _ = writeln!(e.out, "{dst} = {r_};");
+    let res = write_block(&mut out, &hooks.init, &htys, &[], prec);
+    for (k, v) in res.iter().enumerate() {
+        let _ = writeln!(out, "{} = {v};", acc_at(k, "c", "acc_f", "acc_i"));
     }
-    let _ = writeln!(e.out, "}} }}");
+    let _ = writeln!(out, "}}\n}}");
 
-    // merge and finalize: shared registers outside the coordinate loop.
+    // merge and finalize run the one-coordinate blocks per coordinate; shared registers
+    // (LogSumExp's running maximum) are read from their one slot and written once.
+    let a = hooks.acc.len();
     let _ = writeln!(
-        e.out,
+        out,
         "fn merge(&self, acc_f: &mut [{f}], acc_i: &mut [u64], other_f: &[{f}], other_i: &[u64]) {{"
     );
-    coordinate_loop(
-        &mut e,
-        &hooks.merge,
-        &htys,
-        &n,
-        &kinds,
-        &|k, c| {
-            let a = hooks.acc.len();
-            if k < a {
-                acc_expr(k, c, "acc_f", "acc_i").0
-            } else {
-                acc_expr(k - a, c, "other_f", "other_i").0
-            }
-        },
-        &|k, c, v| format!("{} = {v};", acc_expr(k, c, "acc_f", "acc_i").0),
-    );
-    let _ = writeln!(e.out, "}}");
-    let _ = writeln!(
-        e.out,
-        "fn finalize(&self, acc_f: &[{f}], acc_i: &[u64], out_f: &mut [{f}], out_i: &mut [u64]) {{"
-    );
-    let out_kinds: Vec<bool> = hooks.finalize.results.iter().map(|_| true).collect();
-    let fin_f = hooks
-        .finalize
-        .results
-        .iter()
-        .filter(|r| htys.get(r.0 as usize) != Some(&Ty::Idx))
-        .count();
-    coordinate_loop(
-        &mut e,
-        &hooks.finalize,
-        &htys,
-        &n,
-        &kinds,
-        &|k, c| acc_expr(k, c, "acc_f", "acc_i").0,
-        &|k, c, v| {
-            if k < fin_f {
-                format!("out_f[{k} * {n} + {c}] = {v};")
-            } else {
-                format!("out_i[{} * {n} + {c}] = {v};", k - fin_f)
-            }
-        },
-    );
-    let _ = out_kinds;
-    let _ = writeln!(e.out, "}}");
-
-    // tile
-    let _ = writeln!(
-        e.out,
-        "#[inline]\nfn tile(&self, t: {rt}::cpu::Tile<'_, {f}>, acc_f: &mut [{f}], acc_i: &mut [u64]) {{"
-    );
-    let _ = writeln!(
-        e.out,
-        "struct Body<'a, 'b, {params}> {{ t: {rt}::cpu::Tile<'a, {f}>, acc_f: &'b mut [{f}], acc_i: &'b mut [u64] }}"
-    );
-    let _ = writeln!(
-        e.out,
-        "impl<{params}> {rt}::simd::Kernel for Body<'_, '_, {args}> {{\n#[inline(always)]\nfn run(self) {{"
-    );
-    let _ = writeln!(
-        e.out,
-        "let Body {{ t, acc_f, acc_i }} = self;\nconst L: usize = {nl};"
-    );
-    // lane accumulators: one array of lanes per hook register and coordinate
-    let _ = writeln!(
-        e.out,
-        "let mut la_f = [[[{}; L]; {n}]; {nf}];",
-        zero(Ty::F, prec)
-    );
-    let _ = writeln!(e.out, "let mut la_i = [[[0u64; L]; {n}]; {ni}];");
-    let _ = writeln!(e.out, "for c in 0..{n} {{");
-    let mut u = Vec::new();
-    let res = e.block(&hooks.init, &htys, &[], &mut u);
-    for (k, r_) in res.iter().enumerate() {
-        if k < nf {
-            let _ = writeln!(e.out, "la_f[{k}][c] = [{r_}; L];");
-        } else {
-            let _ = writeln!(e.out, "la_i[{}][c] = [{r_}; L];", k - nf);
-        }
+    // Shared registers are read before any coordinate rewrites them.
+    for k in (0..a).filter(|k| shared[*k]) {
+        let _ = writeln!(out, "let old{k} = {};", acc_at(k, "0", "acc_f", "acc_i"));
     }
-    let _ = writeln!(e.out, "}}");
-    let _ = writeln!(e.out, "let mut base = 0usize;\nwhile base < t.len {{");
-    let vals = emit_formula(&mut e, g, &roots, &sources)?;
-    let _ = writeln!(
-        e.out,
-        "let mut jl = [0u64; L]; for l in 0..L {{ jl[l] = t.j0 + (base + l) as u64; }}"
-    );
-    let _ = writeln!(e.out, "let full = base + L <= t.len;");
-    // accumulate: one-coordinate hook per coordinate; shared registers (LogSumExp's max)
-    // hold the same value in every coordinate's slot, updated once (from coordinate 0).
-    let fv = &vals[0];
-    let gv = vals.get(1);
-    let _ = writeln!(e.out, "for c in 0..{n} {{");
-    let mut bind: Vec<(String, bool)> = (0..hooks.acc.len())
+    let _ = writeln!(out, "for c in 0..{n} {{");
+    let bind: Vec<String> = (0..2 * a)
         .map(|k| {
-            if k < nf {
-                (format!("la_f[{k}][c]"), false)
+            if k < a {
+                if shared[k] {
+                    format!("old{k}")
+                } else {
+                    acc_at(k, "c", "acc_f", "acc_i")
+                }
             } else {
-                (format!("la_i[{}][c]", k - nf), false)
+                acc_at(k - a, "c", "other_f", "other_i")
             }
         })
         .collect();
-    // F's coordinate: c for coordinate-wise reductions, 0 for the exponential ones.
-    let fc = if r.kind.takes_weight() { "0" } else { "c" };
-    bind.push((lane_array(fv, fc, nl), fv.uniform));
-    if weighted && let Some(gv) = gv {
-        bind.push((lane_array(gv, "c", nl), gv.uniform));
+    let res = write_block(&mut out, &hooks.merge, &htys, &bind, prec);
+    for (k, v) in res.iter().enumerate() {
+        let _ = writeln!(out, "{} = {v};", acc_at(k, "c", "acc_f", "acc_i"));
     }
-    bind.push(("jl".to_string(), false));
-    let mut u = Vec::new();
-    let res = e.block(&hooks.accumulate, &htys, &bind, &mut u);
-    for (k, (r_, ru)) in res.iter().zip(&u).enumerate() {
-        let dst = if k < nf {
-            format!("la_f[{k}][c]")
+    let _ = writeln!(out, "}}\n}}");
+    let _ = writeln!(
+        out,
+        "fn finalize(&self, acc_f: &[{f}], acc_i: &[u64], out_f: &mut [{f}], out_i: &mut [u64]) {{\nfor c in 0..{n} {{"
+    );
+    let bind: Vec<String> = (0..a).map(|k| acc_at(k, "c", "acc_f", "acc_i")).collect();
+    let res = write_block(&mut out, &hooks.finalize, &htys, &bind, prec);
+    let (mut kf, mut ki) = (0, 0);
+    for (v, reg) in res.iter().zip(&hooks.finalize.results) {
+        if htys.get(reg.0 as usize) == Some(&Ty::Idx) {
+            let _ = writeln!(out, "out_i[{ki} * {n} + c] = {v};");
+            ki += 1;
         } else {
-            format!("la_i[{}][c]", k - nf)
-        };
-        let src = if *ru { r_.clone() } else { format!("{r_}[l]") };
+            let _ = writeln!(out, "out_f[{kf} * {n} + c] = {v};");
+            kf += 1;
+        }
+    }
+    let _ = writeln!(out, "}}\n}}");
+
+    // tile
+    let _ = writeln!(
+        out,
+        "#[inline]\nfn tile(&self, t: {rt}::cpu::Tile<'_, {f}>, acc_f: &mut [{f}], acc_i: &mut [u64]) {{"
+    );
+    let _ = writeln!(
+        out,
+        "struct Body<'a, 'b, {params}> {{ t: {rt}::cpu::Tile<'a, {f}>, acc_f: &'b mut [{f}], acc_i: &'b mut [u64] }}"
+    );
+    let _ = writeln!(
+        out,
+        "impl<{params}> {rt}::simd::Kernel for Body<'_, '_, {args}> {{\n#[inline(always)]\nfn run(self) {{"
+    );
+    let _ = writeln!(
+        out,
+        "let Body {{ t, acc_f, acc_i }} = self;\nconst L: usize = {nl};"
+    );
+    let order = r.kind.order();
+    let k = r.kind.slots();
+    let mut e = Emitter {
+        p: prec,
+        hoisted: String::new(),
+        lane: String::new(),
+    };
+    let vals = emit_formula(&mut e, g, &roots, &sources)?;
+    out.push_str(&e.hoisted);
+    // lane accumulators: per hook register, coordinate and lane
+    let _ = writeln!(
+        out,
+        "let mut la_f = [[[{}; L]; {n}]; {nf}];\nlet mut la_i = [[[0u64; L]; {n}]; {ni}];",
+        zero(Ty::F, prec)
+    );
+    let _ = writeln!(out, "for c in 0..{n} {{");
+    let res = write_block(&mut out, &hooks.init, &htys, &[], prec);
+    for (k, v) in res.iter().enumerate() {
+        if k < nf {
+            let _ = writeln!(out, "la_f[{k}][c] = [{v}; L];");
+        } else {
+            let _ = writeln!(out, "la_i[{}][c] = [{v}; L];", k - nf);
+        }
+    }
+    let _ = writeln!(out, "}}");
+    if order.is_some() {
         let _ = writeln!(
-            e.out,
-            "for l in 0..L {{ if full || base + l < t.len {{ {dst}[l] = {src}; }} }}"
+            out,
+            "let row_worst: [{f}; {n}] = core::array::from_fn(|c| acc_f[{} * {n} + c]);",
+            k - 1
         );
     }
-    let _ = writeln!(e.out, "}}");
-    let _ = writeln!(e.out, "base += L;\n}}");
-    // merge lanes into the row accumulator
-    let _ = writeln!(e.out, "for l in 0..L {{");
-    coordinate_loop(
-        &mut e,
-        &hooks.merge,
-        &htys,
-        &n,
-        &kinds,
-        &|k, c| {
-            let a = hooks.acc.len();
+    let _ = writeln!(out, "let mut base = 0usize;\nwhile base < t.len {{");
+    out.push_str(&chunk_decls);
+    // F (and G) values per coordinate and lane
+    let fv = &vals[0];
+    let fw = array_len(&fv.dim, "the formula")?;
+    let _ = writeln!(out, "let mut fv = [[{}; L]; {fw}];", zero(Ty::F, prec));
+    let gv = vals.get(1);
+    if let Some(gv) = gv {
+        let gw = array_len(&gv.dim, "the weight")?;
+        let _ = writeln!(out, "let mut gv = [[{}; L]; {gw}];", zero(Ty::F, prec));
+    }
+    let _ = writeln!(out, "for l in 0..L {{");
+    out.push_str(&e.lane);
+    let _ = writeln!(out, "for k in 0..{fw} {{ fv[k][l] = {}[k]; }}", fv.name);
+    if let Some(gv) = gv {
+        let _ = writeln!(
+            out,
+            "for k in 0..{} {{ gv[k][l] = {}[k]; }}",
+            dim_expr(&gv.dim),
+            gv.name
+        );
+    }
+    let _ = writeln!(out, "}}");
+    // accumulate: one-coordinate hook per coordinate and lane, tail lanes masked
+    let fc = if r.kind.takes_weight() || fv.dim.is(1) {
+        "0"
+    } else {
+        "c"
+    };
+    // Selections: skip chunks without a value that beats both the lane's worst kept value
+    // and the row's K-th best so far.
+    if let Some(smaller) = order {
+        let cmp = if smaller { "<=" } else { ">=" };
+        let _ = writeln!(
+            out,
+            "let mut candidate = false;\nfor c in 0..{n} {{ for l in 0..L {{ candidate |= (fv[{fc}][l] {cmp} la_f[{}][c][l]) & (fv[{fc}][l] {cmp} row_worst[c]); }} }}\nif candidate {{",
+            k - 1
+        );
+    }
+    let _ = writeln!(
+        out,
+        "let full = base + L <= t.len;\nfor c in 0..{n} {{\nfor l in 0..L {{\nif full || base + l < t.len {{"
+    );
+    let mut bind: Vec<String> = (0..a)
+        .map(|k| {
+            if k < nf {
+                format!("la_f[{k}][c][l]")
+            } else {
+                format!("la_i[{}][c][l]", k - nf)
+            }
+        })
+        .collect();
+    bind.push(format!("fv[{fc}][l]"));
+    if let Some(gv) = gv {
+        let gc = if gv.dim.is(1) { "0" } else { "c" };
+        bind.push(format!("gv[{gc}][l]"));
+    }
+    bind.push("t.j0 + (base + l) as u64".to_string());
+    let res = write_block(&mut out, &hooks.accumulate, &htys, &bind, prec);
+    for (k, v) in res.iter().enumerate() {
+        if k < nf {
+            let _ = writeln!(out, "la_f[{k}][c][l] = {v};");
+        } else {
+            let _ = writeln!(out, "la_i[{}][c][l] = {v};", k - nf);
+        }
+    }
+    let _ = writeln!(out, "}}\n}}\n}}");
+    if order.is_some() {
+        let _ = writeln!(out, "}}");
+    }
+    let _ = writeln!(out, "base += L;\n}}");
+    // merge the lanes into the row accumulator, in lane order
+    let _ = writeln!(out, "for l in 0..L {{");
+    if let Some(smaller) = order {
+        // a lane whose best values do not reach the row's worst kept ones changes nothing
+        let cmp = if smaller { "<=" } else { ">=" };
+        let _ = writeln!(
+            out,
+            "if !(0..{n}).any(|c| la_f[0][c][l] {cmp} acc_f[{} * {n} + c]) {{ continue; }}",
+            k - 1
+        );
+    }
+    for k in (0..a).filter(|k| shared[*k]) {
+        let _ = writeln!(out, "let old{k} = {};", acc_at(k, "0", "acc_f", "acc_i"));
+    }
+    let _ = writeln!(out, "for c in 0..{n} {{");
+    let bind: Vec<String> = (0..2 * a)
+        .map(|k| {
             if k < a {
-                acc_expr(k, c, "acc_f", "acc_i").0
+                if shared[k] {
+                    format!("old{k}")
+                } else {
+                    acc_at(k, "c", "acc_f", "acc_i")
+                }
             } else {
                 let j = k - a;
-                // shared registers are the same in every coordinate: read coordinate 0
-                let cc = if kinds[j] { c } else { "0" };
+                // a shared register has the same value in every coordinate's copy
+                let cc = if shared[j] { "0" } else { "c" };
                 if j < nf {
                     format!("la_f[{j}][{cc}][l]")
                 } else {
                     format!("la_i[{}][{cc}][l]", j - nf)
                 }
             }
-        },
-        &|k, c, v| format!("{} = {v};", acc_expr(k, c, "acc_f", "acc_i").0),
-    );
-    let _ = writeln!(e.out, "}}\n}}\n}}");
+        })
+        .collect();
+    let res = write_block(&mut out, &hooks.merge, &htys, &bind, prec);
+    for (k, v) in res.iter().enumerate() {
+        let _ = writeln!(out, "{} = {v};", acc_at(k, "c", "acc_f", "acc_i"));
+    }
+    let _ = writeln!(out, "}}\n}}\n}}\n}}");
     let _ = writeln!(
-        e.out,
+        out,
         "{rt}::simd::dispatch(Body::<{args}> {{ t, acc_f, acc_i }});\n}}\n}}"
     );
-    Ok(EmittedGeneric {
-        code: e.out,
-        inputs,
-    })
-}
-
-/// A node's coordinate as a lane array expression.
-fn lane_array(v: &Value, c: &str, _nl: usize) -> String {
-    let c = if v.dim.is(1) { "0" } else { c };
-    format!("{}[{c}]", v.name)
-}
-
-/// Emits a scalar hook block (merge or finalize) over coordinates: instructions that only
-/// depend on shared registers run once, the rest in a loop over the coordinates.
-fn coordinate_loop(
-    e: &mut Emitter<'_>,
-    b: &Block,
-    tys: &[Ty],
-    n: &str,
-    kinds: &[bool],
-    param: &dyn Fn(usize, &str) -> String,
-    store: &dyn Fn(usize, &str, &str) -> String,
-) {
-    let per: Vec<bool> = (0..b.params.len())
-        .map(|k| kinds.get(k % kinds.len().max(1)).copied().unwrap_or(true))
-        .collect();
-    let mut comp: HashSet<Reg> = b
-        .params
-        .iter()
-        .zip(&per)
-        .filter(|(_, p)| **p)
-        .map(|(r, _)| *r)
-        .collect();
-    let (mut shared_insts, mut comp_insts) = (Vec::new(), Vec::new());
-    for i in &b.insts {
-        if i.args.iter().any(|a| comp.contains(a)) {
-            comp.insert(i.dst);
-            comp_insts.push(i.clone());
-        } else {
-            shared_insts.push(i.clone());
-        }
-    }
-    let mut uniform: HashSet<Reg> = HashSet::new();
-    for (k, (p, pc)) in b.params.iter().zip(&per).enumerate() {
-        if !*pc {
-            let _ = writeln!(e.out, "let r{} = {};", p.0, param(k, "0"));
-        }
-        uniform.insert(*p);
-    }
-    for i in &shared_insts {
-        e.inst(i, tys, &mut uniform);
-    }
-    // Results of shared registers are stored once; per-coordinate ones in the loop.
-    for (k, r) in b.results.iter().enumerate() {
-        if !comp.contains(r) && !kinds.get(k).copied().unwrap_or(true) {
-            let _ = writeln!(e.out, "{}", store(k, "0", &format!("r{}", r.0)));
-        }
-    }
-    let _ = writeln!(e.out, "for c in 0..{n} {{");
-    for (k, (p, pc)) in b.params.iter().zip(&per).enumerate() {
-        if *pc {
-            let _ = writeln!(e.out, "let r{} = {};", p.0, param(k, "c"));
-        }
-    }
-    for i in &comp_insts {
-        e.inst(i, tys, &mut uniform);
-    }
-    for (k, r) in b.results.iter().enumerate() {
-        if comp.contains(r) || kinds.get(k).copied().unwrap_or(true) {
-            let _ = writeln!(e.out, "{}", store(k, "c", &format!("r{}", r.0)));
-        }
-    }
-    let _ = writeln!(e.out, "}}");
+    Ok(EmittedGeneric { code: out, inputs })
 }

@@ -243,7 +243,7 @@ pub fn emit_reduce(
                 no += 1;
             } else {
                 sources.push((
-                    format!("{rt}::simd::load::<{f}, L>(t.inner, {nin} * t.stride + base)"),
+                    format!("{rt}::simd::chunk::<{f}, L>(t.inner, {nin} * t.stride + base)"),
                     false,
                 ));
                 nin += 1;
@@ -361,57 +361,104 @@ pub fn emit_reduce(
     for (k, res) in h.init.results.iter().enumerate() {
         let _ = writeln!(w.out, "let mut la{k} = [r{}; L];", res.0);
     }
-    let _ = writeln!(w.out, "let mut base = 0usize;\nwhile base < t.len {{");
-    for (p, (v, uniform)) in kernel.formula.params.iter().zip(&sources) {
-        if !*uniform {
-            let _ = writeln!(w.out, "let r{} = {v};", p.0);
+    if kernel.kind.order().is_some() {
+        let (k, d) = (kernel.kind.slots(), kernel.fdim);
+        for c in 0..d {
+            let _ = writeln!(w.out, "let row_worst{c} = acc_f[{}];", (k - 1) * d + c);
         }
     }
-    w.lanes(&per_lane);
-    let _ = writeln!(
-        w.out,
-        "let mut jl = [0u64; L]; for l in 0..L {{ jl[l] = t.j0 + (base + l) as u64; }}"
-    );
-    // accumulate: full chunk, then the masked tail
+    let _ = writeln!(w.out, "let mut base = 0usize;\nwhile base < t.len {{");
+    // The chunk's inputs, then the formula as one loop over lanes: a loop body of scalar
+    // code that LLVM's loop vectorizer turns into SIMD instructions.
+    let mut varying_params = Vec::new();
+    for (k, (p, (v, uniform))) in kernel.formula.params.iter().zip(&sources).enumerate() {
+        if !*uniform {
+            let _ = writeln!(w.out, "let y{k} = {v};");
+            varying_params.push((*p, k));
+        }
+    }
+    let fvals = kernel.formula.results.clone();
+    let mut lane_vals: Vec<String> = Vec::new();
+    for (i, r) in fvals.iter().enumerate() {
+        if w.uniform.contains(r) {
+            lane_vals.push(format!("r{}", r.0));
+        } else {
+            let _ = writeln!(
+                w.out,
+                "let mut fv{i} = [{}; L];",
+                zero(Ty::F, opts.precision)
+            );
+            lane_vals.push(format!("fv{i}[l]"));
+        }
+    }
+    let _ = writeln!(w.out, "for l in 0..L {{");
+    for (p, k) in &varying_params {
+        let _ = writeln!(w.out, "let r{} = y{k}[l];", p.0);
+    }
+    w.scalar(&per_lane);
+    for (i, r) in fvals.iter().enumerate() {
+        if !w.uniform.contains(r) {
+            let _ = writeln!(w.out, "fv{i}[l] = r{};", r.0);
+        }
+    }
+    let _ = writeln!(w.out, "}}");
     let acc_params = &h.accumulate.params;
     let nacc = h.acc.len();
-    let fvals = &kernel.formula.results;
+    // Selections: most chunks hold no candidate better than the worst kept value of every
+    // lane, nor than the row's K-th best so far (from earlier tiles); skip the insertion
+    // network for them.
+    if let Some(smaller) = kernel.kind.order() {
+        let k = kernel.kind.slots();
+        let d = kernel.fdim;
+        let cmp = if smaller { "<=" } else { ">=" };
+        let _ = writeln!(w.out, "let mut candidate = false;");
+        for c in 0..d {
+            let worst = (k - 1) * d + c;
+            let f = &lane_vals[c];
+            let _ = writeln!(
+                w.out,
+                "for l in 0..L {{ candidate |= ({f} {cmp} la{worst}[l]) & ({f} {cmp} row_worst{c}); }}"
+            );
+        }
+        let _ = writeln!(w.out, "if candidate {{");
+    }
+    // accumulate: full chunks, then the masked tail
     for masked in [false, true] {
-        let _ = writeln!(
-            w.out,
-            "{} {{",
-            if masked {
-                "else"
-            } else {
-                "if base + L <= t.len"
-            }
-        );
-        let mut vals: Vec<(String, bool)> = (0..nacc).map(|k| (format!("la{k}"), false)).collect();
-        for r in fvals {
-            let u = w.uniform.contains(r);
-            vals.push((format!("r{}", r.0), u));
+        let head = if masked {
+            "else"
+        } else {
+            "if base + L <= t.len"
+        };
+        let guard = if masked { "if base + l < t.len " } else { "" };
+        let _ = writeln!(w.out, "{head} {{\nfor l in 0..L {{ {guard}{{");
+        let mut binds: Vec<String> = (0..nacc).map(|k| format!("la{k}[l]")).collect();
+        binds.extend(lane_vals.iter().cloned());
+        binds.push("t.j0 + (base + l) as u64".to_string());
+        for (p, v) in acc_params.iter().zip(&binds) {
+            let _ = writeln!(w.out, "let r{} = {v};", p.0);
         }
-        vals.push(("jl".to_string(), false));
-        let saved = w.uniform.clone();
-        w.bind(acc_params, &vals);
-        w.lanes(&h.accumulate.insts);
+        w.scalar(&h.accumulate.insts);
         for (k, res) in h.accumulate.results.iter().enumerate() {
-            let src = w.operand(*res, true);
-            if masked {
-                let _ = writeln!(
-                    w.out,
-                    "for l in 0..L {{ if base + l < t.len {{ la{k}[l] = {src}; }} }}"
-                );
-            } else {
-                let _ = writeln!(w.out, "for l in 0..L {{ la{k}[l] = {src}; }}");
-            }
+            let _ = writeln!(w.out, "la{k}[l] = r{};", res.0);
         }
-        w.uniform = saved;
+        let _ = writeln!(w.out, "}} }}\n}}");
+    }
+    if kernel.kind.order().is_some() {
         let _ = writeln!(w.out, "}}");
     }
     let _ = writeln!(w.out, "base += L;\n}}");
     // merge the lanes into the row accumulator, in lane order
     let _ = writeln!(w.out, "for l in 0..L {{");
+    // Selections: a lane whose best value does not reach the row's worst kept value
+    // (every lane after the first tiles, mostly) changes nothing.
+    if let Some(smaller) = kernel.kind.order() {
+        let (k, d) = (kernel.kind.slots(), kernel.fdim);
+        let cmp = if smaller { "<=" } else { ">=" };
+        let tests: Vec<String> = (0..d)
+            .map(|c| format!("(la{c}[l] {cmp} acc_f[{}])", (k - 1) * d + c))
+            .collect();
+        let _ = writeln!(w.out, "if !({}) {{ continue; }}", tests.join(" | "));
+    }
     let mut vals = load_acc(&h.acc, "acc_f", "acc_i", "");
     vals.extend((0..nacc).map(|k| (format!("la{k}[l]"), true)));
     w.uniform.clear();
