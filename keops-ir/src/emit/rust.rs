@@ -412,9 +412,8 @@ pub fn emit_reduce(
         let d = kernel.fdim;
         let cmp = if smaller { "<=" } else { ">=" };
         let _ = writeln!(w.out, "let mut candidate = false;");
-        for c in 0..d {
+        for (c, f) in lane_vals.iter().enumerate().take(d) {
             let worst = (k - 1) * d + c;
-            let f = &lane_vals[c];
             let _ = writeln!(
                 w.out,
                 "for l in 0..L {{ candidate |= ({f} {cmp} la{worst}[l]) & ({f} {cmp} row_worst{c}); }}"
