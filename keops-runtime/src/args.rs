@@ -202,3 +202,75 @@ pub fn fill<T: crate::KeopsFloat>(rows: usize, vdim: usize, value: f64) -> Outpu
         indices: vec![],
     }
 }
+
+/// nalgebra matrices as arguments: `N x D` (one point per row, `OMatrix<T, Dyn, Const<D>>`,
+/// nalgebra's column-major storage read with strides), `D x N` (one point per column,
+/// `OMatrix<T, Const<D>, Dyn>`, e.g. `Matrix3xX`), and `DMatrix<T>` (`N x D`, width
+/// checked at run time).
+#[cfg(feature = "nalgebra")]
+mod nalgebra_args {
+    use super::Arg;
+    use crate::error::{KeopsError, Result};
+    use crate::view::View;
+    use nalgebra::{Const, DMatrix, Dyn, OMatrix, Scalar};
+
+    impl<T: Scalar + Copy, const D: usize> Arg<T, D> for &OMatrix<T, Dyn, Const<D>> {
+        fn view(&self) -> Result<View<'_, T>> {
+            View::col_major(self.as_slice(), self.nrows(), D)
+        }
+    }
+
+    impl<T: Scalar + Copy, const D: usize> Arg<T, D> for &OMatrix<T, Const<D>, Dyn> {
+        fn view(&self) -> Result<View<'_, T>> {
+            // Column-major D x N: point p is the contiguous column p.
+            View::row_major(self.as_slice(), self.ncols(), D)
+        }
+    }
+
+    impl<T: Scalar + Copy, const D: usize> Arg<T, D> for &DMatrix<T> {
+        fn view(&self) -> Result<View<'_, T>> {
+            if self.ncols() != D {
+                return Err(KeopsError::input(format!("a matrix with {} columns where the kernel needs {D} (one point per row)", self.ncols())));
+            }
+            View::col_major(self.as_slice(), self.nrows(), D)
+        }
+    }
+}
+
+/// ndarray arrays as arguments (`ArrayView2<T>`, `&Array2<T>`): one point per row, any
+/// contiguous memory order; the width is checked at run time.
+#[cfg(feature = "ndarray")]
+mod ndarray_args {
+    use super::Arg;
+    use crate::error::{KeopsError, Result};
+    use crate::view::View;
+    use ndarray::{Array2, ArrayBase, ArrayView2, Data, Ix2};
+
+    fn view2<T: Copy, S: Data<Elem = T>, const D: usize>(a: &ArrayBase<S, Ix2>) -> Result<View<'_, T>> {
+        let (rows, cols) = a.dim();
+        if cols != D {
+            return Err(KeopsError::input(format!("an array with {cols} columns where the kernel needs {D} (one point per row)")));
+        }
+        let s = a.strides();
+        if (rows > 1 && s[0] < 0) || (cols > 1 && s[1] < 0) {
+            return Err(KeopsError::input("an array with negative strides: make it contiguous first (e.g. `.as_standard_layout()`)"));
+        }
+        let data = a.as_slice_memory_order().ok_or_else(|| {
+            KeopsError::input("a non-contiguous array: make it contiguous first (e.g. `.as_standard_layout()`)")
+        })?;
+        let (rs, cs) = (s[0].unsigned_abs(), s[1].unsigned_abs());
+        Ok(View { data, rows, cols, row_stride: if rows > 1 { rs } else { cols }, col_stride: if cols > 1 { cs } else { 1 } })
+    }
+
+    impl<'a, T: Copy, const D: usize> Arg<T, D> for ArrayView2<'a, T> {
+        fn view(&self) -> Result<View<'_, T>> {
+            view2::<T, _, D>(self)
+        }
+    }
+
+    impl<T: Copy, const D: usize> Arg<T, D> for &Array2<T> {
+        fn view(&self) -> Result<View<'_, T>> {
+            view2::<T, _, D>(*self)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! nalgebra and ndarray arrays as kernel arguments (features `nalgebra`, `ndarray`).
+#![cfg(all(feature = "nalgebra", feature = "ndarray"))]
+
+use keops::{keops, KeopsError};
+
+keops! { conv(x_i: 3, y_j: 3, b_j: 1) = Sum_j(Exp(-SqDist(x_i, y_j)) * b_j) }
+
+fn points(n: usize, seed: f64) -> Vec<[f64; 3]> {
+    (0..n).map(|k| [((k as f64 + seed) * 0.7).sin(), ((k as f64) * 1.3 + seed).cos(), (k as f64 * 0.11 - seed).sin()]).collect()
+}
+
+#[test]
+fn nalgebra_matrices_give_the_same_result_as_arrays() {
+    let (x, y) = (points(7, 0.3), points(9, 1.1));
+    let b: Vec<[f64; 1]> = (0..9).map(|k| [k as f64 - 4.0]).collect();
+    let want = conv.eval(&x, &y, &b).unwrap();
+    // N x 3, one point per row (column-major storage).
+    let xm = nalgebra::OMatrix::<f64, nalgebra::Dyn, nalgebra::Const<3>>::from_fn(7, |r, c| x[r][c]);
+    // 3 x N, one point per column.
+    let ym = nalgebra::Matrix3xX::<f64>::from_fn(9, |r, c| y[c][r]);
+    let bm = nalgebra::DMatrix::<f64>::from_fn(9, 1, |r, _| b[r][0]);
+    assert_eq!(conv.eval(&xm, &ym, &bm).unwrap(), want);
+    // A dynamic matrix of the wrong width is an error.
+    let bad = nalgebra::DMatrix::<f64>::zeros(9, 2);
+    assert!(matches!(conv.eval(&xm, &ym, &bad), Err(KeopsError::Input(_))));
+}
+
+#[test]
+fn ndarray_arrays_in_any_contiguous_order() {
+    let (x, y) = (points(5, 0.7), points(6, 2.0));
+    let b: Vec<[f64; 1]> = (0..6).map(|k| [1.0 + k as f64]).collect();
+    let want = conv.eval(&x, &y, &b).unwrap();
+    let xa = ndarray::Array2::from_shape_fn((5, 3), |(r, c)| x[r][c]);
+    // Fortran order: the transpose of a C-order 3 x 6 array.
+    let yt = ndarray::Array2::from_shape_fn((3, 6), |(c, r)| y[r][c]);
+    let ya = yt.t();
+    let ba = ndarray::Array2::from_shape_fn((6, 1), |(r, _)| b[r][0]);
+    assert_eq!(conv.eval(&xa, ya, &ba).unwrap(), want);
+    // Non-contiguous views are refused with a hint.
+    let big = ndarray::Array2::from_shape_fn((10, 3), |(r, c)| (r * 3 + c) as f64);
+    let every_other = big.slice(ndarray::s![..;2, ..]);
+    match conv.eval(every_other, ya, &ba) {
+        Err(KeopsError::Input(m)) => assert!(m.contains("contiguous"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
