@@ -8,6 +8,7 @@
 //! one and place the blocks in their loop structure (tiles, threads, blocks).
 
 mod builder;
+pub mod math;
 mod scalar;
 
 pub use builder::{Block, Lower};
