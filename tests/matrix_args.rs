@@ -1,12 +1,20 @@
 //! nalgebra and ndarray arrays as kernel arguments (features `nalgebra`, `ndarray`).
 #![cfg(all(feature = "nalgebra", feature = "ndarray"))]
 
-use keops::{keops, KeopsError};
+use keops::{KeopsError, keops};
 
 keops! { conv(x_i: 3, y_j: 3, b_j: 1) = Sum_j(Exp(-SqDist(x_i, y_j)) * b_j) }
 
 fn points(n: usize, seed: f64) -> Vec<[f64; 3]> {
-    (0..n).map(|k| [((k as f64 + seed) * 0.7).sin(), ((k as f64) * 1.3 + seed).cos(), (k as f64 * 0.11 - seed).sin()]).collect()
+    (0..n)
+        .map(|k| {
+            [
+                ((k as f64 + seed) * 0.7).sin(),
+                ((k as f64) * 1.3 + seed).cos(),
+                (k as f64 * 0.11 - seed).sin(),
+            ]
+        })
+        .collect()
 }
 
 #[test]
@@ -15,14 +23,18 @@ fn nalgebra_matrices_give_the_same_result_as_arrays() {
     let b: Vec<[f64; 1]> = (0..9).map(|k| [k as f64 - 4.0]).collect();
     let want = conv.eval(&x, &y, &b).unwrap();
     // N x 3, one point per row (column-major storage).
-    let xm = nalgebra::OMatrix::<f64, nalgebra::Dyn, nalgebra::Const<3>>::from_fn(7, |r, c| x[r][c]);
+    let xm =
+        nalgebra::OMatrix::<f64, nalgebra::Dyn, nalgebra::Const<3>>::from_fn(7, |r, c| x[r][c]);
     // 3 x N, one point per column.
     let ym = nalgebra::Matrix3xX::<f64>::from_fn(9, |r, c| y[c][r]);
     let bm = nalgebra::DMatrix::<f64>::from_fn(9, 1, |r, _| b[r][0]);
     assert_eq!(conv.eval(&xm, &ym, &bm).unwrap(), want);
     // A dynamic matrix of the wrong width is an error.
     let bad = nalgebra::DMatrix::<f64>::zeros(9, 2);
-    assert!(matches!(conv.eval(&xm, &ym, &bad), Err(KeopsError::Input(_))));
+    assert!(matches!(
+        conv.eval(&xm, &ym, &bad),
+        Err(KeopsError::Input(_))
+    ));
 }
 
 #[test]

@@ -230,7 +230,10 @@ mod nalgebra_args {
     impl<T: Scalar + Copy, const D: usize> Arg<T, D> for &DMatrix<T> {
         fn view(&self) -> Result<View<'_, T>> {
             if self.ncols() != D {
-                return Err(KeopsError::input(format!("a matrix with {} columns where the kernel needs {D} (one point per row)", self.ncols())));
+                return Err(KeopsError::input(format!(
+                    "a matrix with {} columns where the kernel needs {D} (one point per row)",
+                    self.ncols()
+                )));
             }
             View::col_major(self.as_slice(), self.nrows(), D)
         }
@@ -246,20 +249,34 @@ mod ndarray_args {
     use crate::view::View;
     use ndarray::{Array2, ArrayBase, ArrayView2, Data, Ix2};
 
-    fn view2<T: Copy, S: Data<Elem = T>, const D: usize>(a: &ArrayBase<S, Ix2>) -> Result<View<'_, T>> {
+    fn view2<T: Copy, S: Data<Elem = T>, const D: usize>(
+        a: &ArrayBase<S, Ix2>,
+    ) -> Result<View<'_, T>> {
         let (rows, cols) = a.dim();
         if cols != D {
-            return Err(KeopsError::input(format!("an array with {cols} columns where the kernel needs {D} (one point per row)")));
+            return Err(KeopsError::input(format!(
+                "an array with {cols} columns where the kernel needs {D} (one point per row)"
+            )));
         }
         let s = a.strides();
         if (rows > 1 && s[0] < 0) || (cols > 1 && s[1] < 0) {
-            return Err(KeopsError::input("an array with negative strides: make it contiguous first (e.g. `.as_standard_layout()`)"));
+            return Err(KeopsError::input(
+                "an array with negative strides: make it contiguous first (e.g. `.as_standard_layout()`)",
+            ));
         }
         let data = a.as_slice_memory_order().ok_or_else(|| {
-            KeopsError::input("a non-contiguous array: make it contiguous first (e.g. `.as_standard_layout()`)")
+            KeopsError::input(
+                "a non-contiguous array: make it contiguous first (e.g. `.as_standard_layout()`)",
+            )
         })?;
         let (rs, cs) = (s[0].unsigned_abs(), s[1].unsigned_abs());
-        Ok(View { data, rows, cols, row_stride: if rows > 1 { rs } else { cols }, col_stride: if cols > 1 { cs } else { 1 } })
+        Ok(View {
+            data,
+            rows,
+            cols,
+            row_stride: if rows > 1 { rs } else { cols },
+            col_stride: if cols > 1 { cs } else { 1 },
+        })
     }
 
     impl<'a, T: Copy, const D: usize> Arg<T, D> for ArrayView2<'a, T> {

@@ -80,3 +80,77 @@ pub fn chunk<T, const L: usize>(s: &[T], off: usize) -> &[T; L] {
         ),
     }
 }
+
+/// `x as i32` (toward zero, saturating, NaN to 0) in a form LLVM vectorizes: the
+/// saturating `as` is kept scalar by LLVM, which made vectorized math functions
+/// (range reductions convert floats to integers) fall back to scalar code.
+#[inline(always)]
+pub fn cvt_int_f32(x: f32) -> i32 {
+    // The largest f32 below 2^31 is 2^31 - 128; clamping to it and to -2^31 keeps the
+    // value representable, and NaN is replaced first.
+    let c = if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(-2_147_483_648.0, 2_147_483_520.0)
+    };
+    // SAFETY: `c` is finite and within i32's range, the condition of `to_int_unchecked`.
+    let i = unsafe { c.to_int_unchecked::<i32>() };
+    // 2^31 itself saturates to i32::MAX, as `as` does.
+    if x >= 2_147_483_648.0 { i32::MAX } else { i }
+}
+
+/// `x as i64` for f64, vectorizable (see [`cvt_int_f32`]).
+#[inline(always)]
+pub fn cvt_int_f64(x: f64) -> i64 {
+    let c = if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(-9_223_372_036_854_775_808.0, 9_223_372_036_854_774_784.0)
+    };
+    // SAFETY: `c` is finite and within i64's range, the condition of `to_int_unchecked`.
+    let i = unsafe { c.to_int_unchecked::<i64>() };
+    if x >= 9_223_372_036_854_775_808.0 {
+        i64::MAX
+    } else {
+        i
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions_match_as_casts() {
+        for x in [
+            0.0f32,
+            -0.0,
+            1.5,
+            -1.5,
+            2.5e9,
+            -2.5e9,
+            2_147_483_520.0,
+            2_147_483_648.0,
+            -2_147_483_648.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            123456.7,
+        ] {
+            assert_eq!(cvt_int_f32(x), x as i32, "{x}");
+        }
+        for x in [
+            0.0f64,
+            -3.7,
+            1e19,
+            -1e19,
+            9.2e18,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9_223_372_036_854_775_808.0,
+        ] {
+            assert_eq!(cvt_int_f64(x), x as i64, "{x}");
+        }
+    }
+}

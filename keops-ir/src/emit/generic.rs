@@ -66,6 +66,8 @@ impl Value {
 /// Writes scalar code: the hoisted part (once per tile) and the per-lane part.
 struct Emitter {
     p: Precision,
+    /// Path of the runtime crate.
+    rt: String,
     hoisted: String,
     lane: String,
 }
@@ -77,15 +79,16 @@ fn write_block(
     tys: &[Ty],
     bind: &[String],
     p: Precision,
+    rt: &str,
 ) -> Vec<String> {
     for (reg, e) in b.params.iter().zip(bind) {
         let _ = writeln!(out, "let r{} = {e};", reg.0);
     }
-    write_insts(out, &b.insts, tys, p);
+    write_insts(out, &b.insts, tys, p, rt);
     b.results.iter().map(|r| format!("r{}", r.0)).collect()
 }
 
-fn write_insts(out: &mut String, insts: &[Inst], tys: &[Ty], p: Precision) {
+fn write_insts(out: &mut String, insts: &[Inst], tys: &[Ty], p: Precision, rt: &str) {
     for i in insts {
         let args: Vec<String> = i.args.iter().map(|a| format!("r{}", a.0)).collect();
         let ty = tys.get(i.dst.0 as usize).copied().unwrap_or(Ty::F);
@@ -94,7 +97,7 @@ fn write_insts(out: &mut String, insts: &[Inst], tys: &[Ty], p: Precision) {
             "let r{}: {} = {};",
             i.dst.0,
             rust_ty(ty, p),
-            expr(i.op, &args, p)
+            expr(i.op, &args, p, rt)
         );
     }
 }
@@ -206,7 +209,7 @@ fn emit_formula(
             Node::Const(b) => (
                 format!(
                     "let {name}: [{f}; 1] = [{}];\n",
-                    expr(SOp::Const(*b), &[], e.p)
+                    expr(SOp::Const(*b), &[], e.p, "")
                 ),
                 true,
             ),
@@ -221,7 +224,7 @@ fn emit_formula(
                 let avals: Vec<Value> = args.iter().map(|a| vals[a].clone()).collect();
                 let uniform = avals.iter().all(|a| a.uniform);
                 (
-                    op_code(*op, params, &avals, &dim, &name, &len, e.p)?,
+                    op_code(*op, params, &avals, &dim, &name, &len, e.p, &e.rt)?,
                     uniform,
                 )
             }
@@ -237,6 +240,7 @@ fn emit_formula(
 }
 
 /// Scalar code computing the array `name` of an operation node.
+#[allow(clippy::too_many_arguments)]
 fn op_code(
     op: Op,
     params: &[Param],
@@ -245,6 +249,7 @@ fn op_code(
     name: &str,
     len: &str,
     p: Precision,
+    rt: &str,
 ) -> Result<String> {
     let f = float(p);
     let prim = op.spec().prim().ok_or_else(|| {
@@ -267,7 +272,7 @@ fn op_code(
             .flat_map(|(a, d)| (0..*d).map(move |k| format!("{}[{k}]", a.name)))
             .collect();
         out.push_str("{\n");
-        let res = write_block(&mut out, &b, &tys, &bind, p);
+        let res = write_block(&mut out, &b, &tys, &bind, p, rt);
         for (k, r) in res.iter().enumerate() {
             let _ = writeln!(out, "{name}[{k}] = {r};");
         }
@@ -280,7 +285,7 @@ fn op_code(
             let (b, tys) = scalar_block(op, params, args.len(), p)?;
             let bind: Vec<String> = args.iter().map(|a| a.at("k")).collect();
             let _ = writeln!(out, "for k in 0..{len} {{");
-            let res = write_block(&mut out, &b, &tys, &bind, p);
+            let res = write_block(&mut out, &b, &tys, &bind, p, rt);
             let _ = writeln!(out, "{name}[k] = {};\n}}", res[0]);
         }
         Lowering::Vector(_) => {
@@ -568,7 +573,7 @@ pub fn emit_generic(
         out,
         "fn init(&self, acc_f: &mut [{f}], acc_i: &mut [u64]) {{\nfor c in 0..{n} {{"
     );
-    let res = write_block(&mut out, &hooks.init, &htys, &[], prec);
+    let res = write_block(&mut out, &hooks.init, &htys, &[], prec, rt);
     for (k, v) in res.iter().enumerate() {
         let _ = writeln!(out, "{} = {v};", acc_at(k, "c", "acc_f", "acc_i"));
     }
@@ -599,7 +604,7 @@ pub fn emit_generic(
             }
         })
         .collect();
-    let res = write_block(&mut out, &hooks.merge, &htys, &bind, prec);
+    let res = write_block(&mut out, &hooks.merge, &htys, &bind, prec, rt);
     for (k, v) in res.iter().enumerate() {
         let _ = writeln!(out, "{} = {v};", acc_at(k, "c", "acc_f", "acc_i"));
     }
@@ -609,7 +614,7 @@ pub fn emit_generic(
         "fn finalize(&self, acc_f: &[{f}], acc_i: &[u64], out_f: &mut [{f}], out_i: &mut [u64]) {{\nfor c in 0..{n} {{"
     );
     let bind: Vec<String> = (0..a).map(|k| acc_at(k, "c", "acc_f", "acc_i")).collect();
-    let res = write_block(&mut out, &hooks.finalize, &htys, &bind, prec);
+    let res = write_block(&mut out, &hooks.finalize, &htys, &bind, prec, rt);
     let (mut kf, mut ki) = (0, 0);
     for (v, reg) in res.iter().zip(&hooks.finalize.results) {
         if htys.get(reg.0 as usize) == Some(&Ty::Idx) {
@@ -643,6 +648,7 @@ pub fn emit_generic(
     let k = r.kind.slots();
     let mut e = Emitter {
         p: prec,
+        rt: rt.to_string(),
         hoisted: String::new(),
         lane: String::new(),
     };
@@ -655,7 +661,7 @@ pub fn emit_generic(
         zero(Ty::F, prec)
     );
     let _ = writeln!(out, "for c in 0..{n} {{");
-    let res = write_block(&mut out, &hooks.init, &htys, &[], prec);
+    let res = write_block(&mut out, &hooks.init, &htys, &[], prec, rt);
     for (k, v) in res.iter().enumerate() {
         if k < nf {
             let _ = writeln!(out, "la_f[{k}][c] = [{v}; L];");
@@ -729,7 +735,7 @@ pub fn emit_generic(
         bind.push(format!("gv[{gc}][l]"));
     }
     bind.push("t.j0 + (base + l) as u64".to_string());
-    let res = write_block(&mut out, &hooks.accumulate, &htys, &bind, prec);
+    let res = write_block(&mut out, &hooks.accumulate, &htys, &bind, prec, rt);
     for (k, v) in res.iter().enumerate() {
         if k < nf {
             let _ = writeln!(out, "la_f[{k}][c][l] = {v};");
@@ -777,7 +783,7 @@ pub fn emit_generic(
             }
         })
         .collect();
-    let res = write_block(&mut out, &hooks.merge, &htys, &bind, prec);
+    let res = write_block(&mut out, &hooks.merge, &htys, &bind, prec, rt);
     for (k, v) in res.iter().enumerate() {
         let _ = writeln!(out, "{} = {v};", acc_at(k, "c", "acc_f", "acc_i"));
     }

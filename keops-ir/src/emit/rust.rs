@@ -83,7 +83,7 @@ fn float_literal(x: f64, p: Precision) -> String {
 }
 
 /// The Rust expression of one instruction, from its operands' expressions.
-pub(crate) fn expr(op: SOp, a: &[String], p: Precision) -> String {
+pub(crate) fn expr(op: SOp, a: &[String], p: Precision, rt: &str) -> String {
     let f = float(p);
     let (ity, uty) = match p {
         Precision::F32 => ("i32", "u32"),
@@ -128,7 +128,9 @@ pub(crate) fn expr(op: SOp, a: &[String], p: Precision) -> String {
         SOp::Select => format!("(if {} {{ {} }} else {{ {} }})", x(0), x(1), x(2)),
         SOp::Bits => format!("({}.to_bits() as {ity})", x(0)),
         SOp::FromBits => format!("{f}::from_bits({} as {uty})", x(0)),
-        SOp::CvtInt => format!("({} as {ity})", x(0)),
+        // `as` saturates, which LLVM does not vectorize; the runtime's conversion clamps
+        // and converts in a way it does.
+        SOp::CvtInt => format!("{rt}::simd::cvt_int_{f}({})", x(0)),
         SOp::CvtFloat => format!("({} as {f})", x(0)),
         SOp::IAdd => format!("{}.wrapping_add({})", x(0), x(1)),
         SOp::ISub => format!("{}.wrapping_sub({})", x(0), x(1)),
@@ -142,6 +144,8 @@ pub(crate) fn expr(op: SOp, a: &[String], p: Precision) -> String {
 /// Writes blocks as Rust statements.
 struct Writer<'k> {
     tys: &'k [Ty],
+    /// Path of the runtime crate.
+    rt: &'k str,
     p: Precision,
     /// Registers holding one value for all lanes.
     uniform: HashSet<Reg>,
@@ -165,7 +169,7 @@ impl Writer<'_> {
     fn scalar(&mut self, insts: &[Inst]) {
         for i in insts {
             let args: Vec<String> = i.args.iter().map(|r| self.operand(*r, false)).collect();
-            let e = expr(i.op, &args, self.p);
+            let e = expr(i.op, &args, self.p, self.rt);
             let _ = writeln!(
                 self.out,
                 "let r{}: {} = {e};",
@@ -182,12 +186,12 @@ impl Writer<'_> {
             let t = rust_ty(self.ty(i.dst), self.p);
             if !varying {
                 let args: Vec<String> = i.args.iter().map(|r| self.operand(*r, false)).collect();
-                let e = expr(i.op, &args, self.p);
+                let e = expr(i.op, &args, self.p, self.rt);
                 let _ = writeln!(self.out, "let r{}: {t} = {e};", i.dst.0);
                 self.uniform.insert(i.dst);
             } else {
                 let args: Vec<String> = i.args.iter().map(|r| self.operand(*r, true)).collect();
-                let e = expr(i.op, &args, self.p);
+                let e = expr(i.op, &args, self.p, self.rt);
                 let z = zero(self.ty(i.dst), self.p);
                 let _ = writeln!(
                     self.out,
@@ -258,6 +262,7 @@ pub fn emit_reduce(
 
     let mut w = Writer {
         tys: &kernel.tys,
+        rt: &opts.runtime,
         p: opts.precision,
         uniform: HashSet::new(),
         out: String::new(),

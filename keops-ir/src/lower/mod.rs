@@ -48,23 +48,38 @@ pub enum Precision {
     F64,
 }
 
-/// Replaces the math functions of a kernel by sequences of primitive instructions for the
-/// given precision (see the math library). Until that library is in, kernels keep the
-/// math instructions and the emitters call their platform's functions.
-pub fn expand_math(k: &LoweredKernel, _p: Precision) -> LoweredKernel {
-    k.clone()
+/// Replaces the math functions of a kernel (exp, log, sin, ...) by sequences of primitive
+/// instructions for the given precision (the [`math`] library), so that every backend
+/// emits the same algorithms.
+pub fn expand_math(k: &LoweredKernel, p: Precision) -> LoweredKernel {
+    math::expand_kernel(k, p)
 }
 
-/// Replaces the math functions of a block by primitive instructions (see
-/// [`expand_math`]); `tys` are the types of its registers. Returns the new block and the
-/// types of all its registers.
-pub fn expand_block_math(tys: &[Ty], b: &Block, _p: Precision) -> (Block, Vec<Ty>) {
-    (b.clone(), tys.to_vec())
+/// Replaces the math functions of a block (see [`expand_math`]); `tys` are the types of
+/// its registers. Returns the new block and the types of all its registers.
+pub fn expand_block_math(tys: &[Ty], b: &Block, p: Precision) -> (Block, Vec<Ty>) {
+    let mut l = Lower::with_types(tys.to_vec());
+    let b = math::expand_block(&mut l, b, p);
+    (b, l.tys)
 }
 
 /// Replaces the math functions of a reduction's hooks (see [`expand_math`]).
-pub fn expand_hooks_math(tys: &[Ty], h: &Hooks, _p: Precision) -> (Hooks, Vec<Ty>) {
-    (h.clone(), tys.to_vec())
+pub fn expand_hooks_math(tys: &[Ty], h: &Hooks, p: Precision) -> (Hooks, Vec<Ty>) {
+    let mut l = Lower::with_types(tys.to_vec());
+    let init = math::expand_block(&mut l, &h.init, p);
+    let accumulate = math::expand_block(&mut l, &h.accumulate, p);
+    let merge = math::expand_block(&mut l, &h.merge, p);
+    let finalize = math::expand_block(&mut l, &h.finalize, p);
+    (
+        Hooks {
+            init,
+            accumulate,
+            merge,
+            finalize,
+            ..h.clone()
+        },
+        l.tys,
+    )
 }
 
 /// How Sum reductions accumulate inside one thread.
