@@ -1,6 +1,6 @@
 //! Bad input gets a `KeopsError` (or documented behaviour), never a panic or a wrong answer.
 
-use keops::{keops, Flat, KeopsError};
+use keops::{Flat, KeopsError, keops};
 
 keops! { gauss(x_i: 3, y_j: 3, b_j: 1) = Sum_j(Exp(-SqDist(x_i, y_j)) * b_j) }
 keops! { knn(x_i: 2, y_j: 2) = ArgKMin_j(SqDist(x_i, y_j), 4) }
