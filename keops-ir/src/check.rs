@@ -515,8 +515,13 @@ impl Checker<'_> {
         let snippet = self.snippet(at);
         self.builder().op(op, args, params).map_err(|e| {
             let e = if e.kind == ErrorKind::Dimension && e.at.is_none() {
+                let help = e.help.clone().unwrap_or_else(|| {
+                    "check the widths of the variables involved; declare them (e.g. `x_i: 3`) or select coordinates with Elem/Extract"
+                        .to_string()
+                });
                 Error {
                     message: format!("{} in `{snippet}`", e.message),
+                    help: Some(help),
                     ..e
                 }
             } else {
@@ -810,9 +815,13 @@ impl Checker<'_> {
             if kv < 1 {
                 return Err(err(
                     ErrorKind::Reduction,
-                    format!("K must be at least 1, found {kv}"),
+                    format!("{name}: K must be at least 1, found {kv}"),
                     k_expr.at,
-                ));
+                )
+                .help(format!(
+                    "K is the number of values kept per row, e.g. {name}(F, 10{})",
+                    if suffix_out.is_none() { ", 0" } else { "" }
+                )));
             }
             k = kv as usize;
             rest = tail;

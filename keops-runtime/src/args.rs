@@ -10,6 +10,11 @@ use crate::view::View;
 use keops_ir::eval::Output;
 
 /// An argument of width `D`: anything that can be viewed as rows of `D` values.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a kernel argument of width {D} and element type `{T}`",
+    label = "expected rows of {D} values of type `{T}`",
+    note = "pass `&Vec<[T; {D}]>`, `&[[T; {D}]]`, `Flat::new(&slice, rows)` or a `View`; every argument of one call has the same float type"
+)]
 pub trait Arg<T, const D: usize> {
     /// The rows, checked to have width `D`.
     fn view(&self) -> Result<View<'_, T>>;

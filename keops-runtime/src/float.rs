@@ -5,6 +5,10 @@ use crate::error::Result;
 use keops_ir::eval::Output;
 
 /// f32 or f64: the element types of keops-rs kernels.
+#[diagnostic::on_unimplemented(
+    message = "keops kernels compute in f32 or f64, not `{Self}`",
+    label = "the elements of the arguments must be f32 or f64"
+)]
 pub trait KeopsFloat:
     keops_ir::Real + Send + Sync + Copy + Default + std::fmt::Debug + 'static
 {

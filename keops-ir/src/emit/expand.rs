@@ -11,15 +11,21 @@
 use super::api::{ApiOptions, emit_api};
 use crate::check::{Declarations, check_items};
 use crate::error::{Error, ErrorKind, TokRange};
+use crate::graph::VarSource;
+use crate::ops::Op;
 use crate::parse::{Parser, Source, TokKind};
 use proc_macro2::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
 use std::str::FromStr;
 
-/// The parsed header of the item form.
+/// The header of the item form, `[pub[(..)]] name(decls) =`.
 struct Header {
     vis: String,
     name: String,
     decls: Declarations,
+    /// Number of entries in the argument list (also when it has an error).
+    arity: usize,
+    /// An error in the argument list.
+    error: Option<Error>,
     /// First token of the formula.
     body: usize,
 }
@@ -35,34 +41,38 @@ pub fn expand(input: TokenStream, runtime: &str) -> TokenStream {
         }
         attrs.extend(rest.drain(..2));
     }
-    let input: TokenStream = rest.into_iter().collect();
-    let mut src = Source::from_tokens(input.clone());
+    let mut src = Source::from_tokens(rest.into_iter().collect());
     // A single string literal: the formula text (KeOps strings are usually written so).
     if let [tok] = src.toks.as_slice()
         && let TokKind::OtherLiteral(lit) = &tok.kind
         && let Some(text) = unquote(lit)
     {
-        match TokenStream::from_str(&text) {
-            Ok(ts) => {
-                let span = tok.span;
-                let mut inner = Source::from_tokens(respan(ts, span));
-                inner.text = Some(text);
-                src = inner;
+        let span = tok.span;
+        match Source::from_text(&text) {
+            Ok(inner) => {
+                let ts = TokenStream::from_str(&text).unwrap_or_default();
+                src = Source::from_tokens(respan(ts, span));
+                src.text = inner.text;
             }
             Err(e) => {
-                return compile_error(&format!("cannot read the formula: {e}"), tok.span, tok.span);
+                // The caret can only cover the whole literal: show the text itself.
+                let msg = format!("cannot read the formula string:\n{}", e.rendered.trim_end());
+                let mut out = compile_error(&msg, span, span);
+                out.extend(stub(&src, None, runtime));
+                return TokenStream::from(TokenTree::Group(Group::new(Delimiter::Brace, out)));
             }
         }
     }
-    match expand_source(&src, runtime, &attrs.to_string()) {
+    let header = item_header(&src);
+    match expand_source(&src, header.as_ref(), runtime, &attrs.to_string()) {
         Ok(ts) => ts,
         Err(e) => {
             let (start, end) =
                 e.at.and_then(|r| src.spans(r))
                     .unwrap_or((Span::call_site(), Span::call_site()));
             let mut out = compile_error(&e.full_message(), start, end);
-            out.extend(stub(&src, runtime));
-            if matches!(item_header(&src), Ok(Some(_))) {
+            out.extend(stub(&src, header.as_ref(), runtime));
+            if header.is_some() {
                 out
             } else {
                 TokenStream::from(TokenTree::Group(Group::new(Delimiter::Brace, out)))
@@ -92,33 +102,40 @@ fn respan(ts: TokenStream, span: Span) -> TokenStream {
         .collect()
 }
 
-fn expand_source(src: &Source, runtime: &str, attrs: &str) -> Result<TokenStream, Error> {
-    let header = item_header(src)?;
-    let (start, decls, name, vis, expression) = match header {
-        Some(h) => (h.body, h.decls, h.name, h.vis, false),
+fn expand_source(
+    src: &Source,
+    header: Option<&Header>,
+    runtime: &str,
+    attrs: &str,
+) -> Result<TokenStream, Error> {
+    if let Some(e) = header.and_then(|h| h.error.clone()) {
+        return Err(e);
+    }
+    let (start, decls, name, vis) = match header {
+        Some(h) => (h.body, h.decls.clone(), h.name.clone(), h.vis.clone()),
         None => (
             0,
             Declarations::default(),
             "__KeopsKernel".to_string(),
             "pub".to_string(),
-            true,
         ),
     };
     let items = Parser::sub(src, start, src.toks.len()).items()?;
     let program = check_items(src, &items, &decls)?;
-    if !expression {
-        for (k, a) in program.args.iter().enumerate() {
-            if k >= decls.vars.len() {
-                let name = a.name.clone().unwrap_or_default();
-                return Err(Error::new(
-                    ErrorKind::Declaration,
-                    format!("`{name}` is used in the formula but not in the argument list"),
-                )
-                .at(TokRange::one(start as u32))
-                .help(format!(
-                    "add `{name}` (with its `_i`/`_j` suffix) to the argument list"
-                )));
-            }
+    if header.is_some() {
+        if let Some(k) = (decls.vars.len()..program.args.len()).next() {
+            let name = program.args[k].name.clone().unwrap_or_default();
+            // Point at the variable's first use in the formula.
+            let at = program
+                .graph
+                .vars
+                .iter()
+                .find(|v| v.source == VarSource::Arg(k))
+                .and_then(|v| v.declared_at)
+                .unwrap_or(TokRange::one(start as u32));
+            return Err(Error::new(ErrorKind::Declaration, format!("`{name}` is used in the formula but not in the argument list"))
+                .at(at)
+                .help(format!("add `{name}` (with its `_i`/`_j` suffix, and its width if you know it) to the argument list")));
         }
     }
     let api = emit_api(
@@ -130,7 +147,7 @@ fn expand_source(src: &Source, runtime: &str, attrs: &str) -> Result<TokenStream
             attrs: attrs.to_string(),
         },
     )?;
-    let code = if expression {
+    let code = if header.is_none() {
         format!("{{\n{}\n{name}\n}}", api.code)
     } else {
         api.code
@@ -143,84 +160,105 @@ fn expand_source(src: &Source, runtime: &str, attrs: &str) -> Result<TokenStream
     })
 }
 
-/// Recognizes `[pub[(..)]] name(decls) = formula`.
-fn item_header(src: &Source) -> Result<Option<Header>, Error> {
+/// Recognizes `[pub[(..)]] name(decls) = formula`; `None` when the input is not the item
+/// form. Errors in the argument list are kept in the header.
+fn item_header(src: &Source) -> Option<Header> {
     let t = &src.toks;
+    let kind = |i: usize| t.get(i).map(|x| &x.kind);
     let mut k = 0;
     let mut vis = String::new();
-    if let Some(TokKind::Ident(i)) = t.first().map(|x| &x.kind)
+    if let Some(TokKind::Ident(i)) = kind(0)
         && i == "pub"
     {
         vis.push_str("pub");
         k = 1;
-        if let Some(TokKind::Open('(')) = t.get(1).map(|x| &x.kind) {
+        if let Some(TokKind::Open('(')) = kind(1) {
             let close = matching(src, 1);
             let inner: Vec<String> = t[2..close].iter().map(|x| tok_text(&x.kind)).collect();
             vis = format!("pub({})", inner.join(" "));
             k = close + 1;
         }
     }
-    let (Some(TokKind::Ident(name)), Some(TokKind::Open('('))) =
-        (t.get(k).map(|x| &x.kind), t.get(k + 1).map(|x| &x.kind))
-    else {
-        return Ok(None);
+    let (Some(TokKind::Ident(name)), Some(TokKind::Open('('))) = (kind(k), kind(k + 1)) else {
+        return None;
     };
     let close = matching(src, k + 1);
-    if !matches!(
-        t.get(close + 1).map(|x| &x.kind),
-        Some(TokKind::Punct('=', _))
-    ) {
-        return Ok(None);
+    if !matches!(kind(close + 1), Some(TokKind::Punct('=', _))) {
+        return None;
     }
-    let mut decls = Declarations::default();
+    let mut header = Header {
+        vis,
+        name: name.clone(),
+        decls: Declarations::default(),
+        arity: 0,
+        error: None,
+        body: close + 2,
+    };
+    // Entries, counted at the top level of the list (for the stub, even with an error).
+    let mut depth = 0;
+    let mut entries = usize::from(close > k + 2);
+    for i in k + 2..close {
+        match kind(i) {
+            Some(TokKind::Open(_)) => depth += 1,
+            Some(TokKind::Close(_)) => depth -= 1,
+            Some(TokKind::Punct(',', _)) if depth == 0 && i + 1 < close => entries += 1,
+            _ => {}
+        }
+    }
+    header.arity = entries;
     let mut i = k + 2;
     while i < close {
-        let Some(TokKind::Ident(var)) = t.get(i).map(|x| &x.kind) else {
-            return Err(Error::new(ErrorKind::Syntax, "expected an argument name")
-                .at(TokRange::one(i as u32))
-                .help("write the arguments as `x_i: 3, y_j, s: 1`"));
+        let Some(TokKind::Ident(var)) = kind(i) else {
+            header.error = Some(
+                Error::new(ErrorKind::Syntax, "expected an argument name")
+                    .at(TokRange::one(i as u32))
+                    .help("write the arguments as `x_i: 3, y_j, s: 1`"),
+            );
+            return Some(header);
         };
         let at = TokRange::one(i as u32);
         i += 1;
         let mut dim = None;
-        if matches!(t.get(i).map(|x| &x.kind), Some(TokKind::Punct(':', _))) {
-            match t.get(i + 1).map(|x| &x.kind) {
+        if matches!(kind(i), Some(TokKind::Punct(':', _))) {
+            match kind(i + 1) {
                 Some(TokKind::Int(d)) if *d >= 1 => dim = Some(*d as usize),
                 _ => {
-                    return Err(Error::new(
-                        ErrorKind::Declaration,
-                        format!("expected the width of `{var}` after `:`, a positive integer"),
-                    )
-                    .at(TokRange::one(i as u32 + 1)));
+                    header.error = Some(
+                        Error::new(ErrorKind::Declaration, format!("expected the width of `{var}` after `:`, a positive integer"))
+                            .at(TokRange::one(i as u32 + 1))
+                            .help(format!("write `{var}: 3` for a width of 3, or `{var}` alone to let it be inferred")),
+                    );
+                    return Some(header);
                 }
             }
             i += 2;
         }
-        if decls.vars.iter().any(|(n, _, _)| n == var) {
-            return Err(Error::new(
-                ErrorKind::Declaration,
-                format!("`{var}` appears twice in the argument list"),
-            )
-            .at(at));
+        if header.decls.vars.iter().any(|(n, _, _)| n == var) {
+            header.error = Some(
+                Error::new(
+                    ErrorKind::Declaration,
+                    format!("`{var}` appears twice in the argument list"),
+                )
+                .at(at)
+                .help("list each argument once"),
+            );
+            return Some(header);
         }
-        decls.vars.push((var.clone(), dim, Some(at)));
-        match t.get(i).map(|x| &x.kind) {
+        header.decls.vars.push((var.clone(), dim, Some(at)));
+        match kind(i) {
             Some(TokKind::Punct(',', _)) => i += 1,
             _ if i >= close => {}
             _ => {
-                return Err(
+                header.error = Some(
                     Error::new(ErrorKind::Syntax, "expected `,` between arguments")
-                        .at(TokRange::one(i as u32)),
+                        .at(TokRange::one(i as u32))
+                        .help("separate the arguments with commas: `x_i: 3, y_j: 3`"),
                 );
+                return Some(header);
             }
         }
     }
-    Ok(Some(Header {
-        vis,
-        name: name.clone(),
-        decls,
-        body: close + 2,
-    }))
+    Some(header)
 }
 
 fn tok_text(k: &TokKind) -> String {
@@ -250,74 +288,127 @@ fn matching(src: &Source, open: usize) -> usize {
     src.toks.len().saturating_sub(1)
 }
 
-/// `::core::compile_error! { "msg" }` spanning `start..end`.
+/// `::core::compile_error!("msg");` spanning `start..end` (valid as an item and as a
+/// statement).
 fn compile_error(msg: &str, start: Span, end: Span) -> TokenStream {
     let mut lit = Literal::string(msg);
     lit.set_span(end);
-    let mut group = Group::new(Delimiter::Brace, TokenStream::from(TokenTree::Literal(lit)));
+    let mut group = Group::new(
+        Delimiter::Parenthesis,
+        TokenStream::from(TokenTree::Literal(lit)),
+    );
     group.set_span(end);
-    let p = |c: char, s: Spacing| {
+    let p = |c: char, s: Spacing, span: Span| {
         let mut p = Punct::new(c, s);
-        p.set_span(start);
+        p.set_span(span);
         TokenTree::Punct(p)
     };
     [
-        p(':', Spacing::Joint),
-        p(':', Spacing::Alone),
+        p(':', Spacing::Joint, start),
+        p(':', Spacing::Alone, start),
         TokenTree::Ident(Ident::new("core", start)),
-        p(':', Spacing::Joint),
-        p(':', Spacing::Alone),
+        p(':', Spacing::Joint, start),
+        p(':', Spacing::Alone, start),
         TokenTree::Ident(Ident::new("compile_error", start)),
-        p('!', Spacing::Alone),
+        p('!', Spacing::Alone, start),
         TokenTree::Group(group),
-        p(';', Spacing::Alone),
+        p(';', Spacing::Alone, end),
     ]
     .into_iter()
     .collect()
 }
 
-/// A stand-in kernel after an error, shaped like the real one so that call sites type-check
-/// and the user sees the one error that matters.
-fn stub(src: &Source, runtime: &str) -> TokenStream {
-    let header = item_header(src).ok().flatten();
-    let (name, vis, arity, expression) = match &header {
-        Some(h) => (h.name.clone(), h.vis.clone(), h.decls.vars.len(), false),
-        None => {
-            let mut names: Vec<String> = Vec::new();
-            for (k, t) in src.toks.iter().enumerate() {
-                let called = matches!(
-                    src.toks.get(k + 1).map(|t| &t.kind),
-                    Some(TokKind::Open('('))
-                );
-                if let (TokKind::Ident(n), false) = (&t.kind, called) {
-                    let base = n.strip_suffix("_i").or_else(|| n.strip_suffix("_j"));
-                    if let Some(b) = base
-                        && !b.is_empty()
-                        && !names.iter().any(|x| x == b)
-                        && !n.ends_with("_Reduction")
-                    {
-                        names.push(b.to_string());
-                    }
-                }
+/// Names of a formula's arguments, guessed from its tokens (for the stub after an error):
+/// aliases, concise `x_i`/`y_j` base names, and parameters.
+fn guess_arguments(src: &Source) -> Vec<String> {
+    let t = &src.toks;
+    let aliases: Vec<&String> = t
+        .iter()
+        .enumerate()
+        .filter_map(|(k, x)| match (&x.kind, t.get(k + 1).map(|y| &y.kind)) {
+            (TokKind::Ident(n), Some(TokKind::Punct('=', false))) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let mut names: Vec<String> = aliases.iter().map(|s| s.to_string()).collect();
+    let mut inline_vars = 0;
+    for (k, x) in t.iter().enumerate() {
+        let TokKind::Ident(n) = &x.kind else { continue };
+        let next = t.get(k + 1).map(|y| &y.kind);
+        if matches!(next, Some(TokKind::Open('('))) {
+            if n == "Var" {
+                inline_vars += 1;
             }
-            (
-                "__KeopsKernel".to_string(),
-                "pub".to_string(),
-                names.len(),
-                true,
-            )
+            continue;
         }
+        if aliases.contains(&n)
+            || matches!(next, Some(TokKind::Punct('=', false)))
+            || Op::from_name(n).is_some()
+        {
+            continue;
+        }
+        let base = n
+            .strip_suffix("_i")
+            .or_else(|| n.strip_suffix("_j"))
+            .filter(|b| !b.is_empty())
+            .unwrap_or(n);
+        if aliases.is_empty() && !names.iter().any(|x| x == base) {
+            names.push(base.to_string());
+        }
+    }
+    for k in 0..inline_vars {
+        names.push(format!("var{k}"));
+    }
+    names
+}
+
+/// A stand-in kernel after an error, shaped like the real one (argument count, gradient
+/// methods) so that call sites type-check and the user sees the one error that matters.
+fn stub(src: &Source, header: Option<&Header>, runtime: &str) -> TokenStream {
+    let (name, vis, names) = match header {
+        Some(h) => {
+            let mut names: Vec<String> = h.decls.vars.iter().map(|(n, _, _)| n.clone()).collect();
+            while names.len() < h.arity {
+                names.push(format!("arg{}", names.len()));
+            }
+            (h.name.clone(), h.vis.clone(), names)
+        }
+        None => (
+            "__KeopsKernel".to_string(),
+            "pub".to_string(),
+            guess_arguments(src),
+        ),
     };
-    let args: Vec<String> = (0..arity).map(|k| format!("_a{k}: impl Sized")).collect();
-    let code = format!(
-        "#[allow(non_camel_case_types, dead_code)] #[derive(Copy, Clone, Debug, Default)] {vis} struct {name};
-         #[allow(dead_code)] impl {name} {{
-             {vis} fn eval<T, R>(&self, {}) -> ::core::result::Result<R, {runtime}::KeopsError> {{ ::core::unreachable!() }}
-             {vis} fn formula(&self) -> &'static str {{ \"\" }}
-         }}",
+    let ident = |n: &str| {
+        n.strip_suffix("_i")
+            .or_else(|| n.strip_suffix("_j"))
+            .filter(|b| !b.is_empty())
+            .unwrap_or(n)
+            .to_string()
+    };
+    let args: Vec<String> = (0..names.len())
+        .map(|k| format!("_a{k}: impl Sized"))
+        .collect();
+    let mut grad_args = args.clone();
+    grad_args.push("_cotangent: impl Sized".to_string());
+    let mut methods = format!(
+        "{vis} fn eval<R>(&self, {}) -> ::core::result::Result<R, {runtime}::KeopsError> {{ ::core::unreachable!() }}\n{vis} fn formula(&self) -> &'static str {{ \"\" }}\n",
         args.join(", ")
     );
-    let code = if expression {
+    for n in &names {
+        let m = ident(n);
+        if m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            methods.push_str(&format!(
+                "{vis} fn grad_{m}<R>(&self, {}) -> ::core::result::Result<R, {runtime}::KeopsError> {{ ::core::unreachable!() }}\n",
+                grad_args.join(", ")
+            ));
+        }
+    }
+    let code = format!(
+        "#[allow(non_camel_case_types, dead_code)] #[derive(Copy, Clone, Debug, Default)] {vis} struct {name};
+         #[allow(dead_code)] impl {name} {{ {methods} }}"
+    );
+    let code = if header.is_none() {
         format!("{{ {code} {name} }}")
     } else {
         code
