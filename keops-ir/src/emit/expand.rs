@@ -122,21 +122,21 @@ fn expand_source(
     };
     let items = Parser::sub(src, start, src.toks.len()).items()?;
     let program = check_items(src, &items, &decls)?;
-    if header.is_some() {
-        if let Some(k) = (decls.vars.len()..program.args.len()).next() {
-            let name = program.args[k].name.clone().unwrap_or_default();
-            // Point at the variable's first use in the formula.
-            let at = program
-                .graph
-                .vars
-                .iter()
-                .find(|v| v.source == VarSource::Arg(k))
-                .and_then(|v| v.declared_at)
-                .unwrap_or(TokRange::one(start as u32));
-            return Err(Error::new(ErrorKind::Declaration, format!("`{name}` is used in the formula but not in the argument list"))
+    if header.is_some()
+        && let Some(k) = (decls.vars.len()..program.args.len()).next()
+    {
+        let name = program.args[k].name.clone().unwrap_or_default();
+        // Point at the variable's first use in the formula.
+        let at = program
+            .graph
+            .vars
+            .iter()
+            .find(|v| v.source == VarSource::Arg(k))
+            .and_then(|v| v.declared_at)
+            .unwrap_or(TokRange::one(start as u32));
+        return Err(Error::new(ErrorKind::Declaration, format!("`{name}` is used in the formula but not in the argument list"))
                 .at(at)
                 .help(format!("add `{name}` (with its `_i`/`_j` suffix, and its width if you know it) to the argument list")));
-        }
     }
     let api = emit_api(
         &program,
