@@ -2,6 +2,7 @@
 
 use crate::cpu::{self, CpuOptions, CpuReduce, ReduceArgs};
 use crate::error::Result;
+use crate::gather::{self, CpuGather, GatherArgs};
 use keops_ir::eval::Output;
 
 /// f32 or f64: the element types of keops-rs kernels.
@@ -21,6 +22,12 @@ pub trait KeopsFloat:
         a: &ReduceArgs<'_, Self>,
         o: &CpuOptions,
     ) -> Result<Output<Self>>;
+
+    /// Runs a generated gather kernel in this precision.
+    fn cpu_gather<K: CpuGather<f32> + CpuGather<f64>>(
+        k: &K,
+        a: &GatherArgs<'_, Self>,
+    ) -> Result<Output<Self>>;
 }
 
 impl KeopsFloat for f32 {
@@ -32,6 +39,12 @@ impl KeopsFloat for f32 {
     ) -> Result<Output<Self>> {
         cpu::reduce::<f32, K>(k, a, o)
     }
+    fn cpu_gather<K: CpuGather<f32> + CpuGather<f64>>(
+        k: &K,
+        a: &GatherArgs<'_, Self>,
+    ) -> Result<Output<Self>> {
+        gather::gather::<f32, K>(k, a)
+    }
 }
 
 impl KeopsFloat for f64 {
@@ -42,5 +55,11 @@ impl KeopsFloat for f64 {
         o: &CpuOptions,
     ) -> Result<Output<Self>> {
         cpu::reduce::<f64, K>(k, a, o)
+    }
+    fn cpu_gather<K: CpuGather<f32> + CpuGather<f64>>(
+        k: &K,
+        a: &GatherArgs<'_, Self>,
+    ) -> Result<Output<Self>> {
+        gather::gather::<f64, K>(k, a)
     }
 }

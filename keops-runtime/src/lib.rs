@@ -8,6 +8,7 @@ pub mod args;
 pub mod cpu;
 pub mod error;
 pub mod float;
+pub mod gather;
 pub mod simd;
 pub mod view;
 

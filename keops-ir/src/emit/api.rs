@@ -8,7 +8,7 @@
 //! site that arrays which must have the same width do.
 
 use super::generic::{dim_expr, emit_generic};
-use super::rust::{RustOptions, emit_reduce};
+use super::rust::{RustOptions, emit_gather, emit_reduce};
 use crate::dim::{Dim, SymId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Cat, VarSource};
@@ -189,8 +189,8 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
     };
     for (pos, a) in p.args.iter().enumerate() {
         let g = gradient_program(p, pos, &cot)?;
-        if g.steps.iter().any(|s| matches!(s, Step::Gather(_))) {
-            // Selections (Min/Max/KMin) need the gather kernels, not generated for the CPU yet.
+        if !gen_names.is_empty() && g.steps.iter().any(|s| matches!(s, Step::Gather(_))) {
+            // Gradients of selections (Min/Max/KMin) are generated for declared widths only.
             continue;
         }
         let cot_w = width(&cot_dim, "the output")?;
@@ -389,12 +389,56 @@ fn program_body(
                     "let {buf} = T::cpu_reduce(&{instance}, &__rt::cpu::ReduceArgs {{ outer: vec![{outer}], inner: vec![{inner}], params: vec![{params}], n_outer: {n_outer}, n_inner: {n_inner} }}, &options)?;"
                 );
             }
-            Step::Gather(_) => {
-                return Err(Error::new(
-                    ErrorKind::Limit,
-                    "gradients of Min/Max/KMin reductions are not yet compiled for the CPU",
-                )
-                .help("use the run-time API (reference evaluator) for these gradients"));
+            Step::Gather(ga) => {
+                let kname = format!("__{}_kernel{}", opts.name, *count);
+                *count += 1;
+                let mut inputs: Vec<KernelInput> = Vec::new();
+                for prec in [Precision::F32, Precision::F64] {
+                    let ro = RustOptions {
+                        runtime: rt.clone(),
+                        precision: prec,
+                        sum_mode: SumMode::Plain,
+                    };
+                    let e = emit_gather(p, ga, &kname, &ro)?;
+                    let _ = writeln!(kernels, "{ALLOW}\n{}", e.code);
+                    inputs = e.inputs;
+                }
+                let _ = writeln!(kernels, "#[allow(non_camel_case_types)]\nstruct {kname};");
+                let (mut owner, mut other, mut params) = (Vec::new(), Vec::new(), Vec::new());
+                for input in inputs.iter().filter(|i| i.var != ga.slot_var) {
+                    let v = source_view(input.source, arg_names);
+                    match input.cat {
+                        Cat::P => params.push(v),
+                        c if c == ga.owner => owner.push(v),
+                        _ => other.push(v),
+                    }
+                }
+                let weights: Vec<String> = ga
+                    .weight
+                    .iter()
+                    .map(|w| {
+                        format!(
+                            "({}, {})",
+                            source_view(w.source, arg_names),
+                            w.cat == Cat::P
+                        )
+                    })
+                    .collect();
+                let (n_owner, n_other) = if ga.owner == Cat::I {
+                    ("m", "n")
+                } else {
+                    ("n", "m")
+                };
+                let _ = writeln!(
+                    b,
+                    "let {buf} = T::cpu_gather(&{kname}, &__rt::gather::GatherArgs {{ owner: vec![{}], other: vec![{}], params: vec![{}], indices: &b{}, weights: vec![{}], n_owner: {n_owner}, n_other: {n_other}, to_owner: {} }})?;",
+                    owner.join(", "),
+                    other.join(", "),
+                    params.join(", "),
+                    ga.indices,
+                    weights.join(", "),
+                    ga.out_rows == ga.owner
+                );
             }
             Step::SumRows { src, .. } => {
                 let _ = writeln!(b, "let {buf} = __rt::args::sum_rows(&b{src});");
@@ -420,6 +464,17 @@ fn program_body(
     }
     let _ = writeln!(b, "let out = {result};");
     Ok(b)
+}
+
+/// The view expression of a data source.
+fn source_view(source: VarSource, arg_names: &[String]) -> String {
+    match source {
+        VarSource::Arg(k) => arg_names[k].clone(),
+        VarSource::Buffer(k) => format!("__rt::args::buffer_view(&b{k})?"),
+        VarSource::Temp => {
+            "__rt::View { data: &[], rows: 0, cols: 0, row_stride: 0, col_stride: 0 }".to_string()
+        }
+    }
 }
 
 /// View expressions of a kernel's inputs, by kind (output-indexed, reduced, parameters).

@@ -530,3 +530,91 @@ fn store_acc(out: &mut String, results: &[Reg], acc: &[Ty], f: &str, i: &str, _s
         }
     }
 }
+
+/// A generated gather kernel (gradients of selections).
+#[derive(Clone, Debug)]
+pub struct EmittedGather {
+    /// Rust source: an `impl CpuGather<f32|f64> for <name>`.
+    pub code: String,
+    /// Inputs in kernel order (the slot variable included, with a `Temp` source).
+    pub inputs: Vec<KernelInput>,
+}
+
+/// Emits `impl CpuGather<f32|f64> for <name>` for a gather step of an instantiated program.
+pub fn emit_gather(
+    p: &Program,
+    g: &crate::program::Gather,
+    name: &str,
+    opts: &RustOptions,
+) -> Result<EmittedGather> {
+    let mut l = crate::lower::Lower::new();
+    let (block, inputs) = crate::lower::lower_formula(&mut l, &p.graph, &[g.formula])?;
+    let (block, tys) = crate::lower::expand_block_math(&l.tys, &block, opts.precision);
+    let rt = &opts.runtime;
+    let f = float(opts.precision);
+    let slot_dim = p.graph.var(g.slot_var).dim.as_known().unwrap_or(1);
+    let out_dim = p.graph.known_dim(g.formula).unwrap_or(0);
+    let (mut wo, mut wi, mut wp) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut no, mut ni, mut np, mut ns) = (0, 0, 0, 0);
+    let mut bind = Vec::new();
+    for input in &inputs {
+        let (arr, counter) = if input.var == g.slot_var {
+            ("slot", &mut ns)
+        } else if input.cat == Cat::P {
+            wp.push(input.dim);
+            ("params", &mut np)
+        } else if input.cat == g.owner {
+            wo.push(input.dim);
+            ("owner", &mut no)
+        } else {
+            wi.push(input.dim);
+            ("other", &mut ni)
+        };
+        for _ in 0..input.dim {
+            bind.push(format!("{arr}[{}]", *counter));
+            *counter += 1;
+        }
+    }
+    let list = |v: &[usize]| {
+        v.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "impl {rt}::gather::CpuGather<{f}> for {name} {{");
+    let _ = writeln!(
+        out,
+        "fn widths(&self) -> (Vec<usize>, Vec<usize>, Vec<usize>) {{ (vec![{}], vec![{}], vec![{}]) }}",
+        list(&wo),
+        list(&wi),
+        list(&wp)
+    );
+    let _ = writeln!(
+        out,
+        "fn slot_dim(&self) -> usize {{ {slot_dim} }}\nfn out_dim(&self) -> usize {{ {out_dim} }}"
+    );
+    let _ = writeln!(
+        out,
+        "fn eval(&self, owner: &[{f}], other: &[{f}], params: &[{f}], slot: &[{f}], out: &mut [{f}]) {{"
+    );
+    for (reg, e) in block.params.iter().zip(&bind) {
+        let _ = writeln!(out, "let r{} = {e};", reg.0);
+    }
+    for i in &block.insts {
+        let args: Vec<String> = i.args.iter().map(|a| format!("r{}", a.0)).collect();
+        let ty = tys.get(i.dst.0 as usize).copied().unwrap_or(Ty::F);
+        let _ = writeln!(
+            out,
+            "let r{}: {} = {};",
+            i.dst.0,
+            rust_ty(ty, opts.precision),
+            expr(i.op, &args, opts.precision, rt)
+        );
+    }
+    for (k, r) in block.results.iter().enumerate() {
+        let _ = writeln!(out, "out[{k}] = r{};", r.0);
+    }
+    let _ = writeln!(out, "}}\n}}");
+    Ok(EmittedGather { code: out, inputs })
+}

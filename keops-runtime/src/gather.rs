@@ -1,0 +1,196 @@
+//! The CPU driver of gathers: sums of a formula over selected pairs only, the gradients
+//! of Min, Max and KMin reductions (through the indices they selected).
+//!
+//! For every row `r` of the axis that selected (the owner) and every slot `s` of its
+//! index row, with `j = indices[r][s]` (skipped when no index was selected), the kernel
+//! evaluates its formula at `(r, j)` with a per-slot cotangent `weight[r][s] * basis(s mod
+//! D)`, and the result is added to row `r` of the output (owner-indexed output) or row
+//! `j` (the other index).
+
+use crate::error::{KeopsError, Result};
+use crate::float::KeopsFloat;
+use crate::view::View;
+use keops_ir::INDEX_NONE;
+use keops_ir::eval::Output;
+use rayon::prelude::*;
+
+/// A gather kernel compiled for the CPU: its formula at one pair.
+pub trait CpuGather<T>: Sync {
+    /// Widths of the owner-row variables, the other-row variables and the parameters.
+    fn widths(&self) -> (Vec<usize>, Vec<usize>, Vec<usize>);
+    /// Width of the per-slot cotangent (D, the selected formula's width).
+    fn slot_dim(&self) -> usize;
+    /// Width of the result.
+    fn out_dim(&self) -> usize;
+    /// Evaluates the formula at one pair into `out`.
+    fn eval(&self, owner: &[T], other: &[T], params: &[T], slot: &[T], out: &mut [T]);
+}
+
+/// The data of one gather.
+#[derive(Clone, Debug)]
+pub struct GatherArgs<'a, T> {
+    /// Variables indexed like the selecting rows.
+    pub owner: Vec<View<'a, T>>,
+    /// Variables indexed by the selected index.
+    pub other: Vec<View<'a, T>>,
+    /// Parameters.
+    pub params: Vec<View<'a, T>>,
+    /// The selections: `k * D` indices per owner row.
+    pub indices: &'a Output<T>,
+    /// Cotangent sources summed into the per-slot weights, each `k * D` wide, with
+    /// whether it is one row broadcast to all.
+    pub weights: Vec<(View<'a, T>, bool)>,
+    /// Number of owner rows.
+    pub n_owner: usize,
+    /// Number of rows of the other index.
+    pub n_other: usize,
+    /// Whether the output is indexed like the owner (else by the other index).
+    pub to_owner: bool,
+}
+
+fn gather_row<T: KeopsFloat, K: CpuGather<T>>(
+    k: &K,
+    a: &GatherArgs<'_, T>,
+    r: usize,
+    bufs: &mut GatherBufs<T>,
+    mut emit: impl FnMut(usize, &[T]),
+) {
+    let d = k.slot_dim();
+    let width = a.indices.idim;
+    for s in 0..width {
+        let j = a.indices.indices[r * width + s];
+        if j == INDEX_NONE {
+            continue;
+        }
+        let j = j as usize;
+        let mut w = T::zero();
+        for (v, broadcast) in &a.weights {
+            w = w + v.at(if *broadcast { 0 } else { r }, s);
+        }
+        bufs.slot.fill(T::zero());
+        bufs.slot[s % d] = w;
+        let mut off = 0;
+        for v in &a.other {
+            v.copy_row(j, &mut bufs.other[off..off + v.cols]);
+            off += v.cols;
+        }
+        k.eval(
+            &bufs.owner,
+            &bufs.other,
+            &bufs.params,
+            &bufs.slot,
+            &mut bufs.out,
+        );
+        emit(j, &bufs.out);
+    }
+}
+
+struct GatherBufs<T> {
+    owner: Vec<T>,
+    other: Vec<T>,
+    params: Vec<T>,
+    slot: Vec<T>,
+    out: Vec<T>,
+}
+
+/// Runs a gather on the CPU.
+pub fn gather<T: KeopsFloat, K: CpuGather<T>>(k: &K, a: &GatherArgs<'_, T>) -> Result<Output<T>> {
+    let (wo, wi, wp) = k.widths();
+    let ok = |views: &[View<'_, T>], w: &[usize]| {
+        views.len() == w.len() && views.iter().zip(w).all(|(v, w)| v.cols == *w)
+    };
+    if !ok(&a.owner, &wo) || !ok(&a.other, &wi) || !ok(&a.params, &wp) {
+        return Err(KeopsError::input(
+            "the gather's arguments do not fit its kernel",
+        ));
+    }
+    if a.indices.rows != a.n_owner || a.indices.idim % k.slot_dim().max(1) != 0 {
+        return Err(KeopsError::input(
+            "the selected indices do not fit the gather",
+        ));
+    }
+    let vdim = k.out_dim();
+    let params: Vec<T> = a
+        .params
+        .iter()
+        .flat_map(|v| (0..v.cols).map(move |c| v.at(0, c)))
+        .collect();
+    let new_bufs = |r: Option<usize>| {
+        let mut owner = vec![T::zero(); wo.iter().sum()];
+        if let Some(r) = r {
+            let mut off = 0;
+            for v in &a.owner {
+                v.copy_row(r, &mut owner[off..off + v.cols]);
+                off += v.cols;
+            }
+        }
+        GatherBufs {
+            owner,
+            other: vec![T::zero(); wi.iter().sum()],
+            params: params.clone(),
+            slot: vec![T::zero(); k.slot_dim()],
+            out: vec![T::zero(); vdim],
+        }
+    };
+    let fill_owner = |bufs: &mut GatherBufs<T>, r: usize| {
+        let mut off = 0;
+        for v in &a.owner {
+            v.copy_row(r, &mut bufs.owner[off..off + v.cols]);
+            off += v.cols;
+        }
+    };
+    if a.to_owner {
+        let mut values = vec![T::zero(); a.n_owner * vdim];
+        values
+            .par_chunks_mut(vdim.max(1))
+            .enumerate()
+            .for_each(|(r, row)| {
+                let mut bufs = new_bufs(Some(r));
+                gather_row(k, a, r, &mut bufs, |_, v| {
+                    for (o, x) in row.iter_mut().zip(v) {
+                        *o = *o + *x;
+                    }
+                });
+            });
+        Ok(Output {
+            rows: a.n_owner,
+            vdim,
+            values,
+            idim: 0,
+            indices: vec![],
+        })
+    } else {
+        // Scattered: each thread sums into its own copy, then the copies are added.
+        let threads = rayon::current_num_threads().max(1);
+        let chunk = a.n_owner.div_ceil(threads).max(1);
+        let parts: Vec<Vec<T>> = (0..a.n_owner.div_ceil(chunk))
+            .into_par_iter()
+            .map(|c| {
+                let mut part = vec![T::zero(); a.n_other * vdim];
+                let mut bufs = new_bufs(None);
+                for r in c * chunk..((c + 1) * chunk).min(a.n_owner) {
+                    fill_owner(&mut bufs, r);
+                    gather_row(k, a, r, &mut bufs, |j, v| {
+                        for (o, x) in part[j * vdim..(j + 1) * vdim].iter_mut().zip(v) {
+                            *o = *o + *x;
+                        }
+                    });
+                }
+                part
+            })
+            .collect();
+        let mut values = vec![T::zero(); a.n_other * vdim];
+        for p in parts {
+            for (o, x) in values.iter_mut().zip(p) {
+                *o = *o + x;
+            }
+        }
+        Ok(Output {
+            rows: a.n_other,
+            vdim,
+            values,
+            idim: 0,
+            indices: vec![],
+        })
+    }
+}
