@@ -104,7 +104,7 @@ pub fn gather<T: KeopsFloat, K: CpuGather<T>>(k: &K, a: &GatherArgs<'_, T>) -> R
             "the gather's arguments do not fit its kernel",
         ));
     }
-    if a.indices.rows != a.n_owner || a.indices.idim % k.slot_dim().max(1) != 0 {
+    if a.indices.rows != a.n_owner || !a.indices.idim.is_multiple_of(k.slot_dim().max(1)) {
         return Err(KeopsError::input(
             "the selected indices do not fit the gather",
         ));
