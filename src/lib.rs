@@ -20,6 +20,7 @@ extern crate self as keops;
 pub use keops_ir as ir;
 pub use keops_ir::{Error, ErrorKind, FormulaError, Program, ReductionKind};
 pub use keops_macros::keops;
+pub use keops_runtime::cpu::CpuOptions as Options;
 pub use keops_runtime::{Arg, Flat, KeopsError, KeopsFloat, View};
 
 #[doc(hidden)]

@@ -254,3 +254,21 @@ fn gradients_of_selections_through_the_selected_indices() {
         "kmin grad x f32",
     );
 }
+
+#[test]
+fn f64_accumulation_of_f32_sums() {
+    // 200k terms of 0.1: a plain f32 running sum drifts; blocked sums and f64 accumulation
+    // of tile sums stay close to 20000.
+    let k = keops!(x_i: 1; y_j: 1; Sum_j(x_i * 0 + y_j));
+    let x = vec![[1.0f32]];
+    let y = vec![[0.1f32]; 200_000];
+    let exact = 200_000.0 * 0.1f32 as f64;
+    let blocked = k.eval(&x, &y).unwrap()[0][0] as f64;
+    let options = keops::Options {
+        f64_accumulation: true,
+        ..Default::default()
+    };
+    let f64acc = k.eval_with(&options, &x, &y).unwrap()[0][0] as f64;
+    assert!((blocked - exact).abs() / exact < 1e-5, "blocked {blocked}");
+    assert!((f64acc - exact).abs() / exact < 2e-7, "f64 {f64acc}");
+}

@@ -47,6 +47,11 @@ pub trait CpuReduce<T>: Sync {
     fn tile(&self, tile: Tile<'_, T>, acc_f: &mut [T], acc_i: &mut [u64]);
     /// Combines a partial accumulator into another.
     fn merge(&self, acc_f: &mut [T], acc_i: &mut [u64], other_f: &[T], other_i: &[u64]);
+    /// Whether the reduction is a sum (its accumulator adds up, so partial sums can be
+    /// accumulated in f64).
+    fn is_sum(&self) -> bool {
+        false
+    }
     /// Writes the output row.
     fn finalize(&self, acc_f: &[T], acc_i: &[u64], out_f: &mut [T], out_i: &mut [u64]);
 }
@@ -73,6 +78,10 @@ pub struct CpuOptions {
     pub tile_bytes: usize,
     /// Maximum output rows per task.
     pub max_block_rows: usize,
+    /// Sums (Sum reductions and their gradients) of f32 kernels add the partial sum of
+    /// each tile into an f64 accumulator (the default adds it into an f32 one: already a
+    /// blocked summation, whose error grows with N / tile rather than N).
+    pub f64_accumulation: bool,
 }
 
 impl Default for CpuOptions {
@@ -80,6 +89,7 @@ impl Default for CpuOptions {
         CpuOptions {
             tile_bytes: 16 * 1024,
             max_block_rows: 128,
+            f64_accumulation: false,
         }
     }
 }
@@ -144,8 +154,11 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(
     let outer_width: usize = wo.iter().sum();
     let inner_width: usize = wi.iter().sum::<usize>().max(1);
     let lanes = T::LANES;
+    let f64_sums = opts.f64_accumulation && k.is_sum() && std::mem::size_of::<T>() < 8;
+    // With f64 accumulation, short tiles keep the f32 partial sums short too.
+    let max_tile = if f64_sums { lanes * 16 } else { 4096 };
     let tile = ((opts.tile_bytes / (inner_width * std::mem::size_of::<T>()))
-        .clamp(lanes * 4, 4096)
+        .clamp(lanes * 4, max_tile)
         / lanes)
         * lanes;
     let params: Vec<T> = a
@@ -199,6 +212,9 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(
                 }
             }
             let mut soa = vec![T::zero(); inner_width * tile];
+            let mut acc64: Option<Vec<f64>> =
+                f64_sums.then(|| acc_f.iter().map(|x| x.f64()).collect());
+            let mut tile_acc = vec![T::zero(); if f64_sums { nf } else { 0 }];
             let j_start = (s * split_len).min(a.n_inner);
             let j_end = ((s + 1) * split_len).min(a.n_inner);
             let mut j0 = j_start;
@@ -223,13 +239,28 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(
                         len,
                         j0: j0 as u64,
                     };
-                    k.tile(
-                        t,
-                        &mut acc_f[r * nf..(r + 1) * nf],
-                        &mut acc_i[r * ni..(r + 1) * ni],
-                    );
+                    if let Some(acc64) = acc64.as_mut() {
+                        // The tile's partial sum, added in f64.
+                        let part = &mut tile_acc[..nf];
+                        k.init(part, &mut []);
+                        k.tile(t, part, &mut []);
+                        for (s, p) in acc64[r * nf..(r + 1) * nf].iter_mut().zip(part.iter()) {
+                            *s += p.f64();
+                        }
+                    } else {
+                        k.tile(
+                            t,
+                            &mut acc_f[r * nf..(r + 1) * nf],
+                            &mut acc_i[r * ni..(r + 1) * ni],
+                        );
+                    }
                 }
                 j0 += len;
+            }
+            if let Some(acc64) = acc64 {
+                for (a, s) in acc_f.iter_mut().zip(acc64) {
+                    *a = T::of(s);
+                }
             }
             (acc_f, acc_i)
         })

@@ -173,9 +173,16 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
         &mut kernel_count,
         opts,
     )?;
+    let call_args = arg_names.join(", ");
+    let gen_use: String = gen_names.iter().map(|d| format!(", {d}")).collect();
     let _ = writeln!(
         out,
-        "/// Evaluates the reduction.\n{vis} fn eval<T: {rt}::KeopsFloat{gen_decl}>(&self, {}) -> {rt}::Result<{ret_ty}> {{\n{body}let result = {convert};\nOk(result)\n}}",
+        "/// Evaluates the reduction.\n{vis} fn eval<T: {rt}::KeopsFloat{gen_decl}>(&self, {}) -> {rt}::Result<{ret_ty}> {{\nself.eval_with::<T{gen_use}>(&Default::default(), {call_args})\n}}",
+        params.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "/// Evaluates the reduction with options (e.g. f64 accumulation of f32 sums).\n{vis} fn eval_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::cpu::CpuOptions, {}) -> {rt}::Result<{ret_ty}> {{\n{body}let result = {convert};\nOk(result)\n}}",
         params.join(", ")
     );
 
@@ -220,11 +227,15 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
             &mut kernel_count,
             opts,
         )?;
+        let an = &arg_names[pos];
         let _ = writeln!(
             out,
-            "/// The gradient of `<{cot}, output>` with respect to `{}`.\n{vis} fn grad_{}<T: {rt}::KeopsFloat{gen_decl}>(&self, {}) -> {rt}::Result<{ty}> {{\n{body}let result = {conv};\nOk(result)\n}}",
-            arg_names[pos],
-            arg_names[pos],
+            "/// The gradient of `<{cot}, output>` with respect to `{an}`.\n{vis} fn grad_{an}<T: {rt}::KeopsFloat{gen_decl}>(&self, {}) -> {rt}::Result<{ty}> {{\nself.grad_{an}_with::<T{gen_use}>(&Default::default(), {call_args}, {cot})\n}}",
+            gparams.join(", ")
+        );
+        let _ = writeln!(
+            out,
+            "/// The gradient of `<{cot}, output>` with respect to `{an}`, with options.\n{vis} fn grad_{an}_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::cpu::CpuOptions, {}) -> {rt}::Result<{ty}> {{\n{body}let result = {conv};\nOk(result)\n}}",
             gparams.join(", ")
         );
     }
@@ -337,7 +348,6 @@ fn program_body(
         "let (m, n) = __rt::args::sizes(&[{}], None, None)?;",
         views.join(", ")
     );
-    let _ = writeln!(b, "let options = __rt::cpu::CpuOptions::default();");
     let gen_args = gens.join(", ");
     let gen_params: String = gens
         .iter()
@@ -386,7 +396,7 @@ fn program_body(
                 };
                 let _ = writeln!(
                     b,
-                    "let {buf} = T::cpu_reduce(&{instance}, &__rt::cpu::ReduceArgs {{ outer: vec![{outer}], inner: vec![{inner}], params: vec![{params}], n_outer: {n_outer}, n_inner: {n_inner} }}, &options)?;"
+                    "let {buf} = T::cpu_reduce(&{instance}, &__rt::cpu::ReduceArgs {{ outer: vec![{outer}], inner: vec![{inner}], params: vec![{params}], n_outer: {n_outer}, n_inner: {n_inner} }}, options)?;"
                 );
             }
             Step::Gather(ga) => {

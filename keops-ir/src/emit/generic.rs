@@ -535,6 +535,11 @@ pub fn emit_generic(
     );
     let _ = writeln!(
         out,
+        "fn is_sum(&self) -> bool {{ {} }}",
+        r.kind == ReductionKind::Sum
+    );
+    let _ = writeln!(
+        out,
         "fn out_len(&self) -> (usize, usize) {{ ({ov}, {oi}) }}"
     );
     let _ = writeln!(

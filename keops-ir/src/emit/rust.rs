@@ -280,6 +280,11 @@ pub fn emit_reduce(
     );
     let _ = writeln!(
         w.out,
+        "fn is_sum(&self) -> bool {{ {} }}",
+        kernel.kind == crate::reduction::ReductionKind::Sum
+    );
+    let _ = writeln!(
+        w.out,
         "fn out_len(&self) -> (usize, usize) {{ ({}, {}) }}",
         h.out_values, h.out_indices
     );
