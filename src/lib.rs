@@ -1,17 +1,70 @@
 //! # keops: kernel operations on symbolic matrices, for Rust
 //!
 //! Reductions `a_i = Reduction_j F(p, x_i, y_j)` over M x N matrices given by a formula,
-//! computed without storing the matrix, with symbolic differentiation. See the README.
+//! computed without storing the matrix, with symbolic differentiation. Formulas are
+//! compiled at build time by the [`keops!`] macro into typed, vectorized, parallel CPU
+//! kernels; [`Program`] parses, differentiates and evaluates formulas at run time.
+//!
+//! ## The `keops!` macro
+//!
+//! As an item, naming a kernel type with its argument order (widths optional):
 //!
 //! ```
 //! use keops::keops;
-//! // a Gaussian kernel product, compiled at build time
-//! let k = keops!(x_i: 3; y_j: 3; b_j: 1; Sum_j(Exp(-SqDist(x_i, y_j)) * b_j));
+//!
+//! keops! {
+//!     /// Gaussian kernel product.
+//!     pub gaussian(x_i: 3, y_j: 3, b_j: 1, g: 1) = Sum_j(Exp(-g * SqDist(x_i, y_j)) * b_j)
+//! }
+//!
 //! let x = vec![[0.0f32, 0.0, 0.0], [1.0, 0.0, 0.0]];
 //! let y = vec![[0.0f32, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0]];
 //! let b = vec![[1.0f32], [1.0], [1.0]];
-//! let a = k.eval(&x, &y, &b).unwrap();
+//! let a = gaussian.eval(&x, &y, &b, &[[1.0]])?;
 //! assert!((a[0][0] - (1.0 + (-4.0f32).exp() + (-9.0f32).exp())).abs() < 1e-6);
+//! // the gradient of <e, a> with respect to x, from the symbolic derivative
+//! let e = vec![[1.0f32], [1.0]];
+//! let dx: Vec<[f32; 3]> = gaussian.grad_x(&x, &y, &b, &[[1.0]], &e)?;
+//! assert_eq!(dx.len(), 2);
+//! # Ok::<(), keops::KeopsError>(())
+//! ```
+//!
+//! As an expression, arguments in order of first appearance. Widths left undeclared become
+//! const generics inferred from the arguments (and must agree where the formula says so):
+//!
+//! ```
+//! use keops::keops;
+//!
+//! let knn = keops!(ArgKMin_j(SqDist(x_i, y_j), 2));
+//! let x = vec![[0.0f64, 0.0]];
+//! let y = vec![[3.0f64, 0.0], [1.0, 0.0], [0.0, 2.0]];
+//! assert_eq!(knn.eval(&x, &y)?, vec![[1, 2]]);
+//! # Ok::<(), keops::KeopsError>(())
+//! ```
+//!
+//! The KeOps string syntax with aliases is accepted as tokens or as one string literal:
+//!
+//! ```
+//! use keops::keops;
+//!
+//! let k = keops!("x = Vi(1); y = Vj(1); Sum_Reduction(Exp(x * y), 0)");
+//! let s = k.eval(&vec![[1.0f32]], &vec![[0.0f32], [1.0]])?;
+//! assert!((s[0][0] - (1.0 + 1f32.exp())).abs() < 1e-6);
+//! # Ok::<(), keops::KeopsError>(())
+//! ```
+//!
+//! ## At run time
+//!
+//! ```
+//! use keops::Program;
+//! use keops::ir::eval::{Array, EvalOptions};
+//!
+//! let p: Program = "Sum_j(Exp(-SqDist(x_i, y_j)))".parse()?;
+//! let grad = p.grad(0, "e")?; // the gradient program of <e, output> with respect to x
+//! let (x, y, e) = ([0.0, 1.0], [0.5], [1.0, 1.0]);
+//! let out = grad.evaluate(&[Array::new(&x, 2, 1), Array::new(&y, 1, 1), Array::new(&e, 2, 1)], &EvalOptions::default())?;
+//! assert!((out.values[0] - 2.0 * 0.5 * (-0.25f64).exp()).abs() < 1e-12);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 #[allow(unused_extern_crates)] // lets generated code name `::keops` inside this crate too
