@@ -1,1 +1,14 @@
-//! keops-rs: gpu-kernels (in progress).
+//! # keops-gpu-kernels: PTX for keops-rs reductions, generated without a CUDA toolkit
+//!
+//! From the compiler's lowered form (math functions expanded for the precision), this
+//! crate builds kernels in a small kernel IR ([`kir`]) following KeOps' reduction schemes
+//! ([`scheme`]: the 1D tiled scheme and the 2D scheme with a merge kernel), prints them as
+//! PTX ([`ptx`], one instruction per IR instruction), and runs the same IR on the CPU in
+//! the SIMT model ([`simt`]: grid, blocks, threads, shared memory, barriers), so that the
+//! kernels' logic is tested on machines without a GPU.
+
+pub mod kir;
+pub mod launch;
+pub mod ptx;
+pub mod scheme;
+pub mod simt;

@@ -215,6 +215,18 @@ impl Program {
         args: &[Array<'_, R>],
         opts: &EvalOptions,
     ) -> Result<Output<R>> {
+        self.evaluate_with(args, opts, &mut |_| Ok(None))
+    }
+
+    /// Evaluates the program, letting `backend` compute the reduction steps it can (it
+    /// returns `None` for the reference evaluator to do it): how other backends are
+    /// tested on whole programs, gradients included, against the reference.
+    pub fn evaluate_with<R: Real>(
+        &self,
+        args: &[Array<'_, R>],
+        opts: &EvalOptions,
+        backend: &mut ReduceBackend<'_, R>,
+    ) -> Result<Output<R>> {
         let widths: Vec<usize> = args.iter().map(|a| a.dim).collect();
         let p = self.instantiate(&widths)?;
         for (k, a) in args.iter().enumerate() {
@@ -237,7 +249,20 @@ impl Program {
                 _ => 1,
             };
             let out = match step {
-                Step::Reduce(r) => reduce(&p, r, args, &bufs, m, n, opts)?,
+                Step::Reduce(r) => {
+                    let step = ReduceStep {
+                        program: &p,
+                        reduce: r,
+                        args,
+                        bufs: &bufs,
+                        m,
+                        n,
+                    };
+                    match backend(step)? {
+                        Some(out) => out,
+                        None => reduce(&p, r, args, &bufs, m, n, opts)?,
+                    }
+                }
                 Step::Gather(g) => gather(&p, g, args, &bufs, m, n)?,
                 Step::SumRows { src, out } => {
                     let s = bufs[*src]
@@ -291,6 +316,51 @@ impl Program {
         bufs[p.output]
             .take()
             .ok_or_else(|| input("internal: the output was not computed"))
+    }
+}
+
+/// A backend computing reduction steps for [`Program::evaluate_with`] (`None`: let the
+/// reference evaluator do it).
+pub type ReduceBackend<'b, R> = dyn FnMut(ReduceStep<'_, '_, R>) -> Result<Option<Output<R>>> + 'b;
+
+/// A reduction step handed to another backend by [`Program::evaluate_with`].
+#[derive(Copy, Clone, Debug)]
+pub struct ReduceStep<'a, 'd, R> {
+    /// The instantiated program.
+    pub program: &'a Program,
+    /// The step.
+    pub reduce: &'a Reduce,
+    /// The arguments.
+    pub args: &'a [Array<'d, R>],
+    /// Outputs of the earlier steps.
+    pub bufs: &'a [Option<Output<R>>],
+    /// Number of i rows.
+    pub m: usize,
+    /// Number of j rows.
+    pub n: usize,
+}
+
+impl<'a, R> ReduceStep<'a, '_, R> {
+    /// The data of a kernel input: its values (row-major) and its number of rows.
+    pub fn data(&self, source: VarSource) -> Result<(&'a [R], usize)> {
+        match source {
+            VarSource::Arg(a) => {
+                let arr = self
+                    .args
+                    .get(a)
+                    .ok_or_else(|| input(format!("argument {a} is missing")))?;
+                Ok((arr.data, arr.rows))
+            }
+            VarSource::Buffer(b) => {
+                let out = self
+                    .bufs
+                    .get(b)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| input("internal: buffer used before it is computed"))?;
+                Ok((&out.values, out.rows))
+            }
+            VarSource::Temp => Err(input("internal: a kernel reads a placeholder variable")),
+        }
     }
 }
 

@@ -1,0 +1,738 @@
+//! The generated GPU kernels, run by the SIMT interpreter, against the reference
+//! evaluator: every operation (hand-checked values with special values, and gradients at
+//! random points), every reduction over i and j, the 1D and 2D schemes with several block
+//! and tile sizes, chunked wide formulas, f32 and f64. The interpreter fails on races,
+//! out-of-bounds accesses, uninitialized registers and broken barriers, so that a logic
+//! bug of a generated kernel fails here, without a GPU.
+
+#[path = "../../keops-ir/tests/common/mod.rs"]
+mod common;
+#[path = "../../keops-ir/tests/op_cases/mod.rs"]
+mod op_cases;
+
+use common::{all_close, no_panic, report, sample};
+use keops_gpu_kernels::launch::{DeviceLimits, PlanOptions};
+use keops_gpu_kernels::scheme::{ReductionKernels, reduction_kernels};
+use keops_gpu_kernels::simt::run_reduction;
+use keops_ir::eval::{Array, EvalOptions, Output};
+use keops_ir::lower::{Precision, SumMode, lower_reduction};
+use keops_ir::{Cat, Error, ErrorKind, Program, Real};
+use op_cases::{GradKind, grad_cases, value_cases};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::cell::Cell;
+
+/// A small device: few multiprocessors, so that the automatic plan picks the 2D scheme
+/// for moderate sizes; 8 KiB of shared memory by default, 16 KiB with opt-in, so that wide
+/// variables get tiles shorter than the block.
+const SMALL_GPU: DeviceLimits = DeviceLimits {
+    multiprocessors: 3,
+    max_block: 1024,
+    shared_default: 8 * 1024,
+    shared_optin: 16 * 1024,
+};
+
+fn precision<R: Real>() -> Precision {
+    if R::BITS == 32 {
+        Precision::F32
+    } else {
+        Precision::F64
+    }
+}
+
+/// Lowers every reduction of `p` and checks what every kernel is built from.
+fn kernels_of<R: Real>(
+    p: &Program,
+    r: &keops_ir::program::Reduce,
+) -> Result<ReductionKernels, Error> {
+    let k = lower_reduction(p, r, SumMode::Plain)?;
+    Ok(reduction_kernels(&k, precision::<R>(), "keops_test"))
+}
+
+/// Evaluates `p` with every reduction step run by the SIMT interpreter (the other steps
+/// by the reference evaluator); returns the output and the number of kernel runs.
+fn simt_eval<R: Real>(
+    p: &Program,
+    args: &[Array<'_, R>],
+    plan: &PlanOptions,
+    opts: &EvalOptions,
+) -> Result<(Output<R>, usize), String> {
+    let runs = Cell::new(0);
+    let out = p
+        .evaluate_with(args, opts, &mut |step| {
+            let rk = kernels_of::<R>(step.program, step.reduce)?;
+            let data: Vec<(&[R], usize)> = rk
+                .inputs
+                .iter()
+                .map(|i| step.data(i.source))
+                .collect::<Result<_, _>>()?;
+            let (n_outer, n_inner) = match rk.out_rows {
+                Cat::J => (step.n, step.m),
+                _ => (step.m, step.n),
+            };
+            let (values, indices) =
+                run_reduction(&rk, &data, n_outer, n_inner, &SMALL_GPU, plan)
+                    .map_err(|e| Error::new(ErrorKind::Input, format!("SIMT run failed: {e}")))?;
+            runs.set(runs.get() + 1);
+            Ok(Some(Output {
+                rows: n_outer,
+                vdim: rk.out_values,
+                values,
+                idim: rk.out_indices,
+                indices,
+            }))
+        })
+        .map_err(|e| e.to_string())?;
+    Ok((out, runs.get()))
+}
+
+/// Evaluator options of the one-row operation tests: M = N = 1 whatever the variables.
+fn one_row() -> EvalOptions {
+    EvalOptions {
+        m: Some(1),
+        n: Some(1),
+        ..EvalOptions::default()
+    }
+}
+
+fn reference<R: Real>(
+    p: &Program,
+    args: &[Array<'_, R>],
+    opts: &EvalOptions,
+) -> Result<Output<R>, String> {
+    p.evaluate(args, opts).map_err(|e| e.to_string())
+}
+
+/// The first mismatch of two outputs, or `None` when they agree.
+fn mismatch(
+    got: &[f64],
+    want: &[f64],
+    gi: &[u64],
+    wi: &[u64],
+    rel: f64,
+    abs: f64,
+) -> Option<String> {
+    if got.len() != want.len() || gi.len() != wi.len() {
+        return Some(format!(
+            "lengths {} + {} vs {} + {}",
+            got.len(),
+            gi.len(),
+            want.len(),
+            wi.len()
+        ));
+    }
+    let bad = (0..got.len())
+        .filter(|k| !common::close(got[*k], want[*k], rel, abs))
+        .collect::<Vec<_>>();
+    if let Some(k) = bad.first() {
+        return Some(format!(
+            "{} of {} values differ; first at {k}: {} instead of {}",
+            bad.len(),
+            got.len(),
+            got[*k],
+            want[*k]
+        ));
+    }
+    let bad = (0..gi.len())
+        .filter(|k| gi[*k] != wi[*k])
+        .collect::<Vec<_>>();
+    bad.first().map(|k| {
+        format!(
+            "{} of {} indices differ; first at {k}: {} instead of {}",
+            bad.len(),
+            gi.len(),
+            gi[*k],
+            wi[*k]
+        )
+    })
+}
+
+fn to_f64<R: Real>(v: &[R]) -> Vec<f64> {
+    v.iter().map(|x| x.f64()).collect()
+}
+
+fn cast<R: Real>(v: &[f64]) -> Vec<R> {
+    v.iter().map(|x| R::of(*x)).collect()
+}
+
+/// The plans every reduction is run with: 1D with tiles as long as the block, 1D with
+/// tiles shorter than the block (several tiles, a partial last one), 2D with three
+/// slices, and the automatic plan of [`SMALL_GPU`].
+fn plans() -> Vec<(&'static str, PlanOptions)> {
+    vec![
+        (
+            "1D block 32",
+            PlanOptions {
+                block: Some(32),
+                tile_rows: None,
+                slices: Some(1),
+            },
+        ),
+        (
+            "1D block 16 tile 5",
+            PlanOptions {
+                block: Some(16),
+                tile_rows: Some(5),
+                slices: Some(1),
+            },
+        ),
+        (
+            "2D block 16 tile 7 slices 3",
+            PlanOptions {
+                block: Some(16),
+                tile_rows: Some(7),
+                slices: Some(3),
+            },
+        ),
+        ("automatic", PlanOptions::default()),
+    ]
+}
+
+/// `x = Vi(3); y = Vj(2); ...` with variables alternately indexed by i and j.
+fn declarations(dims: &[(&str, usize)]) -> String {
+    dims.iter()
+        .enumerate()
+        .map(|(k, (n, d))| format!("{n} = {}({d}); ", if k % 2 == 0 { "Vi" } else { "Vj" }))
+        .collect()
+}
+
+// =====================================================================================
+// Every operation
+// =====================================================================================
+
+/// Hand-checked values (special values included) of every operation, with the variables
+/// alternately in registers (i) and in shared memory (j), in f64 and f32.
+#[test]
+fn every_operation_value() {
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for c in value_cases() {
+        let text = format!("{}Sum_Reduction({}, 0)", declarations(&c.dims()), c.formula);
+        let r = no_panic(|| {
+            let p = Program::parse(&text).map_err(|e| format!("does not compile: {e}"))?;
+            let args64 = c.args();
+            let arrays: Vec<Array<'_, f64>> =
+                args64.iter().map(|a| Array::new(a, 1, a.len())).collect();
+            let plan = PlanOptions {
+                block: Some(4),
+                ..PlanOptions::default()
+            };
+            let (got, n) = simt_eval(&p, &arrays, &plan, &one_row())?;
+            if !all_close(&got.values, &c.expected, 1e-12, 1e-14) {
+                return Err(format!(
+                    "f64: expected {:?}, got {:?}",
+                    c.expected, got.values
+                ));
+            }
+            let args32: Vec<Vec<f32>> = args64.iter().map(|a| cast(a)).collect();
+            let arrays: Vec<Array<'_, f32>> =
+                args32.iter().map(|a| Array::new(a, 1, a.len())).collect();
+            let (got, _) = simt_eval(&p, &arrays, &plan, &one_row())?;
+            let want = reference(&p, &arrays, &one_row())?;
+            if !all_close(&to_f64(&got.values), &to_f64(&want.values), 1e-5, 1e-6) {
+                return Err(format!(
+                    "f32: reference {:?}, SIMT {:?}",
+                    want.values, got.values
+                ));
+            }
+            Ok(n)
+        });
+        match r {
+            Ok(n) => runs += n,
+            Err(e) => failures.push(format!("{text}: {e}")),
+        }
+    }
+    report("SIMT values", &failures);
+    assert_eq!(runs, value_cases().len(), "one f64 kernel per case");
+}
+
+/// Gradients of every differentiable operation (every variable, through i and j) at
+/// random points, against the reference evaluator of the same gradient program.
+#[test]
+fn every_operation_gradient() {
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for c in grad_cases().into_iter().filter(|c| c.kind == GradKind::Fd) {
+        let text = format!("{}Sum_Reduction({}, 0)", declarations(&c.dims()), c.formula);
+        let r = no_panic(|| {
+            let p = Program::parse(&text).map_err(|e| format!("does not compile: {e}"))?;
+            let dout = p.output_info().values.as_known().ok_or("symbolic output")?;
+            let mut rng = StdRng::seed_from_u64(text.len() as u64 * 7919);
+            let mut n = 0;
+            for pos in 0..c.vars.len() {
+                let g = p
+                    .grad(pos, "cot")
+                    .map_err(|e| format!("gradient {pos}: {e}"))?;
+                for _ in 0..2 {
+                    let mut args = sample(&c.doms(), c.valid, &mut rng)?;
+                    args.push((0..dout).map(|_| rng.random_range(-1.0..1.0)).collect());
+                    let arrays: Vec<Array<'_, f64>> =
+                        args.iter().map(|a| Array::new(a, 1, a.len())).collect();
+                    let plan = PlanOptions {
+                        block: Some(4),
+                        ..PlanOptions::default()
+                    };
+                    let (got, k) = simt_eval(&g, &arrays, &plan, &one_row())?;
+                    let want = reference(&g, &arrays, &one_row())?;
+                    if !all_close(&got.values, &want.values, 1e-10, 1e-12) {
+                        return Err(format!(
+                            "d/d{}: reference {:?}, SIMT {:?} at {args:?}",
+                            c.vars[pos].0, want.values, got.values
+                        ));
+                    }
+                    n += k;
+                }
+            }
+            Ok(n)
+        });
+        match r {
+            Ok(n) => runs += n,
+            Err(e) => failures.push(format!("{text}: {e}")),
+        }
+    }
+    report("SIMT gradients", &failures);
+    assert!(runs > 300, "only {runs} kernels ran");
+}
+
+// =====================================================================================
+// Every reduction, both directions, every scheme
+// =====================================================================================
+
+/// Random rows: `rows x dim` values in [-1, 1), exactly representable in f32 so that the
+/// f32 and f64 runs see the same inputs.
+fn random(rng: &mut StdRng, rows: usize, dim: usize) -> Vec<f64> {
+    (0..rows * dim)
+        .map(|_| rng.random_range(-1.0f32..1.0) as f64)
+        .collect()
+}
+
+/// Runs `text` (string syntax) with random arguments of the given (category, dimension)
+/// through every plan in f64 and f32, against the reference evaluator.
+fn check_program(
+    text: &str,
+    vars: &[(char, usize)],
+    m: usize,
+    n: usize,
+    plans: &[(&str, PlanOptions)],
+) -> Result<usize, String> {
+    let p = Program::parse(text).map_err(|e| format!("does not compile: {e}"))?;
+    let mut rng = StdRng::seed_from_u64(text.len() as u64);
+    let rows = |c: char| match c {
+        'i' => m,
+        'j' => n,
+        _ => 1,
+    };
+    let data: Vec<Vec<f64>> = vars
+        .iter()
+        .map(|(c, d)| random(&mut rng, rows(*c), *d))
+        .collect();
+    let arrays: Vec<Array<'_, f64>> = data
+        .iter()
+        .zip(vars)
+        .map(|(a, (c, d))| Array::new(a, rows(*c), *d))
+        .collect();
+    let opts = EvalOptions::default();
+    let want = reference(&p, &arrays, &opts)?;
+    let data32: Vec<Vec<f32>> = data.iter().map(|a| cast(a)).collect();
+    let arrays32: Vec<Array<'_, f32>> = data32
+        .iter()
+        .zip(vars)
+        .map(|(a, (c, d))| Array::new(a, rows(*c), *d))
+        .collect();
+    let want32 = reference(&p, &arrays32, &opts)?;
+    let mut runs = 0;
+    for (name, plan) in plans {
+        let (got, k) =
+            simt_eval(&p, &arrays, plan, &opts).map_err(|e| format!("{name}, f64: {e}"))?;
+        if let Some(e) = mismatch(
+            &got.values,
+            &want.values,
+            &got.indices,
+            &want.indices,
+            1e-11,
+            1e-12,
+        ) {
+            return Err(format!("{name}, f64: {e}"));
+        }
+        let (got, k32) =
+            simt_eval(&p, &arrays32, plan, &opts).map_err(|e| format!("{name}, f32: {e}"))?;
+        if let Some(e) = mismatch(
+            &to_f64(&got.values),
+            &want.values,
+            &got.indices,
+            &want32.indices,
+            2e-4,
+            2e-5,
+        ) {
+            return Err(format!("{name}, f32: {e}"));
+        }
+        runs += k + k32;
+    }
+    Ok(runs)
+}
+
+/// Every reduction, over j and over i, scalar and vector formulas.
+#[test]
+fn every_reduction_every_scheme() {
+    let reductions = [
+        "Sum_Reduction({F}, {A})",
+        "Min_Reduction({F}, {A})",
+        "Max_Reduction({F}, {A})",
+        "ArgMin_Reduction({F}, {A})",
+        "ArgMax_Reduction({F}, {A})",
+        "Min_ArgMin_Reduction({F}, {A})",
+        "Max_ArgMax_Reduction({F}, {A})",
+        "KMin_Reduction({F}, 3, {A})",
+        "ArgKMin_Reduction({F}, 4, {A})",
+        "KMin_ArgKMin_Reduction({F}, 2, {A})",
+    ];
+    let formulas = [("SqDist(x, y) * c", 1), ("(x - y) * c", 3)];
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for red in reductions {
+        for (f, _) in formulas {
+            for axis in [0, 1] {
+                let text = format!(
+                    "x = Vi(3); y = Vj(3); c = Pm(1); {}",
+                    red.replace("{F}", f).replace("{A}", &axis.to_string())
+                );
+                match no_panic(|| {
+                    check_program(&text, &[('i', 3), ('j', 3), ('p', 1)], 37, 53, &plans())
+                }) {
+                    Ok(n) => runs += n,
+                    Err(e) => failures.push(format!("{text}: {e}")),
+                }
+            }
+        }
+    }
+    // LogSumExp (scalar F; weighted with a vector G) and SumSoftMaxWeight.
+    for axis in [0, 1] {
+        for red in [
+            "LogSumExp_Reduction(-SqDist(x, y) * 4 + Elem(y, 0), {A})",
+            "LogSumExp_Reduction(-SqDist(x, y) * 4, {A}, Exp(x - y))",
+            "SumSoftMaxWeight_Reduction(-SqDist(x, y) * 4, {A}, Concat(y, x * y))",
+        ] {
+            let text = format!(
+                "x = Vi(3); y = Vj(3); {}",
+                red.replace("{A}", &axis.to_string())
+            );
+            match no_panic(|| check_program(&text, &[('i', 3), ('j', 3)], 37, 53, &plans())) {
+                Ok(n) => runs += n,
+                Err(e) => failures.push(format!("{text}: {e}")),
+            }
+        }
+    }
+    report("SIMT reductions", &failures);
+    // 10 selections or sums x 2 formulas x 2 directions + 3 x 2 others, 4 plans, 2 precisions.
+    assert_eq!(runs, (10 * 2 * 2 + 3 * 2) * 4 * 2, "kernels run");
+}
+
+/// Edge sizes: one row, fewer rows than a block, K larger than N, an empty reduced index.
+#[test]
+fn edge_sizes() {
+    let mut failures = Vec::new();
+    for (m, n) in [(1, 1), (1, 40), (40, 1), (17, 2), (3, 0)] {
+        for red in [
+            "Sum_Reduction(Exp(-SqDist(x, y)) * y, 0)",
+            "KMin_ArgKMin_Reduction(SqDist(x, y), 4, 0)",
+            "LogSumExp_Reduction(-SqDist(x, y), 0)",
+        ] {
+            let text = format!("x = Vi(2); y = Vj(2); {red}");
+            if let Err(e) = no_panic(|| check_program(&text, &[('i', 2), ('j', 2)], m, n, &plans()))
+            {
+                failures.push(format!("M = {m}, N = {n}, {text}: {e}"));
+            }
+        }
+    }
+    report("SIMT edge sizes", &failures);
+}
+
+// =====================================================================================
+// Wide formulas: chunks, memory operands, short tiles
+// =====================================================================================
+
+fn chunks_of(text: &str, p: Precision) -> usize {
+    let prog = Program::parse(text).unwrap();
+    let widths: Vec<usize> = prog
+        .args
+        .iter()
+        .map(|a| a.dim.as_known().unwrap())
+        .collect();
+    let prog = prog.instantiate(&widths).unwrap();
+    let r = prog
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            keops_ir::Step::Reduce(r) => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    let k = lower_reduction(&prog, r, SumMode::Plain).unwrap();
+    reduction_kernels(&k, p, "t").chunks.len()
+}
+
+#[test]
+fn wide_formulas_are_chunked_and_correct() {
+    let plans = [
+        (
+            "1D block 32",
+            PlanOptions {
+                block: Some(32),
+                tile_rows: None,
+                slices: Some(1),
+            },
+        ),
+        (
+            "2D block 16 slices 2",
+            PlanOptions {
+                block: Some(16),
+                tile_rows: None,
+                slices: Some(2),
+            },
+        ),
+    ];
+    /// (program, variables, minimum number of chunks)
+    type WideCase = (&'static str, Vec<(char, usize)>, usize);
+    let cases: Vec<WideCase> = vec![
+        // Gaussian kernel times a 300-wide weight: 300 accumulators split in chunks.
+        (
+            "x = Vi(3); y = Vj(3); b = Vj(300); Sum_Reduction(Exp(-SqDist(x, y)) * b, 0)",
+            vec![('i', 3), ('j', 3), ('j', 300)],
+            5,
+        ),
+        // A 1000-dimensional squared distance: x_i read from memory, short tiles.
+        (
+            "x = Vi(1000); y = Vj(1000); Sum_Reduction(Exp(-SqDist(x, y) / 300), 0)",
+            vec![('i', 1000), ('j', 1000)],
+            1,
+        ),
+        // Coordinate-wise selections of a 200-wide formula.
+        (
+            "x = Vi(200); y = Vj(200); ArgKMin_Reduction(x - y, 2, 1)",
+            vec![('i', 200), ('j', 200)],
+            2,
+        ),
+        (
+            "x = Vi(3); y = Vj(3); g = Vj(150); SumSoftMaxWeight_Reduction(-SqDist(x, y), 0, g)",
+            vec![('i', 3), ('j', 3), ('j', 150)],
+            2,
+        ),
+        (
+            "x = Vi(3); y = Vj(3); g = Vj(150); LogSumExp_Reduction(-SqDist(x, y), 0, Exp(g))",
+            vec![('i', 3), ('j', 3), ('j', 150)],
+            2,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (text, vars, min_chunks) in &cases {
+        let chunks = chunks_of(text, Precision::F32);
+        if chunks < *min_chunks {
+            failures.push(format!(
+                "{text}: {chunks} chunk(s), expected at least {min_chunks}"
+            ));
+        }
+        if let Err(e) = no_panic(|| check_program(text, vars, 19, 23, &plans)) {
+            failures.push(format!("{text}: {e}"));
+        }
+    }
+    report("SIMT wide formulas", &failures);
+}
+
+// =====================================================================================
+// The interpreter catches kernel bugs
+// =====================================================================================
+
+mod interpreter {
+    use keops_gpu_kernels::kir::{IOp, KBuilder, KInst, KTy, Space, Special};
+    use keops_gpu_kernels::simt::{GlobalMemory, Launch, SimtError, launch};
+    use keops_ir::lower::Precision;
+
+    /// Thread t stores t in shared word t, then (after a barrier or not) reads word
+    /// (t + 1) mod block and writes it to out[t].
+    fn rotate(with_barrier: bool, read_past_end: bool) -> keops_gpu_kernels::kir::Kernel {
+        let mut b = KBuilder::default();
+        let tid = b.reg(KTy::U64);
+        b.push(KInst::Special {
+            dst: tid,
+            sreg: Special::TidX,
+        });
+        let n = b.reg(KTy::U64);
+        b.push(KInst::Special {
+            dst: n,
+            sreg: Special::NtidX,
+        });
+        let sh = b.reg(KTy::U64);
+        b.push(KInst::SharedBase { dst: sh });
+        let mine = b.addr(sh, tid, 8);
+        b.push(KInst::Store {
+            space: Space::Shared,
+            addr: mine,
+            offset: 0,
+            src: tid,
+        });
+        if with_barrier {
+            b.push(KInst::Bar);
+        }
+        let one = b.int(1);
+        let next = b.iop(IOp::Add, tid, one);
+        let wrapped = if read_past_end {
+            next
+        } else {
+            b.iop(IOp::Rem, next, n)
+        };
+        let theirs = b.addr(sh, wrapped, 8);
+        let v = b.reg(KTy::U64);
+        b.push(KInst::Load {
+            dst: v,
+            space: Space::Shared,
+            addr: theirs,
+            offset: 0,
+        });
+        let out = b.reg(KTy::U64);
+        b.push(KInst::Param { dst: out, index: 0 });
+        let dst = b.addr(out, tid, 8);
+        b.push(KInst::Store {
+            space: Space::Global,
+            addr: dst,
+            offset: 0,
+            src: v,
+        });
+        b.push(KInst::Ret);
+        b.finish("rotate", 1, 8)
+    }
+
+    fn run(k: &keops_gpu_kernels::kir::Kernel) -> Result<Vec<u64>, SimtError> {
+        let mut mem = GlobalMemory::new();
+        let out = mem.alloc(8 * 8);
+        launch::<f32>(
+            k,
+            Precision::F32,
+            Launch {
+                grid: [1, 1],
+                block: 8,
+                shared_bytes: 64,
+            },
+            &[out],
+            &mut mem,
+        )?;
+        Ok(mem.download_u64(out, 8).unwrap())
+    }
+
+    #[test]
+    fn a_correct_kernel_runs() {
+        assert_eq!(
+            run(&rotate(true, false)).unwrap(),
+            vec![1, 2, 3, 4, 5, 6, 7, 0]
+        );
+    }
+
+    #[test]
+    fn a_missing_barrier_is_a_race() {
+        let e = run(&rotate(false, false)).unwrap_err().to_string();
+        assert!(e.contains("data race"), "{e}");
+    }
+
+    #[test]
+    fn an_access_past_shared_memory_is_caught() {
+        let e = run(&rotate(true, true)).unwrap_err().to_string();
+        assert!(e.contains("past the 64 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_barrier_skipped_by_some_threads_is_caught() {
+        // Thread 0 returns early; the others wait at the barrier.
+        let mut b = KBuilder::default();
+        let tid = b.reg(KTy::U64);
+        b.push(KInst::Special {
+            dst: tid,
+            sreg: Special::TidX,
+        });
+        let one = b.int(1);
+        let first = b.cmp(keops_gpu_kernels::kir::ICmp::Lt, tid, one);
+        let end = b.label();
+        b.push(KInst::Bra {
+            target: end,
+            pred: Some((first, false)),
+        });
+        b.push(KInst::Bar);
+        b.push(KInst::Label(end));
+        b.push(KInst::Ret);
+        let k = b.finish("skip", 0, 0);
+        let mut mem = GlobalMemory::new();
+        let e = launch::<f32>(
+            &k,
+            Precision::F32,
+            Launch {
+                grid: [1, 1],
+                block: 4,
+                shared_bytes: 0,
+            },
+            &[],
+            &mut mem,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("barrier never reached"), "{e}");
+    }
+
+    #[test]
+    fn an_uninitialized_register_is_caught() {
+        let mut b = KBuilder::default();
+        let x = b.reg(KTy::U64);
+        let y = b.int(1);
+        let _ = b.iop(IOp::Add, x, y);
+        b.push(KInst::Ret);
+        let k = b.finish("uninit", 0, 0);
+        let mut mem = GlobalMemory::new();
+        let e = launch::<f32>(
+            &k,
+            Precision::F32,
+            Launch {
+                grid: [1, 1],
+                block: 1,
+                shared_bytes: 0,
+            },
+            &[],
+            &mut mem,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("read before it is written"), "{e}");
+    }
+
+    #[test]
+    fn two_threads_writing_one_output_is_a_race() {
+        let mut b = KBuilder::default();
+        let out = b.reg(KTy::U64);
+        b.push(KInst::Param { dst: out, index: 0 });
+        let tid = b.reg(KTy::U64);
+        b.push(KInst::Special {
+            dst: tid,
+            sreg: Special::TidX,
+        });
+        b.push(KInst::Store {
+            space: Space::Global,
+            addr: out,
+            offset: 0,
+            src: tid,
+        });
+        b.push(KInst::Ret);
+        let k = b.finish("clash", 1, 0);
+        let mut mem = GlobalMemory::new();
+        let o = mem.alloc(8);
+        let e = launch::<f32>(
+            &k,
+            Precision::F32,
+            Launch {
+                grid: [1, 1],
+                block: 2,
+                shared_bytes: 0,
+            },
+            &[o],
+            &mut mem,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("data race"), "{e}");
+    }
+}
