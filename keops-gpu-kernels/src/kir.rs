@@ -87,6 +87,10 @@ pub enum Space {
     Global,
     /// The block's shared memory.
     Shared,
+    /// Device memory, read where the instruction stands: never hoisted out of a loop nor
+    /// merged with another read (PTX `ld.volatile`). For rows too wide for registers,
+    /// which the assembler would otherwise keep in (spilled) registers across the loop.
+    GlobalAtUse,
 }
 
 /// Integer operations on u64 registers (indices, addresses, loop counters).

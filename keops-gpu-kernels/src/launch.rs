@@ -2,8 +2,6 @@
 //! 1D and 2D schemes, from the device's properties. Used by the GPU runtime and by the
 //! SIMT interpreter's tests alike, so that the configurations tested are those run.
 
-use crate::scheme::ChunkKernels;
-
 /// What a device offers to a launch.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct DeviceLimits {
@@ -93,9 +91,10 @@ pub enum PlanError {
     Option(String),
 }
 
-/// The launch of `chunk` for `n_outer` output rows reduced over `n_inner` rows.
+/// The launch of a chunk whose staged tile rows take `shared_per_row` bytes, for
+/// `n_outer` output rows reduced over `n_inner` rows.
 pub fn plan(
-    chunk: &ChunkKernels,
+    shared_per_row: u64,
     n_outer: u64,
     n_inner: u64,
     dev: &DeviceLimits,
@@ -108,7 +107,7 @@ pub fn plan(
             dev.max_block
         )));
     }
-    let row_bytes = chunk.one_d.shared_per_row.max(chunk.partial.shared_per_row);
+    let row_bytes = shared_per_row;
     let max_rows = opts.tile_rows.unwrap_or(block).clamp(1, block);
     // Tiles at the default shared memory size when they fit (no opt-in needed, more
     // blocks per multiprocessor), else as many rows as the opt-in size allows.

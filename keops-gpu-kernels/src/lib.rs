@@ -9,6 +9,7 @@
 
 pub mod kir;
 pub mod launch;
+pub mod module;
 pub mod ptx;
 pub mod scheme;
 pub mod simt;

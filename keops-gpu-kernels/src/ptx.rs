@@ -184,10 +184,10 @@ impl Printer<'_> {
                 addr,
                 offset,
             } => {
-                let sp = if *space == Space::Global {
-                    "global.nc"
-                } else {
-                    "shared"
+                let sp = match space {
+                    Space::Global => "global.nc",
+                    Space::Shared => "shared",
+                    Space::GlobalAtUse => "volatile.global",
                 };
                 let s = format!(
                     "ld.{sp}.{} {}, [{}+{offset}]",
@@ -203,10 +203,9 @@ impl Printer<'_> {
                 offset,
                 src,
             } => {
-                let sp = if *space == Space::Global {
-                    "global"
-                } else {
-                    "shared"
+                let sp = match space {
+                    Space::Global | Space::GlobalAtUse => "global",
+                    Space::Shared => "shared",
                 };
                 let s = format!(
                     "st.{sp}.{} [{}+{offset}], {}",

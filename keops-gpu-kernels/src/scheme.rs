@@ -28,8 +28,8 @@
 use crate::kir::{ICmp, IOp, KBuilder, KInst, KReg, KTy, Kernel, Space, Special};
 use keops_ir::graph::Cat;
 use keops_ir::lower::{
-    Block, Inst, KernelInput, Lower, LoweredKernel, Precision, Reg, SumMode, Ty, expand_block_math,
-    expand_hooks_math, lower_hooks,
+    Block, Inst, KernelInput, Lower, LoweredKernel, Precision, Reg, SOp, SumMode, Ty,
+    expand_block_math, expand_hooks_math, lower_hooks,
 };
 use keops_ir::reduction::ReductionKind;
 use std::collections::{HashMap, HashSet};
@@ -48,15 +48,20 @@ pub mod param {
     /// Rows of a tile (at most the block size); the launch gives
     /// `tile rows * Kernel::shared_per_row` bytes of shared memory.
     pub const TILE_ROWS: usize = 4;
-    /// The first input pointer; inputs follow in the lowered kernel's order. The 2D
-    /// kernels then take the partial floats pointer, the partial indices pointer, and the
-    /// slice length (partial kernel) or the number of slices (merge kernel).
+    /// The first input pointer; inputs follow in the lowered kernel's order. Then come
+    /// the partial floats pointer, the partial indices pointer (unused by the 1D scheme),
+    /// and the slice length (reduction kernel: at least N for the 1D scheme) or the
+    /// number of slices (merge kernel).
     pub const FIRST_INPUT: usize = 5;
 }
 
 /// Most 32-bit registers an accumulator may take before the output is split into chunks
 /// (f32 sums count twice: running and tile sums).
 pub const ACC_REGISTERS: usize = 64;
+
+/// Most instructions (loads included) of a value recomputed at each use rather than kept
+/// alive (see `formula_at`).
+const REMAT_COST: usize = 4;
 
 /// Most 32-bit registers that output-row variables and parameters may take; beyond,
 /// they are read from global memory where used.
@@ -72,10 +77,8 @@ pub struct ChunkKernels {
     pub acc_floats: usize,
     /// Indices of the accumulator (per row of the 2D partials buffer).
     pub acc_indices: usize,
-    /// The 1D scheme.
-    pub one_d: Kernel,
-    /// The 2D scheme's first kernel.
-    pub partial: Kernel,
+    /// The reduction kernel (both schemes).
+    pub reduce: Kernel,
     /// The 2D scheme's merge kernel.
     pub merge: Kernel,
 }
@@ -102,9 +105,7 @@ pub struct ReductionKernels {
 impl ReductionKernels {
     /// All kernels, for a module.
     pub fn kernels(&self) -> impl Iterator<Item = &Kernel> {
-        self.chunks
-            .iter()
-            .flat_map(|c| [&c.one_d, &c.partial, &c.merge])
+        self.chunks.iter().flat_map(|c| [&c.reduce, &c.merge])
     }
 }
 
@@ -131,7 +132,7 @@ fn acc_registers(k: &LoweredKernel, weighted: bool, w: usize, p: Precision) -> u
 }
 
 /// All kernels of a lowered reduction (math functions not yet expanded), named
-/// `{name}_c{chunk}_{1d|2d|merge}`.
+/// `{name}_c{chunk}_{reduce|merge}`.
 pub fn reduction_kernels(k: &LoweredKernel, p: Precision, name: &str) -> ReductionKernels {
     let weighted = k.formula.results.len() > k.fdim;
     // Columns that can be computed separately: of G for weighted reductions, of F for
@@ -390,8 +391,7 @@ fn chunk_kernels(
         columns: cols,
         acc_floats: nf,
         acc_indices: ni,
-        one_d: kernel_1d(&plan, &format!("{name}_1d")),
-        partial: kernel_2d_partial(&plan, &format!("{name}_2d")),
+        reduce: kernel_reduce(&plan, &format!("{name}_reduce")),
         merge: kernel_2d_merge(&plan, &format!("{name}_merge")),
     }
 }
@@ -659,53 +659,97 @@ fn stage_tile(b: &mut KBuilder, pl: &Plan, pro: &Prologue, jstart: KReg, rows: K
 /// The formula for tile row `jj`, reading memory operands where first used.
 fn formula_at(b: &mut KBuilder, pl: &Plan, pro: &Prologue, jj: KReg) -> Vec<KReg> {
     let fsize = pl.fsize();
-    let mut loaded: HashSet<Reg> = HashSet::new();
-    let mut tile_row: HashMap<usize, KReg> = HashMap::new();
-    let mut ensure = |b: &mut KBuilder, loaded: &mut HashSet<Reg>, r: Reg| {
-        if !loaded.insert(r) {
-            return;
+    let block = &pl.formula;
+    let def: HashMap<Reg, usize> = block
+        .insts
+        .iter()
+        .enumerate()
+        .map(|(k, i)| (i.dst, k))
+        .collect();
+    // Values cheap to recompute from memory operands (a load, or a few arithmetic
+    // instructions on loads and constants) are recomputed for every output column that
+    // uses them instead of being kept alive from their first use: `SqDist` over D = 100
+    // and then `(x - y)_c` per output column would otherwise hold D differences.
+    let mut cost: HashMap<Reg, usize> = HashMap::new();
+    for r in block.params.iter() {
+        if matches!(pl.src(*r), Some(Src::Global { .. } | Src::Tile { .. })) {
+            cost.insert(*r, 1);
         }
-        match pl.src(r) {
-            None | Some(Src::Register) => {}
-            Some(Src::Global { v, c }) => {
-                let addr = pro.row_base[v].expect("row address of a live variable");
-                b.push(KInst::Load {
-                    dst: kr(r),
-                    space: Space::Global,
-                    addr,
-                    offset: (c * fsize) as u32,
-                });
-            }
-            Some(Src::Tile { v, c }) => {
-                let addr = *tile_row.entry(v).or_insert_with(|| {
-                    let w = b.int((pl.vars[v].hi - pl.vars[v].lo) * fsize);
-                    let off = b.iop(IOp::Mul, jj, w);
-                    b.iop(IOp::Add, pro.tile_base[v].expect("staged variable"), off)
-                });
-                b.push(KInst::Load {
-                    dst: kr(r),
-                    space: Space::Shared,
-                    addr,
-                    offset: (c * fsize) as u32,
-                });
-            }
+    }
+    for i in &block.insts {
+        let arith = matches!(
+            i.op,
+            SOp::Add | SOp::Sub | SOp::Mul | SOp::Neg | SOp::Abs | SOp::Fma | SOp::Const(_)
+        );
+        let args: Option<usize> = i.args.iter().map(|a| cost.get(a).copied()).sum();
+        if let Some(c) = args.filter(|c| arith && *c < REMAT_COST) {
+            cost.insert(i.dst, c + 1);
+        }
+    }
+    let mut tile_row: HashMap<usize, KReg> = HashMap::new();
+    let mut load = |b: &mut KBuilder, r: Reg| match pl.src(r) {
+        None | Some(Src::Register) => {}
+        Some(Src::Global { v, c }) => {
+            let addr = pro.row_base[v].expect("row address of a live variable");
+            b.push(KInst::Load {
+                dst: kr(r),
+                space: Space::GlobalAtUse,
+                addr,
+                offset: (c * fsize) as u32,
+            });
+        }
+        Some(Src::Tile { v, c }) => {
+            let addr = *tile_row.entry(v).or_insert_with(|| {
+                let w = b.int((pl.vars[v].hi - pl.vars[v].lo) * fsize);
+                let off = b.iop(IOp::Mul, jj, w);
+                b.iop(IOp::Add, pro.tile_base[v].expect("staged variable"), off)
+            });
+            b.push(KInst::Load {
+                dst: kr(r),
+                space: Space::Shared,
+                addr,
+                offset: (c * fsize) as u32,
+            });
         }
     };
-    for i in &pl.formula.insts {
-        for a in &i.args {
-            ensure(b, &mut loaded, *a);
+    // Emitted once for the whole formula / once per output column.
+    let mut done: HashSet<Reg> = HashSet::new();
+    let mut scope: HashSet<Reg> = HashSet::new();
+    for root in &block.results {
+        scope.clear();
+        // Depth first, with an explicit stack (chains of thousands of additions).
+        let mut stack: Vec<(Reg, bool)> = vec![(*root, false)];
+        while let Some((r, expanded)) = stack.pop() {
+            let set = if cost.contains_key(&r) {
+                &mut scope
+            } else {
+                &mut done
+            };
+            if set.contains(&r) {
+                continue;
+            }
+            let Some(&k) = def.get(&r) else {
+                set.insert(r);
+                load(b, r);
+                continue;
+            };
+            let inst = &block.insts[k];
+            if !expanded {
+                stack.push((r, true));
+                for a in inst.args.iter().rev() {
+                    stack.push((*a, false));
+                }
+                continue;
+            }
+            set.insert(r);
+            b.push(KInst::Scalar {
+                dst: kr(r),
+                op: inst.op,
+                args: inst.args.iter().map(|a| kr(*a)).collect(),
+            });
         }
-        b.push(KInst::Scalar {
-            dst: kr(i.dst),
-            op: i.op,
-            args: i.args.iter().map(|r| kr(*r)).collect(),
-        });
-        loaded.insert(i.dst);
     }
-    for r in &pl.formula.results {
-        ensure(b, &mut loaded, *r);
-    }
-    pl.formula.results.iter().map(|r| kr(*r)).collect()
+    block.results.iter().map(|r| kr(*r)).collect()
 }
 
 /// The loop over the reduced index `[j_begin, j_end)`, tile by tile.
@@ -824,45 +868,38 @@ fn store_outputs(b: &mut KBuilder, pl: &Plan, acc: &[KReg], row: KReg) {
     }
 }
 
-/// The 1D scheme kernel.
-fn kernel_1d(pl: &Plan, name: &str) -> Kernel {
-    let mut b = KBuilder::with_lowered(&pl.tys, pl.p);
-    let pro = prologue(&mut b, pl);
-    let zero = b.int(0);
-    tile_loop(&mut b, pl, &pro, zero, pro.n_inner);
-    let end = b.label();
-    b.push(KInst::Bra {
-        target: end,
-        pred: Some((pro.active, true)),
-    });
-    store_outputs(&mut b, pl, &pro.acc, pro.row);
-    b.push(KInst::Label(end));
-    b.push(KInst::Ret);
-    b.finish(
-        name,
-        param::FIRST_INPUT + pl.nin,
-        pl.tile_width * pl.fsize(),
-    )
-}
-
-/// The 2D scheme's first kernel: block `(x, y)` reduces its rows over rows
-/// `[y * slice, (y + 1) * slice)` of the reduced index and stores its accumulators in the
-/// partials buffers.
-fn kernel_2d_partial(pl: &Plan, name: &str) -> Kernel {
+/// The reduction kernel of both schemes: block `(x, y)` reduces its rows over rows
+/// `[y * slice, (y + 1) * slice)` of the reduced index. With one block along y (the 1D
+/// scheme, `slice >= N`) it finalizes and stores the outputs; with several (the 2D
+/// scheme) it stores its accumulators in the partials buffers for the merge kernel.
+fn kernel_reduce(pl: &Plan, name: &str) -> Kernel {
     let mut b = KBuilder::with_lowered(&pl.tys, pl.p);
     let pro = prologue(&mut b, pl);
     let y = special(&mut b, Special::CtaidY);
+    let ny = special(&mut b, Special::NctaidY);
     let slice = param(&mut b, param::FIRST_INPUT + pl.nin + 2);
     let begin0 = b.iop(IOp::Mul, y, slice);
     let begin = b.iop(IOp::Min, begin0, pro.n_inner);
     let end0 = b.iop(IOp::Add, begin, slice);
     let end = b.iop(IOp::Min, end0, pro.n_inner);
     tile_loop(&mut b, pl, &pro, begin, end);
-    let done = b.label();
+    let (done, two_d) = (b.label(), b.label());
     b.push(KInst::Bra {
         target: done,
         pred: Some((pro.active, true)),
     });
+    let two = b.int(2);
+    let one_d = b.cmp(ICmp::Lt, ny, two);
+    b.push(KInst::Bra {
+        target: two_d,
+        pred: Some((one_d, true)),
+    });
+    store_outputs(&mut b, pl, &pro.acc, pro.row);
+    b.push(KInst::Bra {
+        target: done,
+        pred: None,
+    });
+    b.push(KInst::Label(two_d));
     let n_outer = param(&mut b, param::N_OUTER);
     partials(&mut b, pl, &pro.acc, pro.row, y, n_outer, true);
     b.push(KInst::Label(done));

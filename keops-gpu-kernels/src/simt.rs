@@ -516,7 +516,7 @@ impl Run<'_> {
                     let size = ty.bytes();
                     let bits = match space {
                         Space::Shared => shared.load(a, size, t as u32),
-                        Space::Global => self.global_load(a, size, who),
+                        Space::Global | Space::GlobalAtUse => self.global_load(a, size, who),
                     }
                     .map_err(|e| (pc, e))?;
                     regs[dst.0 as usize] = Some(from_bits::<R>(ty, bits));
@@ -532,7 +532,9 @@ impl Run<'_> {
                     let bits = to_bits(get(regs, *src)?);
                     match space {
                         Space::Shared => shared.store(a, ty.bytes(), bits, t as u32),
-                        Space::Global => self.global_store(a, ty.bytes(), bits, who),
+                        Space::Global | Space::GlobalAtUse => {
+                            self.global_store(a, ty.bytes(), bits, who)
+                        }
                     }
                     .map_err(|e| (pc, e))?;
                 }
@@ -640,7 +642,7 @@ pub fn run_reduction<R: Real>(
     opts: &PlanOptions,
 ) -> Result<(Vec<R>, Vec<u64>), SimtError> {
     let bad = |what: String| SimtError::Launch {
-        kernel: rk.chunks[0].one_d.name.clone(),
+        kernel: rk.chunks[0].reduce.name.clone(),
         what,
     };
     if inputs.len() != rk.inputs.len() {
@@ -672,53 +674,52 @@ pub fn run_reduction<R: Real>(
         if n_outer == 0 {
             break;
         }
-        let plan = crate::launch::plan(chunk, n_outer as u64, n_inner as u64, dev, opts)
+        let shared_per_row = chunk.reduce.shared_per_row;
+        let plan = crate::launch::plan(shared_per_row, n_outer as u64, n_inner as u64, dev, opts)
             .map_err(|e| bad(e.to_string()))?;
         let mut params = vec![n_outer as u64, n_inner as u64, vptr, iptr, plan.tile_rows];
         params.extend(&ptrs);
-        match plan.scheme {
-            Scheme::OneD => launch::<R>(
-                &chunk.one_d,
+        let (slices, slice) = match plan.scheme {
+            Scheme::OneD => (1, (n_inner as u64).max(1)),
+            Scheme::TwoD { slices, slice } => (slices, slice),
+        };
+        let rows = if slices > 1 {
+            slices as usize * n_outer
+        } else {
+            0
+        };
+        let pf = mem.alloc(rows * chunk.acc_floats * fsize);
+        let pi = mem.alloc(rows * chunk.acc_indices * 8);
+        let mut reduce = params.clone();
+        reduce.extend([pf, pi, slice]);
+        let grid = [plan.grid_x, slices];
+        let shared_bytes = plan.shared_bytes;
+        launch::<R>(
+            &chunk.reduce,
+            p,
+            Launch {
+                grid,
+                block: plan.block,
+                shared_bytes,
+            },
+            &reduce,
+            &mut mem,
+        )?;
+        if slices > 1 {
+            let mut merge = params.clone();
+            merge.extend([pf, pi, slices]);
+            let grid = [plan.grid_x, 1];
+            launch::<R>(
+                &chunk.merge,
                 p,
                 Launch {
-                    grid: [plan.grid_x, 1],
+                    grid,
                     block: plan.block,
-                    shared_bytes: plan.shared_bytes,
+                    shared_bytes: 0,
                 },
-                &params,
+                &merge,
                 &mut mem,
-            )?,
-            Scheme::TwoD { slices, slice } => {
-                let rows = slices as usize * n_outer;
-                let pf = mem.alloc(rows * chunk.acc_floats * fsize);
-                let pi = mem.alloc(rows * chunk.acc_indices * 8);
-                let mut partial = params.clone();
-                partial.extend([pf, pi, slice]);
-                launch::<R>(
-                    &chunk.partial,
-                    p,
-                    Launch {
-                        grid: [plan.grid_x, slices],
-                        block: plan.block,
-                        shared_bytes: plan.shared_bytes,
-                    },
-                    &partial,
-                    &mut mem,
-                )?;
-                let mut merge = params.clone();
-                merge.extend([pf, pi, slices]);
-                launch::<R>(
-                    &chunk.merge,
-                    p,
-                    Launch {
-                        grid: [plan.grid_x, 1],
-                        block: plan.block,
-                        shared_bytes: 0,
-                    },
-                    &merge,
-                    &mut mem,
-                )?;
-            }
+            )?;
         }
     }
     let values = mem.download_floats::<R>(vptr, n_outer * nv).map_err(bad)?;

@@ -1,0 +1,218 @@
+//! A reduction's GPU code as the runtime loads it: one PTX module holding every kernel of
+//! the reduction (the reduction and merge kernels of each chunk), and what launching them
+//! requires (inputs, output widths, accumulator sizes, shared memory per tile row).
+//!
+//! The data is `Cow<'static, _>` so that the `keops!` macro embeds it as constants
+//! (borrowed) while kernels with generic widths, generated at first use, own theirs.
+
+use crate::ptx;
+use crate::scheme::{ChunkKernels, ReductionKernels, reduction_kernels};
+use keops_ir::graph::{Cat, VarSource};
+use keops_ir::lower::{Precision, SumMode, lower_reduction};
+use keops_ir::program::Reduce;
+use keops_ir::{Error, ErrorKind, Program};
+use std::borrow::Cow;
+use std::fmt::Write;
+
+/// Where a kernel input's data comes from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum InputSource {
+    /// The user's argument at this position.
+    Arg(usize),
+    /// The output of an earlier step of the program.
+    Buffer(usize),
+}
+
+/// One pointer parameter of the kernels.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GpuInput {
+    /// Its data.
+    pub source: InputSource,
+    /// Its indexing.
+    pub cat: Cat,
+    /// Its width.
+    pub dim: usize,
+}
+
+/// The kernels of one chunk of output columns.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChunkMeta {
+    /// Entry name of the reduction kernel (both schemes).
+    pub reduce: Cow<'static, str>,
+    /// Entry name of the 2D scheme's merge kernel.
+    pub merge: Cow<'static, str>,
+    /// Bytes of shared memory per staged tile row.
+    pub shared_per_row: u64,
+    /// Floats of the accumulator (per row of the 2D partials).
+    pub acc_floats: usize,
+    /// Indices of the accumulator (per row of the 2D partials).
+    pub acc_indices: usize,
+}
+
+impl ChunkMeta {
+    fn of(c: &ChunkKernels) -> ChunkMeta {
+        ChunkMeta {
+            reduce: Cow::Owned(c.reduce.name.clone()),
+            merge: Cow::Owned(c.merge.name.clone()),
+            shared_per_row: c.reduce.shared_per_row,
+            acc_floats: c.acc_floats,
+            acc_indices: c.acc_indices,
+        }
+    }
+}
+
+/// A reduction compiled for the GPU, in one precision.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GpuReduction {
+    /// The PTX module.
+    pub ptx: Cow<'static, str>,
+    /// Float type of the data.
+    pub precision: Precision,
+    /// Output indexing (the other index is reduced).
+    pub out_rows: Cat,
+    /// Output values per row.
+    pub out_values: usize,
+    /// Output indices per row.
+    pub out_indices: usize,
+    /// Pointer parameters, in order.
+    pub inputs: Cow<'static, [GpuInput]>,
+    /// Chunks of output columns, each its own kernels.
+    pub chunks: Cow<'static, [ChunkMeta]>,
+}
+
+/// Entry names are `keops_s{step}_c{chunk}_{reduce|merge}`: unique within a module.
+pub fn kernel_prefix(step: usize) -> String {
+    format!("keops_s{step}")
+}
+
+/// The kernels of reduction `r` of an instantiated program.
+pub fn reduction_kernels_of(
+    p: &Program,
+    r: &Reduce,
+    precision: Precision,
+    prefix: &str,
+) -> Result<ReductionKernels, Error> {
+    let k = lower_reduction(p, r, SumMode::Plain)?;
+    Ok(reduction_kernels(&k, precision, prefix))
+}
+
+/// Compiles reduction `r` of an instantiated program (every width known).
+pub fn compile_reduction(
+    p: &Program,
+    r: &Reduce,
+    precision: Precision,
+    prefix: &str,
+) -> Result<GpuReduction, Error> {
+    let rk = reduction_kernels_of(p, r, precision, prefix)?;
+    gpu_reduction(&rk)
+}
+
+/// The PTX module and launch data of reduction kernels.
+pub fn gpu_reduction(rk: &ReductionKernels) -> Result<GpuReduction, Error> {
+    let kernels: Vec<_> = rk.kernels().cloned().collect();
+    for k in &kernels {
+        k.verify(rk.precision)
+            .map_err(|e| Error::new(ErrorKind::Limit, format!("internal: {e}")))?;
+    }
+    let ptx = ptx::module(&kernels)
+        .map_err(|e| Error::new(ErrorKind::Limit, format!("internal: {e}")))?;
+    let inputs = rk
+        .inputs
+        .iter()
+        .map(|i| {
+            let source = match i.source {
+                VarSource::Arg(a) => InputSource::Arg(a),
+                VarSource::Buffer(b) => InputSource::Buffer(b),
+                VarSource::Temp => {
+                    return Err(Error::new(
+                        ErrorKind::Limit,
+                        "internal: a kernel reads a placeholder variable",
+                    ));
+                }
+            };
+            Ok(GpuInput {
+                source,
+                cat: i.cat,
+                dim: i.dim,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(GpuReduction {
+        ptx: Cow::Owned(ptx),
+        precision: rk.precision,
+        out_rows: rk.out_rows,
+        out_values: rk.out_values,
+        out_indices: rk.out_indices,
+        inputs: Cow::Owned(inputs),
+        chunks: Cow::Owned(rk.chunks.iter().map(ChunkMeta::of).collect()),
+    })
+}
+
+/// Every reduction step of an instantiated program, compiled (`None` for the other steps).
+pub fn compile_program(
+    p: &Program,
+    precision: Precision,
+) -> Result<Vec<Option<GpuReduction>>, Error> {
+    p.steps
+        .iter()
+        .enumerate()
+        .map(|(s, step)| match step {
+            keops_ir::Step::Reduce(r) => {
+                compile_reduction(p, r, precision, &kernel_prefix(s)).map(Some)
+            }
+            _ => Ok(None),
+        })
+        .collect()
+}
+
+fn cat_path(c: Cat) -> &'static str {
+    match c {
+        Cat::I => "I",
+        Cat::J => "J",
+        Cat::P => "P",
+        Cat::Temp => "Temp",
+    }
+}
+
+impl GpuReduction {
+    /// A Rust constant expression of this value, for the `keops!` macro's expansion:
+    /// `ir` is the path of `keops_ir` and `gpu` that of this crate's `module` in the
+    /// expansion's context.
+    pub fn rust_const(&self, ir: &str, gpu: &str) -> String {
+        let mut s = String::new();
+        let prec = match self.precision {
+            Precision::F32 => "F32",
+            Precision::F64 => "F64",
+        };
+        let _ = write!(
+            s,
+            "{gpu}::GpuReduction {{ ptx: ::std::borrow::Cow::Borrowed({:?}), precision: {ir}::lower::Precision::{prec}, out_rows: {ir}::Cat::{}, out_values: {}, out_indices: {}, inputs: ::std::borrow::Cow::Borrowed(&[",
+            self.ptx,
+            cat_path(self.out_rows),
+            self.out_values,
+            self.out_indices
+        );
+        for i in self.inputs.iter() {
+            let src = match i.source {
+                InputSource::Arg(a) => format!("Arg({a})"),
+                InputSource::Buffer(b) => format!("Buffer({b})"),
+            };
+            let _ = write!(
+                s,
+                "{gpu}::GpuInput {{ source: {gpu}::InputSource::{src}, cat: {ir}::Cat::{}, dim: {} }}, ",
+                cat_path(i.cat),
+                i.dim
+            );
+        }
+        s.push_str("]), chunks: ::std::borrow::Cow::Borrowed(&[");
+        for c in self.chunks.iter() {
+            let _ = write!(
+                s,
+                "{gpu}::ChunkMeta {{ reduce: ::std::borrow::Cow::Borrowed({:?}), merge: ::std::borrow::Cow::Borrowed({:?}), shared_per_row: {}, acc_floats: {}, acc_indices: {} }}, ",
+                c.reduce, c.merge, c.shared_per_row, c.acc_floats, c.acc_indices
+            );
+        }
+        s.push_str("]) }");
+        s
+    }
+}
