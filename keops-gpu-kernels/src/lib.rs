@@ -7,6 +7,7 @@
 //! the SIMT model ([`simt`]: grid, blocks, threads, shared memory, barriers), so that the
 //! kernels' logic is tested on machines without a GPU.
 
+pub mod fast_math;
 pub mod kir;
 pub mod launch;
 pub mod module;

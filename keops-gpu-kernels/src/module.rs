@@ -6,7 +6,7 @@
 //! (borrowed) while kernels with generic widths, generated at first use, own theirs.
 
 use crate::ptx;
-use crate::scheme::{ChunkKernels, ReductionKernels, reduction_kernels};
+use crate::scheme::{ChunkKernels, KernelOptions, ReductionKernels, reduction_kernels};
 use keops_ir::graph::{Cat, VarSource};
 use keops_ir::lower::{Precision, SumMode, lower_reduction};
 use keops_ir::program::Reduce;
@@ -68,6 +68,8 @@ pub struct GpuReduction {
     pub ptx: Cow<'static, str>,
     /// Float type of the data.
     pub precision: Precision,
+    /// Whether the approximate math instructions are used (see [`crate::fast_math`]).
+    pub fast_math: bool,
     /// Output indexing (the other index is reduced).
     pub out_rows: Cat,
     /// Output values per row.
@@ -90,10 +92,11 @@ pub fn reduction_kernels_of(
     p: &Program,
     r: &Reduce,
     precision: Precision,
+    opts: &KernelOptions,
     prefix: &str,
 ) -> Result<ReductionKernels, Error> {
     let k = lower_reduction(p, r, SumMode::Plain)?;
-    Ok(reduction_kernels(&k, precision, prefix))
+    Ok(reduction_kernels(&k, precision, opts, prefix))
 }
 
 /// Compiles reduction `r` of an instantiated program (every width known).
@@ -101,10 +104,13 @@ pub fn compile_reduction(
     p: &Program,
     r: &Reduce,
     precision: Precision,
+    opts: &KernelOptions,
     prefix: &str,
 ) -> Result<GpuReduction, Error> {
-    let rk = reduction_kernels_of(p, r, precision, prefix)?;
-    gpu_reduction(&rk)
+    let rk = reduction_kernels_of(p, r, precision, opts, prefix)?;
+    let mut g = gpu_reduction(&rk)?;
+    g.fast_math = opts.fast_math && precision == Precision::F32;
+    Ok(g)
 }
 
 /// The PTX module and launch data of reduction kernels.
@@ -140,6 +146,7 @@ pub fn gpu_reduction(rk: &ReductionKernels) -> Result<GpuReduction, Error> {
     Ok(GpuReduction {
         ptx: Cow::Owned(ptx),
         precision: rk.precision,
+        fast_math: false,
         out_rows: rk.out_rows,
         out_values: rk.out_values,
         out_indices: rk.out_indices,
@@ -152,13 +159,14 @@ pub fn gpu_reduction(rk: &ReductionKernels) -> Result<GpuReduction, Error> {
 pub fn compile_program(
     p: &Program,
     precision: Precision,
+    opts: &KernelOptions,
 ) -> Result<Vec<Option<GpuReduction>>, Error> {
     p.steps
         .iter()
         .enumerate()
         .map(|(s, step)| match step {
             keops_ir::Step::Reduce(r) => {
-                compile_reduction(p, r, precision, &kernel_prefix(s)).map(Some)
+                compile_reduction(p, r, precision, opts, &kernel_prefix(s)).map(Some)
             }
             _ => Ok(None),
         })
@@ -186,8 +194,9 @@ impl GpuReduction {
         };
         let _ = write!(
             s,
-            "{gpu}::GpuReduction {{ ptx: ::std::borrow::Cow::Borrowed({:?}), precision: {ir}::lower::Precision::{prec}, out_rows: {ir}::Cat::{}, out_values: {}, out_indices: {}, inputs: ::std::borrow::Cow::Borrowed(&[",
+            "{gpu}::GpuReduction {{ ptx: ::std::borrow::Cow::Borrowed({:?}), precision: {ir}::lower::Precision::{prec}, fast_math: {}, out_rows: {ir}::Cat::{}, out_values: {}, out_indices: {}, inputs: ::std::borrow::Cow::Borrowed(&[",
             self.ptx,
+            self.fast_math,
             cat_path(self.out_rows),
             self.out_values,
             self.out_indices

@@ -112,6 +112,12 @@ impl Printer<'_> {
             SOp::IOr => format!("or.{} {d}, {}, {}", bits(dt), a[0], a[1]),
             SOp::IShl(k) => format!("shl.{} {d}, {}, {k}", bits(dt), a[0]),
             SOp::IShr(k) => format!("shr.{t} {d}, {}, {k}", a[0]),
+            SOp::Ex2Approx => format!("ex2.approx.f32 {d}, {}", a[0]),
+            SOp::Lg2Approx => format!("lg2.approx.f32 {d}, {}", a[0]),
+            SOp::SinApprox => format!("sin.approx.f32 {d}, {}", a[0]),
+            SOp::CosApprox => format!("cos.approx.f32 {d}, {}", a[0]),
+            SOp::RsqrtApprox => format!("rsqrt.approx.f32 {d}, {}", a[0]),
+            SOp::RcpApprox => format!("rcp.approx.f32 {d}, {}", a[0]),
             other => {
                 return Err(format!(
                     "{other:?} should have been expanded by the math library before PTX emission"

@@ -25,11 +25,11 @@
 //!
 //! Kernel parameters, all u64: see [`param`].
 
+use crate::fast_math;
 use crate::kir::{ICmp, IOp, KBuilder, KInst, KReg, KTy, Kernel, Space, Special};
 use keops_ir::graph::Cat;
 use keops_ir::lower::{
-    Block, Inst, KernelInput, Lower, LoweredKernel, Precision, Reg, SOp, SumMode, Ty,
-    expand_block_math, expand_hooks_math, lower_hooks,
+    Block, Inst, KernelInput, Lower, LoweredKernel, Precision, Reg, SOp, SumMode, Ty, lower_hooks,
 };
 use keops_ir::reduction::ReductionKind;
 use std::collections::{HashMap, HashSet};
@@ -131,9 +131,22 @@ fn acc_registers(k: &LoweredKernel, weighted: bool, w: usize, p: Precision) -> u
     if block_sum(k.kind, p) { 2 * regs } else { regs }
 }
 
+/// Code generation choices.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KernelOptions {
+    /// f32 kernels use the GPU's approximate exp, log, sin, cos, rsqrt and reciprocal (see
+    /// [`crate::fast_math`] for their error bounds).
+    pub fast_math: bool,
+}
+
 /// All kernels of a lowered reduction (math functions not yet expanded), named
 /// `{name}_c{chunk}_{reduce|merge}`.
-pub fn reduction_kernels(k: &LoweredKernel, p: Precision, name: &str) -> ReductionKernels {
+pub fn reduction_kernels(
+    k: &LoweredKernel,
+    p: Precision,
+    opts: &KernelOptions,
+    name: &str,
+) -> ReductionKernels {
     let weighted = k.formula.results.len() > k.fdim;
     // Columns that can be computed separately: of G for weighted reductions, of F for
     // coordinate-wise ones; an unweighted LogSumExp has a scalar F.
@@ -153,7 +166,7 @@ pub fn reduction_kernels(k: &LoweredKernel, p: Precision, name: &str) -> Reducti
     let chunks = (0..n)
         .map(|c| {
             let cols = c * width / n..(c + 1) * width / n;
-            chunk_kernels(k, p, weighted, width, cols, &format!("{name}_c{c}"))
+            chunk_kernels(k, p, opts, weighted, width, cols, &format!("{name}_c{c}"))
         })
         .collect();
     ReductionKernels {
@@ -279,7 +292,14 @@ impl Plan {
     }
 }
 
-fn plan(k: &LoweredKernel, p: Precision, weighted: bool, width: usize, cols: Range<usize>) -> Plan {
+fn plan(
+    k: &LoweredKernel,
+    p: Precision,
+    opts: &KernelOptions,
+    weighted: bool,
+    width: usize,
+    cols: Range<usize>,
+) -> Plan {
     let results: Vec<Reg> = if weighted {
         let f = &k.formula.results[..k.fdim];
         f.iter()
@@ -301,11 +321,11 @@ fn plan(k: &LoweredKernel, p: Precision, weighted: bool, width: usize, cols: Ran
         (k.fdim, k.gdim)
     };
     let restricted = schedule(&k.formula, results);
-    let (formula, tys) = expand_block_math(&k.tys, &restricted, p);
+    let (formula, tys) = fast_math::expand_block(&k.tys, &restricted, p, opts.fast_math);
     let formula = schedule(&formula, formula.results.clone());
     let mut l = Lower::with_types(tys);
     let hooks = lower_hooks(&mut l, k.kind, fw, gw, weighted, SumMode::Plain);
-    let (hooks, tys) = expand_hooks_math(&l.tys, &hooks, p);
+    let (hooks, tys) = fast_math::expand_hooks(&l.tys, &hooks, p, opts.fast_math);
 
     // Which components of which inputs the chunk reads.
     let mut used: HashSet<Reg> = formula
@@ -379,12 +399,13 @@ fn plan(k: &LoweredKernel, p: Precision, weighted: bool, width: usize, cols: Ran
 fn chunk_kernels(
     k: &LoweredKernel,
     p: Precision,
+    opts: &KernelOptions,
     weighted: bool,
     width: usize,
     cols: Range<usize>,
     name: &str,
 ) -> ChunkKernels {
-    let plan = plan(k, p, weighted, width, cols.clone());
+    let plan = plan(k, p, opts, weighted, width, cols.clone());
     let nf = plan.hooks.acc.iter().filter(|t| **t == Ty::F).count();
     let ni = plan.hooks.acc.len() - nf;
     ChunkKernels {

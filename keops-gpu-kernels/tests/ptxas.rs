@@ -1,6 +1,6 @@
 //! Every PTX module the test suite generates, assembled by NVIDIA's `ptxas` for sm_70,
 //! sm_80 and sm_90: every operation (forward and gradient kernels, f32 and f64), every
-//! reduction, the examples' kernels and the wide (chunked) formulas. Fails on any ptxas
+//! reduction (also with `fast_math`), the examples' kernels and the wide (chunked) formulas. Fails on any ptxas
 //! error, and on register spills for formulas of dimension at most 100; prints registers
 //! and spill bytes per kernel group (the whole table goes to `ptxas-report.txt` in
 //! Cargo's test temporary folder).
@@ -20,6 +20,7 @@ mod op_cases;
 use keops_gpu_kernels::kir::Kernel;
 use keops_gpu_kernels::module::reduction_kernels_of;
 use keops_gpu_kernels::ptx;
+use keops_gpu_kernels::scheme::KernelOptions;
 use keops_ir::lower::Precision;
 use keops_ir::{Program, Step};
 use op_cases::{GradKind, grad_cases, value_cases};
@@ -53,6 +54,8 @@ struct Group {
     name: &'static str,
     /// Whether spills fail the test (formulas of dimension at most 100).
     no_spills: bool,
+    /// Whether the f32 kernels are also generated with `fast_math`.
+    fast: bool,
     kernels: BTreeMap<&'static str, Vec<Kernel>>,
     /// Kernel name prefix -> the program it comes from.
     legend: Vec<(String, String)>,
@@ -65,6 +68,7 @@ impl Group {
         Group {
             name,
             no_spills,
+            fast: false,
             kernels: BTreeMap::new(),
             legend: Vec::new(),
             seen: Default::default(),
@@ -98,12 +102,25 @@ impl Group {
                 .map_err(|e| format!("{text}: {e}"))?;
             for (s, step) in prog.steps.iter().enumerate() {
                 let Step::Reduce(r) = step else { continue };
-                for (key, precision) in [("f32", Precision::F32), ("f64", Precision::F64)] {
+                let variants = [
+                    ("f32", Precision::F32, false),
+                    ("f64", Precision::F64, false),
+                    ("f32-fast", Precision::F32, true),
+                ];
+                for (key, precision, fast_math) in
+                    variants.into_iter().filter(|v| self.fast || !v.2)
+                {
                     let list = self.kernels.entry(key).or_default();
                     let prefix = format!("k{}_s{s}", list.len());
                     self.legend.push((format!("{key} {prefix}"), what.clone()));
-                    let rk = reduction_kernels_of(&prog, r, precision, &prefix)
-                        .map_err(|e| format!("{text}: {e}"))?;
+                    let rk = reduction_kernels_of(
+                        &prog,
+                        r,
+                        precision,
+                        &KernelOptions { fast_math },
+                        &prefix,
+                    )
+                    .map_err(|e| format!("{text}: {e}"))?;
                     list.extend(rk.kernels().cloned());
                 }
             }
@@ -177,6 +194,7 @@ fn groups() -> Result<Vec<Group>, String> {
         ops.add(&format!("{decl}Sum_Reduction({}, 0)", c.formula), true)?;
     }
     let mut reductions = Group::new("reductions", true);
+    reductions.fast = true;
     for red in [
         "Sum_Reduction({F}, {A})",
         "Min_Reduction({F}, {A})",
@@ -201,6 +219,7 @@ fn groups() -> Result<Vec<Group>, String> {
         }
     }
     let mut examples = Group::new("examples and common kernels", true);
+    examples.fast = true;
     for text in [
         // examples/gaussian_conv.rs
         "x_i: 3; y_j: 3; b_j: 1; g: 1; Sum_j(Exp(-g * SqDist(x_i, y_j)) * b_j)",

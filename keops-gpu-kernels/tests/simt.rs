@@ -12,7 +12,7 @@ mod op_cases;
 
 use common::{all_close, no_panic, report, sample};
 use keops_gpu_kernels::launch::{DeviceLimits, PlanOptions};
-use keops_gpu_kernels::scheme::{ReductionKernels, reduction_kernels};
+use keops_gpu_kernels::scheme::{KernelOptions, ReductionKernels, reduction_kernels};
 use keops_gpu_kernels::simt::run_reduction;
 use keops_ir::eval::{Array, EvalOptions, Output};
 use keops_ir::lower::{Precision, SumMode, lower_reduction};
@@ -44,9 +44,10 @@ fn precision<R: Real>() -> Precision {
 fn kernels_of<R: Real>(
     p: &Program,
     r: &keops_ir::program::Reduce,
+    kopts: &KernelOptions,
 ) -> Result<ReductionKernels, Error> {
     let k = lower_reduction(p, r, SumMode::Plain)?;
-    Ok(reduction_kernels(&k, precision::<R>(), "keops_test"))
+    Ok(reduction_kernels(&k, precision::<R>(), kopts, "keops_test"))
 }
 
 /// Evaluates `p` with every reduction step run by the SIMT interpreter (the other steps
@@ -57,10 +58,21 @@ fn simt_eval<R: Real>(
     plan: &PlanOptions,
     opts: &EvalOptions,
 ) -> Result<(Output<R>, usize), String> {
+    simt_eval_with(p, args, plan, opts, &KernelOptions::default())
+}
+
+/// [`simt_eval`] with code generation options.
+fn simt_eval_with<R: Real>(
+    p: &Program,
+    args: &[Array<'_, R>],
+    plan: &PlanOptions,
+    opts: &EvalOptions,
+    kopts: &KernelOptions,
+) -> Result<(Output<R>, usize), String> {
     let runs = Cell::new(0);
     let out = p
         .evaluate_with(args, opts, &mut |step| {
-            let rk = kernels_of::<R>(step.program, step.reduce)?;
+            let rk = kernels_of::<R>(step.program, step.reduce, kopts)?;
             let data: Vec<(&[R], usize)> = rk
                 .inputs
                 .iter()
@@ -468,7 +480,9 @@ fn chunks_of(text: &str, p: Precision) -> usize {
         })
         .unwrap();
     let k = lower_reduction(&prog, r, SumMode::Plain).unwrap();
-    reduction_kernels(&k, p, "t").chunks.len()
+    reduction_kernels(&k, p, &KernelOptions::default(), "t")
+        .chunks
+        .len()
 }
 
 #[test]
@@ -536,6 +550,109 @@ fn wide_formulas_are_chunked_and_correct() {
         }
     }
     report("SIMT wide formulas", &failures);
+}
+
+// =====================================================================================
+// fast_math
+// =====================================================================================
+
+/// With `fast_math`, f32 kernels use the approximate instructions and stay within their
+/// documented error bounds; f64 kernels are unchanged.
+#[test]
+fn fast_math_kernels_use_approximate_instructions_within_bounds() {
+    let cases = [
+        (
+            "x = Vi(3); y = Vj(3); b = Vj(2); Sum_Reduction(Exp(-SqDist(x, y)) * b, 0)",
+            "ex2.approx.f32",
+        ),
+        (
+            "x = Vi(3); y = Vj(3); LogSumExp_Reduction(-SqDist(x, y) * 3, 0)",
+            "ex2.approx.f32",
+        ),
+        (
+            "x = Vi(3); y = Vj(3); Sum_Reduction(Log(1 + SqDist(x, y)), 1)",
+            "lg2.approx.f32",
+        ),
+        (
+            "x = Vi(2); y = Vj(2); Sum_Reduction(Sin(x - y) * Cos(x + y), 0)",
+            "sin.approx.f32",
+        ),
+        (
+            "x = Vi(3); y = Vj(3); Sum_Reduction(Rsqrt(1 + SqDist(x, y)) + Inv(2 + x), 0)",
+            "rsqrt.approx.f32",
+        ),
+    ];
+    let fast = KernelOptions { fast_math: true };
+    let plan = PlanOptions {
+        block: Some(32),
+        tile_rows: None,
+        slices: Some(1),
+    };
+    let mut failures = Vec::new();
+    for (text, instruction) in cases {
+        let p = Program::parse(text).unwrap();
+        let widths: Vec<usize> = p.args.iter().map(|a| a.dim.as_known().unwrap()).collect();
+        let inst = p.instantiate(&widths).unwrap();
+        let r = inst
+            .steps
+            .iter()
+            .find_map(|s| match s {
+                keops_ir::Step::Reduce(r) => Some(r),
+                _ => None,
+            })
+            .unwrap();
+        let ptx32 =
+            keops_gpu_kernels::module::compile_reduction(&inst, r, Precision::F32, &fast, "t")
+                .unwrap();
+        let ptx64 =
+            keops_gpu_kernels::module::compile_reduction(&inst, r, Precision::F64, &fast, "t")
+                .unwrap();
+        if !ptx32.ptx.contains(instruction) || !ptx32.fast_math {
+            failures.push(format!("{text}: no {instruction} in the fast f32 module"));
+        }
+        if ptx64.ptx.contains(".approx") || ptx64.fast_math {
+            failures.push(format!(
+                "{text}: approximate instructions in the f64 module"
+            ));
+        }
+        let mut rng = StdRng::seed_from_u64(7);
+        let rows = |c: Cat| if c == Cat::I { 29 } else { 31 };
+        let data: Vec<Vec<f64>> = p
+            .args
+            .iter()
+            .zip(&widths)
+            .map(|(a, d)| random(&mut rng, rows(a.rows()), *d))
+            .collect();
+        let arrays: Vec<Array<'_, f64>> = data
+            .iter()
+            .zip(&p.args)
+            .zip(&widths)
+            .map(|((v, a), d)| Array::new(v, rows(a.rows()), *d))
+            .collect();
+        let want = reference(&p, &arrays, &EvalOptions::default()).unwrap();
+        let data32: Vec<Vec<f32>> = data.iter().map(|a| cast(a)).collect();
+        let arrays32: Vec<Array<'_, f32>> = data32
+            .iter()
+            .zip(&p.args)
+            .zip(&widths)
+            .map(|((v, a), d)| Array::new(v, rows(a.rows()), *d))
+            .collect();
+        let (got, _) =
+            simt_eval_with(&p, &arrays32, &plan, &EvalOptions::default(), &fast).unwrap();
+        // Inputs in [-1, 1]: arguments of exp and sin below 12 in magnitude, where the
+        // bounds above give relative errors below 2^-17 on each term.
+        if let Some(e) = mismatch(
+            &to_f64(&got.values),
+            &want.values,
+            &got.indices,
+            &want.indices,
+            2e-5,
+            2e-5,
+        ) {
+            failures.push(format!("{text}: {e}"));
+        }
+    }
+    report("fast_math", &failures);
 }
 
 // =====================================================================================

@@ -138,6 +138,13 @@ pub(crate) fn expr(op: SOp, a: &[String], p: Precision, rt: &str) -> String {
         SOp::IOr => format!("({} | {})", x(0), x(1)),
         SOp::IShl(k) => format!("({} << {k})", x(0)),
         SOp::IShr(k) => format!("({} >> {k})", x(0)),
+        // GPU fast-math instructions, never in CPU kernels: their exact values.
+        SOp::Ex2Approx => format!("{}.exp2()", x(0)),
+        SOp::Lg2Approx => format!("{}.log2()", x(0)),
+        SOp::SinApprox => format!("{}.sin()", x(0)),
+        SOp::CosApprox => format!("{}.cos()", x(0)),
+        SOp::RsqrtApprox => format!("(1.0 / {}.sqrt())", x(0)),
+        SOp::RcpApprox => format!("(1.0 / {})", x(0)),
     }
 }
 

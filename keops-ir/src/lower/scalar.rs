@@ -132,6 +132,23 @@ pub enum SOp {
     ILt,
     /// Integer `a == b`.
     IEq,
+    /// `2^a`, the GPU's approximate instruction (`ex2.approx.f32`: relative error at most
+    /// 2^-22); emitted by the GPU generator's `fast_math` mode only.
+    Ex2Approx,
+    /// `log2(a)`, approximate (`lg2.approx.f32`: absolute error at most 2^-22.6 for `a` in
+    /// [0.5, 2], relative 2^-22 elsewhere); `fast_math` only.
+    Lg2Approx,
+    /// `sin(a)`, approximate (`sin.approx.f32`: absolute error at most 2^-20.9 for |a| <= pi,
+    /// growing outside); `fast_math` only.
+    SinApprox,
+    /// `cos(a)`, approximate (`cos.approx.f32`, as `SinApprox`); `fast_math` only.
+    CosApprox,
+    /// `1 / sqrt(a)`, approximate (`rsqrt.approx.f32`: relative error at most 2^-22.9);
+    /// `fast_math` only.
+    RsqrtApprox,
+    /// `1 / a`, approximate (`rcp.approx.f32`: relative error at most 2^-23); `fast_math`
+    /// only.
+    RcpApprox,
 }
 
 /// A value of a register in the interpreter.
@@ -243,6 +260,12 @@ impl SOp {
             IShr(_) => ("ishr", &[Ty::Int], Some(Ty::Int)),
             ILt => ("ilt", I2, Some(Ty::Pred)),
             IEq => ("ieq", I2, Some(Ty::Pred)),
+            Ex2Approx => ("ex2_approx", F1, Some(Ty::F)),
+            Lg2Approx => ("lg2_approx", F1, Some(Ty::F)),
+            SinApprox => ("sin_approx", F1, Some(Ty::F)),
+            CosApprox => ("cos_approx", F1, Some(Ty::F)),
+            RsqrtApprox => ("rsqrt_approx", F1, Some(Ty::F)),
+            RcpApprox => ("rcp_approx", F1, Some(Ty::F)),
         };
         SOpSpec { name, args, result }
     }
@@ -307,6 +330,14 @@ impl SOp {
             IShr(k) => Val::N(a[0].n() >> k),
             ILt => Val::P(a[0].n() < a[1].n()),
             IEq => Val::P(a[0].n() == a[1].n()),
+            // The approximate instructions, as their exact values rounded: within the
+            // hardware's error bounds of what a GPU computes.
+            Ex2Approx => Val::F(R::of(f(0).f64().exp2())),
+            Lg2Approx => Val::F(R::of(f(0).f64().log2())),
+            SinApprox => Val::F(R::of(f(0).f64().sin())),
+            CosApprox => Val::F(R::of(f(0).f64().cos())),
+            RsqrtApprox => Val::F(R::of(1.0 / f(0).f64().sqrt())),
+            RcpApprox => Val::F(R::of(1.0 / f(0).f64())),
         }
     }
 }

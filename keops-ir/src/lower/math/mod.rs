@@ -41,7 +41,8 @@ pub fn is_primitive(op: SOp) -> bool {
         Const(_) | IdxConst(_) | Add | Sub | Mul | Div | Neg | Abs | Floor | Trunc | RoundEven
         | Sqrt | Fma | Lt | Le | Eq | Ne | IdxLt | IdxEq | And | Or | Not | Select
         | IntConst(_) | Bits | FromBits | CvtInt | CvtFloat | IAdd | ISub | IAnd | IOr
-        | IShl(_) | IShr(_) | ILt | IEq => true,
+        | IShl(_) | IShr(_) | ILt | IEq | Ex2Approx | Lg2Approx | SinApprox | CosApprox
+        | RsqrtApprox | RcpApprox => true,
         Exp | Log | Sin | Cos | Asin | Acos | Atan | Atan2 | Powf | PowI(_) | Round | Rsqrt
         | Recip => false,
     }
