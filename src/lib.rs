@@ -73,8 +73,12 @@ extern crate self as keops;
 pub use keops_ir as ir;
 pub use keops_ir::{Error, ErrorKind, FormulaError, Program, ReductionKind};
 pub use keops_macros::keops;
-pub use keops_runtime::cpu::CpuOptions as Options;
-pub use keops_runtime::{Arg, Flat, KeopsError, KeopsFloat, View};
+pub use keops_runtime::cpu::CpuOptions;
+pub use keops_runtime::gpu::driver::{GpuError, available as gpu_available};
+pub use keops_runtime::{
+    Arg, Backend, Flat, KeopsError, KeopsFloat, Options, View, default_backend, last_backend,
+    set_default_backend,
+};
 
 #[doc(hidden)]
 pub mod __private {

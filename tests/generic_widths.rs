@@ -1,6 +1,7 @@
 //! Kernels whose widths are left to the caller: const generics inferred from the arguments.
 
 use keops::ir::eval::{Array, EvalOptions};
+use keops::{Backend, Options};
 use keops::{Program, keops};
 
 fn rows<const D: usize>(n: usize, seed: u64) -> Vec<[f64; D]> {
@@ -30,110 +31,122 @@ fn close(a: &[f64], b: &[f64], tol: f64) {
 
 #[test]
 fn gaussian_with_undeclared_widths() {
-    let k = keops!(Sum_j(Exp(-SqDist(x_i, y_j)) * b_j));
-    let (x, y, b) = (rows::<3>(30, 1), rows::<3>(41, 2), rows::<2>(41, 3));
-    let got = k.eval(&x, &y, &b).unwrap();
-    let p = Program::parse(k.formula()).unwrap();
-    let (fx, fy, fb) = (flat(&x), flat(&y), flat(&b));
-    let want = p
-        .evaluate(
-            &[
-                Array::new(&fx, 30, 3),
-                Array::new(&fy, 41, 3),
-                Array::new(&fb, 41, 2),
-            ],
-            &EvalOptions::default(),
-        )
-        .unwrap();
-    close(
-        &got.iter().flatten().copied().collect::<Vec<_>>(),
-        &want.values,
-        1e-12,
-    );
-    // The same kernel at other widths.
-    let (x1, y1, b1) = (rows::<1>(7, 4), rows::<1>(9, 5), rows::<4>(9, 6));
-    let got = k.eval(&x1, &y1, &b1).unwrap();
-    assert_eq!(got.len(), 7);
-    assert_eq!(got[0].len(), 4);
+    // Generic widths: the GPU kernels are generated at first use (emulated here).
+    for backend in [Backend::Cpu, Backend::Emulated] {
+        let opts = &Options::on(backend);
+        let k = keops!(Sum_j(Exp(-SqDist(x_i, y_j)) * b_j));
+        let (x, y, b) = (rows::<3>(30, 1), rows::<3>(41, 2), rows::<2>(41, 3));
+        let got = k.eval_with(opts, &x, &y, &b).unwrap();
+        let p = Program::parse(k.formula()).unwrap();
+        let (fx, fy, fb) = (flat(&x), flat(&y), flat(&b));
+        let want = p
+            .evaluate(
+                &[
+                    Array::new(&fx, 30, 3),
+                    Array::new(&fy, 41, 3),
+                    Array::new(&fb, 41, 2),
+                ],
+                &EvalOptions::default(),
+            )
+            .unwrap();
+        close(
+            &got.iter().flatten().copied().collect::<Vec<_>>(),
+            &want.values,
+            1e-12,
+        );
+        // The same kernel at other widths.
+        let (x1, y1, b1) = (rows::<1>(7, 4), rows::<1>(9, 5), rows::<4>(9, 6));
+        let got = k.eval_with(opts, &x1, &y1, &b1).unwrap();
+        assert_eq!(got.len(), 7);
+        assert_eq!(got[0].len(), 4);
+    }
 }
 
 #[test]
 fn generic_reductions_and_gradients() {
-    let k = keops!(LogSumExp_j(-SqDist(x_i, y_j) + Sum(w_j)));
-    let (x, y, w) = (rows::<5>(11, 7), rows::<5>(13, 8), rows::<3>(13, 9));
-    let got = k.eval(&x, &y, &w).unwrap();
-    let p = Program::parse(k.formula()).unwrap();
-    let (fx, fy, fw) = (flat(&x), flat(&y), flat(&w));
-    let args = [
-        Array::new(&fx, 11, 5),
-        Array::new(&fy, 13, 5),
-        Array::new(&fw, 13, 3),
-    ];
-    let want = p.evaluate(&args, &EvalOptions::default()).unwrap();
-    close(
-        &got.iter().flatten().copied().collect::<Vec<_>>(),
-        &want.values,
-        1e-12,
-    );
-    let e = rows::<1>(11, 10);
-    let gx = k.grad_x(&x, &y, &w, &e).unwrap();
-    let fe = flat(&e);
-    let g = p.grad(0, "e").unwrap();
-    let mut gargs = args.to_vec();
-    gargs.push(Array::new(&fe, 11, 1));
-    let want = g.evaluate(&gargs, &EvalOptions::default()).unwrap();
-    close(
-        &gx.iter().flatten().copied().collect::<Vec<_>>(),
-        &want.values,
-        1e-11,
-    );
+    // Generic widths: the GPU kernels are generated at first use (emulated here).
+    for backend in [Backend::Cpu, Backend::Emulated] {
+        let opts = &Options::on(backend);
+        let k = keops!(LogSumExp_j(-SqDist(x_i, y_j) + Sum(w_j)));
+        let (x, y, w) = (rows::<5>(11, 7), rows::<5>(13, 8), rows::<3>(13, 9));
+        let got = k.eval_with(opts, &x, &y, &w).unwrap();
+        let p = Program::parse(k.formula()).unwrap();
+        let (fx, fy, fw) = (flat(&x), flat(&y), flat(&w));
+        let args = [
+            Array::new(&fx, 11, 5),
+            Array::new(&fy, 13, 5),
+            Array::new(&fw, 13, 3),
+        ];
+        let want = p.evaluate(&args, &EvalOptions::default()).unwrap();
+        close(
+            &got.iter().flatten().copied().collect::<Vec<_>>(),
+            &want.values,
+            1e-12,
+        );
+        let e = rows::<1>(11, 10);
+        let gx = k.grad_x_with(opts, &x, &y, &w, &e).unwrap();
+        let fe = flat(&e);
+        let g = p.grad(0, "e").unwrap();
+        let mut gargs = args.to_vec();
+        gargs.push(Array::new(&fe, 11, 1));
+        let want = g.evaluate(&gargs, &EvalOptions::default()).unwrap();
+        close(
+            &gx.iter().flatten().copied().collect::<Vec<_>>(),
+            &want.values,
+            1e-11,
+        );
+    }
 }
 
 #[test]
 fn generic_kmin_and_weighted_softmax() {
-    let k = keops!(KMin_ArgKMin_j(x_i - y_j, 3));
-    let (x, y) = (rows::<2>(9, 11), rows::<2>(14, 12));
-    let (v, i) = k.eval(&x, &y).unwrap();
-    let p = Program::parse(k.formula()).unwrap();
-    let (fx, fy) = (flat(&x), flat(&y));
-    let want = p
-        .evaluate(
-            &[Array::new(&fx, 9, 2), Array::new(&fy, 14, 2)],
-            &EvalOptions::default(),
-        )
-        .unwrap();
-    close(
-        &v.iter().flatten().flatten().copied().collect::<Vec<_>>(),
-        &want.values,
-        1e-12,
-    );
-    assert_eq!(
-        i.iter()
-            .flatten()
-            .flatten()
-            .map(|x| *x as u64)
-            .collect::<Vec<_>>(),
-        want.indices
-    );
+    // Generic widths: the GPU kernels are generated at first use (emulated here).
+    for backend in [Backend::Cpu, Backend::Emulated] {
+        let opts = &Options::on(backend);
+        let k = keops!(KMin_ArgKMin_j(x_i - y_j, 3));
+        let (x, y) = (rows::<2>(9, 11), rows::<2>(14, 12));
+        let (v, i) = k.eval_with(opts, &x, &y).unwrap();
+        let p = Program::parse(k.formula()).unwrap();
+        let (fx, fy) = (flat(&x), flat(&y));
+        let want = p
+            .evaluate(
+                &[Array::new(&fx, 9, 2), Array::new(&fy, 14, 2)],
+                &EvalOptions::default(),
+            )
+            .unwrap();
+        close(
+            &v.iter().flatten().flatten().copied().collect::<Vec<_>>(),
+            &want.values,
+            1e-12,
+        );
+        assert_eq!(
+            i.iter()
+                .flatten()
+                .flatten()
+                .map(|x| *x as u64)
+                .collect::<Vec<_>>(),
+            want.indices
+        );
 
-    let s = keops!(SumSoftMaxWeight_j((q_i | k_j), v_j));
-    let (q, kk, vv) = (rows::<4>(6, 13), rows::<4>(10, 14), rows::<3>(10, 15));
-    let got = s.eval(&q, &kk, &vv).unwrap();
-    let p = Program::parse(s.formula()).unwrap();
-    let (fq, fk, fv) = (flat(&q), flat(&kk), flat(&vv));
-    let want = p
-        .evaluate(
-            &[
-                Array::new(&fq, 6, 4),
-                Array::new(&fk, 10, 4),
-                Array::new(&fv, 10, 3),
-            ],
-            &EvalOptions::default(),
-        )
-        .unwrap();
-    close(
-        &got.iter().flatten().copied().collect::<Vec<_>>(),
-        &want.values,
-        1e-12,
-    );
+        let s = keops!(SumSoftMaxWeight_j((q_i | k_j), v_j));
+        let (q, kk, vv) = (rows::<4>(6, 13), rows::<4>(10, 14), rows::<3>(10, 15));
+        let got = s.eval_with(opts, &q, &kk, &vv).unwrap();
+        let p = Program::parse(s.formula()).unwrap();
+        let (fq, fk, fv) = (flat(&q), flat(&kk), flat(&vv));
+        let want = p
+            .evaluate(
+                &[
+                    Array::new(&fq, 6, 4),
+                    Array::new(&fk, 10, 4),
+                    Array::new(&fv, 10, 3),
+                ],
+                &EvalOptions::default(),
+            )
+            .unwrap();
+        close(
+            &got.iter().flatten().copied().collect::<Vec<_>>(),
+            &want.values,
+            1e-12,
+        );
+    }
 }

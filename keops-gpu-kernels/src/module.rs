@@ -225,3 +225,23 @@ impl GpuReduction {
         s
     }
 }
+
+/// The `keops!` macro's GPU code generator (`keops_ir::emit::api::GpuEmbed`): the kernels
+/// of reduction `r` (step `step` of an instantiated program) in f32, f32 with
+/// `fast_math`, and f64, as a Rust array expression of `{rt}::gpu::GpuReduction`.
+pub fn embed_reduction(p: &Program, r: &Reduce, step: usize, rt: &str) -> Result<String, Error> {
+    let prefix = kernel_prefix(step);
+    let (ir, gpu) = (format!("{rt}::ir"), format!("{rt}::gpu"));
+    let parts = [
+        (Precision::F32, false),
+        (Precision::F32, true),
+        (Precision::F64, false),
+    ]
+    .into_iter()
+    .map(|(precision, fast_math)| {
+        compile_reduction(p, r, precision, &KernelOptions { fast_math }, &prefix)
+            .map(|g| g.rust_const(&ir, &gpu))
+    })
+    .collect::<Result<Vec<_>, Error>>()?;
+    Ok(format!("[{}]", parts.join(", ")))
+}

@@ -48,11 +48,14 @@ pub mod param {
     /// Rows of a tile (at most the block size); the launch gives
     /// `tile rows * Kernel::shared_per_row` bytes of shared memory.
     pub const TILE_ROWS: usize = 4;
+    /// Added to the reduced index given to the reduction (selections' indices): the first
+    /// reduced row of the data passed, when the reduced index is processed in pieces.
+    pub const J_OFFSET: usize = 5;
     /// The first input pointer; inputs follow in the lowered kernel's order. Then come
     /// the partial floats pointer, the partial indices pointer (unused by the 1D scheme),
     /// and the slice length (reduction kernel: at least N for the 1D scheme) or the
     /// number of slices (merge kernel).
-    pub const FIRST_INPUT: usize = 5;
+    pub const FIRST_INPUT: usize = 6;
 }
 
 /// Most 32-bit registers an accumulator may take before the output is split into chunks
@@ -480,6 +483,7 @@ struct Prologue {
     bdim: KReg,
     n_inner: KReg,
     tile_rows: KReg,
+    j_offset: KReg,
     /// Per staged variable: the address of its region in shared memory.
     tile_base: Vec<Option<KReg>>,
     /// Per output-row variable read from memory: the address of its row.
@@ -503,6 +507,7 @@ fn prologue(b: &mut KBuilder, pl: &Plan) -> Prologue {
     let n_outer = param(b, param::N_OUTER);
     let n_inner = param(b, param::N_INNER);
     let tile_rows = param(b, param::TILE_ROWS);
+    let j_offset = param(b, param::J_OFFSET);
     let active = b.cmp(ICmp::Lt, row, n_outer);
     let shared = b.reg(KTy::U64);
     b.push(KInst::SharedBase { dst: shared });
@@ -575,6 +580,7 @@ fn prologue(b: &mut KBuilder, pl: &Plan) -> Prologue {
         bdim,
         n_inner,
         tile_rows,
+        j_offset,
         tile_base,
         row_base,
         stage_start,
@@ -822,7 +828,8 @@ fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: 
         pred: Some((end, false)),
     });
     let values = formula_at(b, pl, pro, jj);
-    let j = b.iop(IOp::Add, jstart, jj);
+    let j_rel = b.iop(IOp::Add, jstart, jj);
+    let j = b.iop(IOp::Add, j_rel, pro.j_offset);
     let mut args = tacc.clone();
     args.extend(values);
     args.push(j);

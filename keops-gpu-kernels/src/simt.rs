@@ -677,7 +677,14 @@ pub fn run_reduction<R: Real>(
         let shared_per_row = chunk.reduce.shared_per_row;
         let plan = crate::launch::plan(shared_per_row, n_outer as u64, n_inner as u64, dev, opts)
             .map_err(|e| bad(e.to_string()))?;
-        let mut params = vec![n_outer as u64, n_inner as u64, vptr, iptr, plan.tile_rows];
+        let mut params = vec![
+            n_outer as u64,
+            n_inner as u64,
+            vptr,
+            iptr,
+            plan.tile_rows,
+            0,
+        ];
         params.extend(&ptrs);
         let (slices, slice) = match plan.scheme {
             Scheme::OneD => (1, (n_inner as u64).max(1)),

@@ -13,6 +13,7 @@ fn main() {
             name: "K".into(),
             vis: "pub".into(),
             attrs: String::new(),
+            gpu: None,
         },
     )
     .unwrap();

@@ -1,11 +1,18 @@
 //! The `keops!` macro. Thin by design: the compiler library (`keops-ir`) parses, checks,
-//! differentiates and generates; this crate only hands it the tokens.
+//! differentiates and generates (with `keops-gpu-kernels` for the PTX); this crate only
+//! hands it the tokens.
 
 use proc_macro::TokenStream;
 
-/// Compiles a KeOps formula into a typed, differentiated CPU kernel at compile time.
+/// Compiles a KeOps formula into typed, differentiated CPU kernels and GPU (PTX) kernels at
+/// compile time.
 /// See the `keops` crate for the documentation and examples.
 #[proc_macro]
 pub fn keops(input: TokenStream) -> TokenStream {
-    keops_ir::emit::expand::expand(input.into(), "::keops::__private::runtime").into()
+    keops_ir::emit::expand::expand_with(
+        input.into(),
+        "::keops::__private::runtime",
+        Some(keops_gpu_kernels::module::embed_reduction),
+    )
+    .into()
 }

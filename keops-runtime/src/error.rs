@@ -17,6 +17,9 @@ pub enum KeopsError {
     /// Memory for a result or a work buffer could not be allocated.
     #[error("out of host memory: {0}")]
     OutOfMemory(String),
+    /// The GPU backend failed (no driver, no device, a driver error with its name).
+    #[error("{0}")]
+    Gpu(crate::gpu::driver::GpuError),
 }
 
 impl KeopsError {

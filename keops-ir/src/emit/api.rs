@@ -11,7 +11,7 @@ use super::generic::{dim_expr, emit_generic};
 use super::rust::{RustOptions, emit_gather, emit_reduce};
 use crate::dim::{Dim, SymId};
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{Cat, VarSource};
+use crate::graph::{Cat, NodeId, VarSource};
 use crate::lower::{KernelInput, Precision, SumMode};
 use crate::program::{Program, Step};
 use std::collections::BTreeSet;
@@ -28,6 +28,54 @@ pub struct ApiOptions {
     pub vis: String,
     /// Attributes for the type (the user's doc comment), as Rust source.
     pub attrs: String,
+    /// The GPU code generator: when given, every reduction step also gets a GPU step
+    /// descriptor (with its PTX modules embedded when every width is known) and runs on
+    /// the backend the call's options choose.
+    pub gpu: Option<GpuEmbed>,
+}
+
+/// Generates the GPU kernels of a reduction step (`step` of the instantiated program),
+/// as a Rust expression of type `[{rt}::gpu::GpuReduction; 3]` (f32, f32 with
+/// `fast_math`, f64); `rt` is the runtime's path. Provided by `keops-gpu-kernels`.
+pub type GpuEmbed =
+    fn(p: &Program, r: &crate::program::Reduce, step: usize, rt: &str) -> Result<String>;
+
+/// What a program body needs to describe its reduction steps to the GPU backend.
+#[derive(Clone, Copy)]
+struct GpuContext<'a> {
+    embed: GpuEmbed,
+    /// The forward program's text.
+    formula: &'a str,
+    /// The gradient taken: argument position and cotangent name.
+    grad: Option<(usize, &'a str)>,
+}
+
+/// The program the runtime gets back from `Program::parse(formula)`: the macro compiles
+/// it rather than the one built from the tokens, so that kernels regenerated at run time
+/// (generic widths, the emulated backend) are the macro's, step for step. Its arguments
+/// must be the original's.
+pub fn canonical(p: &Program) -> Result<Program> {
+    let text = p.to_string();
+    let c = Program::parse(&text).map_err(|e| {
+        Error::new(
+            ErrorKind::Limit,
+            format!("internal error: the formula's text form `{text}` does not parse back: {e}"),
+        )
+    })?;
+    let same = c.args.len() == p.args.len()
+        && c.args
+            .iter()
+            .zip(&p.args)
+            .all(|(a, b)| a.name == b.name && a.dim == b.dim && a.cats == b.cats);
+    if !same {
+        return Err(Error::new(
+            ErrorKind::Limit,
+            format!(
+                "internal error: the formula's text form `{text}` parses back with other arguments"
+            ),
+        ));
+    }
+    Ok(c)
 }
 
 /// Generated code.
@@ -107,6 +155,14 @@ fn generics(p: &Program) -> Result<Vec<SymId>> {
 
 /// Generates the API of a forward program.
 pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
+    let canon;
+    let p = if opts.gpu.is_some() {
+        canon = canonical(p)?;
+        &canon
+    } else {
+        p
+    };
+    let formula_text = p.to_string();
     let rt = &opts.runtime;
     let name = &opts.name;
     let vis = &opts.vis;
@@ -165,6 +221,11 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
 
     // eval
     let (ret_ty, convert) = output_type(p)?;
+    let gpu = opts.gpu.map(|embed| GpuContext {
+        embed,
+        formula: &formula_text,
+        grad: None,
+    });
     let body = program_body(
         p,
         &arg_names,
@@ -172,6 +233,7 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
         &mut kernels,
         &mut kernel_count,
         opts,
+        gpu,
     )?;
     let call_args = arg_names.join(", ");
     let gen_use: String = gen_names.iter().map(|d| format!(", {d}")).collect();
@@ -182,7 +244,7 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
     );
     let _ = writeln!(
         out,
-        "/// Evaluates the reduction with options (e.g. f64 accumulation of f32 sums).\n{vis} fn eval_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::cpu::CpuOptions, {}) -> {rt}::Result<{ret_ty}> {{\n{body}let result = {convert};\nOk(result)\n}}",
+        "/// Evaluates the reduction with options (the backend, f64 accumulation of f32 sums, fast math on the GPU).\n{vis} fn eval_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, {}) -> {rt}::Result<{ret_ty}> {{\n{body}let result = {convert};\nOk(result)\n}}",
         params.join(", ")
     );
 
@@ -219,6 +281,11 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
                 format!("{rt}::args::value_rows::<T, {w}>(&out)"),
             )
         };
+        let gpu = opts.gpu.map(|embed| GpuContext {
+            embed,
+            formula: &formula_text,
+            grad: Some((pos, cot.as_str())),
+        });
         let body = program_body(
             &g,
             &names,
@@ -226,6 +293,7 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
             &mut kernels,
             &mut kernel_count,
             opts,
+            gpu,
         )?;
         let an = &arg_names[pos];
         let _ = writeln!(
@@ -235,7 +303,7 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
         );
         let _ = writeln!(
             out,
-            "/// The gradient of `<{cot}, output>` with respect to `{an}`, with options.\n{vis} fn grad_{an}_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::cpu::CpuOptions, {}) -> {rt}::Result<{ty}> {{\n{body}let result = {conv};\nOk(result)\n}}",
+            "/// The gradient of `<{cot}, output>` with respect to `{an}`, with options.\n{vis} fn grad_{an}_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, {}) -> {rt}::Result<{ty}> {{\n{body}let result = {conv};\nOk(result)\n}}",
             gparams.join(", ")
         );
     }
@@ -329,6 +397,7 @@ fn program_body(
     kernels: &mut String,
     count: &mut usize,
     opts: &ApiOptions,
+    gpu: Option<GpuContext<'_>>,
 ) -> Result<String> {
     let rt = &opts.runtime;
     let symbolic = !gens.is_empty();
@@ -355,7 +424,8 @@ fn program_body(
         .collect::<Vec<_>>()
         .join(", ");
     let mut result = String::new();
-    for step in &p.steps {
+    let widths: Vec<String> = arg_names.iter().map(|n| format!("{n}.cols")).collect();
+    for (step_index, step) in p.steps.iter().enumerate() {
         let buf = format!("b{}", step.out());
         match step {
             Step::Reduce(r) => {
@@ -394,10 +464,52 @@ fn program_body(
                 } else {
                     ("n", "m")
                 };
-                let _ = writeln!(
-                    b,
-                    "let {buf} = T::cpu_reduce(&{instance}, &__rt::cpu::ReduceArgs {{ outer: vec![{outer}], inner: vec![{inner}], params: vec![{params}], n_outer: {n_outer}, n_inner: {n_inner} }}, options)?;"
+                let cpu = format!(
+                    "T::cpu_reduce(&{instance}, &__rt::cpu::ReduceArgs {{ outer: vec![{outer}], inner: vec![{inner}], params: vec![{params}], n_outer: {n_outer}, n_inner: {n_inner} }}, &options.cpu_options())?"
                 );
+                match gpu {
+                    None => {
+                        let _ = writeln!(b, "let {buf} = {cpu};");
+                    }
+                    Some(g) => {
+                        let sources = step_sources(p, r);
+                        let kernels_expr = if symbolic {
+                            "None".to_string()
+                        } else {
+                            format!("Some(&{})", (g.embed)(p, r, step_index, rt)?)
+                        };
+                        let grad = match g.grad {
+                            Some((pos, cot)) => format!("Some(({pos}, {cot:?}))"),
+                            None => "None".to_string(),
+                        };
+                        let source_list: Vec<String> = sources
+                            .iter()
+                            .map(|s| match s {
+                                VarSource::Arg(a) => format!("{rt}::gpu::InputSource::Arg({a})"),
+                                VarSource::Buffer(k) => {
+                                    format!("{rt}::gpu::InputSource::Buffer({k})")
+                                }
+                                VarSource::Temp => {
+                                    format!("{rt}::gpu::InputSource::Arg(usize::MAX)")
+                                }
+                            })
+                            .collect();
+                        let _ = writeln!(
+                            kernels,
+                            "#[allow(non_upper_case_globals)]\nstatic {kname}_GPU: {rt}::gpu::GpuStep = {rt}::gpu::GpuStep {{ kernels: {kernels_expr}, formula: {:?}, grad: {grad}, step: {step_index}, sources: &[{}] }};",
+                            g.formula,
+                            source_list.join(", ")
+                        );
+                        let views: Vec<String> =
+                            sources.iter().map(|s| source_view(*s, arg_names)).collect();
+                        let _ = writeln!(
+                            b,
+                            "let {buf} = match __rt::gpu::reduce_step::<T>(&__rt::gpu::StepCall {{ step: &{kname}_GPU, widths: &[{}], inputs: &[{}], m, n }}, options)? {{ Some(out) => out, None => {cpu} }};",
+                            widths.join(", "),
+                            views.join(", ")
+                        );
+                    }
+                }
             }
             Step::Gather(ga) => {
                 let kname = format!("__{}_kernel{}", opts.name, *count);
@@ -474,6 +586,16 @@ fn program_body(
     }
     let _ = writeln!(b, "let out = {result};");
     Ok(b)
+}
+
+/// Sources of a reduction step's inputs, in the order of the lowered kernel's inputs.
+fn step_sources(p: &Program, r: &crate::program::Reduce) -> Vec<VarSource> {
+    let roots: Vec<NodeId> = std::iter::once(r.formula).chain(r.weight).collect();
+    p.graph
+        .vars_of(&roots)
+        .into_iter()
+        .map(|v| p.graph.var(v).source)
+        .collect()
 }
 
 /// The view expression of a data source.

@@ -8,7 +8,7 @@
 //! - an item: `keops! { pub gauss(x_i: 3, y_j: 3, b_j, s: 1) = Sum_j(...) }`, naming the
 //!   kernel type and fixing the argument order.
 
-use super::api::{ApiOptions, emit_api};
+use super::api::{ApiOptions, GpuEmbed, emit_api};
 use crate::check::{Declarations, check_items};
 use crate::error::{Error, ErrorKind, TokRange};
 use crate::graph::VarSource;
@@ -31,7 +31,14 @@ struct Header {
 }
 
 /// Expands the macro input. `runtime` is the path of the runtime crate in the output.
+/// CPU kernels only; see [`expand_with`].
 pub fn expand(input: TokenStream, runtime: &str) -> TokenStream {
+    expand_with(input, runtime, None)
+}
+
+/// Expands the macro input, with the GPU code generator when given (the `keops!`
+/// macro passes `keops-gpu-kernels`'): reduction steps then carry their PTX.
+pub fn expand_with(input: TokenStream, runtime: &str, gpu: Option<GpuEmbed>) -> TokenStream {
     // Leading attributes (doc comments, `#[allow]`) go on the kernel type.
     let mut attrs = TokenStream::new();
     let mut rest: Vec<TokenTree> = input.into_iter().collect();
@@ -64,7 +71,7 @@ pub fn expand(input: TokenStream, runtime: &str) -> TokenStream {
         }
     }
     let header = item_header(&src);
-    match expand_source(&src, header.as_ref(), runtime, &attrs.to_string()) {
+    match expand_source(&src, header.as_ref(), runtime, &attrs.to_string(), gpu) {
         Ok(ts) => ts,
         Err(e) => {
             let (start, end) =
@@ -107,6 +114,7 @@ fn expand_source(
     header: Option<&Header>,
     runtime: &str,
     attrs: &str,
+    gpu: Option<GpuEmbed>,
 ) -> Result<TokenStream, Error> {
     if let Some(e) = header.and_then(|h| h.error.clone()) {
         return Err(e);
@@ -145,6 +153,7 @@ fn expand_source(
             name: name.clone(),
             vis,
             attrs: attrs.to_string(),
+            gpu,
         },
     )?;
     let code = if header.is_none() {

@@ -1,0 +1,325 @@
+//! The GPU backend: reduction steps of generated kernels run as PTX on a device (through
+//! cudarc, loading the driver at run time), or as the same kernels in the SIMT
+//! interpreter ([`crate::Backend::Emulated`]).
+//!
+//! The `keops!` macro describes each reduction step by a [`GpuStep`]: the PTX modules it
+//! embedded (when every width is known at compile time) and how to regenerate them (the
+//! formula text, the gradient taken, the step's position), which is what kernels with
+//! generic widths and the emulated backend do at first use; the results are cached.
+
+#[allow(unsafe_code)]
+pub mod driver;
+
+use crate::KeopsFloat;
+use crate::error::{KeopsError, Result};
+use crate::options::{Backend, Options};
+use crate::view::View;
+use keops_gpu_kernels::launch::DeviceLimits;
+pub use keops_gpu_kernels::module::{ChunkMeta, GpuInput, GpuReduction, InputSource};
+use keops_gpu_kernels::module::{compile_reduction, kernel_prefix, reduction_kernels_of};
+use keops_gpu_kernels::scheme::{KernelOptions, ReductionKernels};
+use keops_ir::eval::Output;
+use keops_ir::graph::Cat;
+use keops_ir::lower::Precision;
+use keops_ir::{Program, Step};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A reduction step of a generated kernel, as the `keops!` macro describes it.
+#[derive(Debug)]
+pub struct GpuStep {
+    /// The step's kernels in f32, f32 with `fast_math`, and f64, when the macro could
+    /// generate them (every width known).
+    pub kernels: Option<&'static [GpuReduction]>,
+    /// The forward program's text (it parses back into the program the macro compiled).
+    pub formula: &'static str,
+    /// The gradient taken: argument position and cotangent name.
+    pub grad: Option<(usize, &'static str)>,
+    /// Position of the step in the (gradient) program.
+    pub step: usize,
+    /// Sources of the kernel inputs, in the order of the inputs passed at run time.
+    pub sources: &'static [InputSource],
+}
+
+/// What the generated code passes for a call: the step, the widths of the program's
+/// arguments, the inputs (in [`GpuStep::sources`] order) and the sizes.
+pub struct StepCall<'a, 'd, T> {
+    /// The step.
+    pub step: &'static GpuStep,
+    /// Widths of every argument of the (gradient) program.
+    pub widths: &'a [usize],
+    /// The kernel inputs.
+    pub inputs: &'a [View<'d, T>],
+    /// Number of i rows.
+    pub m: usize,
+    /// Number of j rows.
+    pub n: usize,
+}
+
+fn precision<T: KeopsFloat>() -> Precision {
+    if T::BITS == 32 {
+        Precision::F32
+    } else {
+        Precision::F64
+    }
+}
+
+/// Runs a reduction step on the backend the options choose; `Ok(None)` when it is the
+/// CPU (the generated code then runs its CPU kernel).
+pub fn reduce_step<T: KeopsFloat>(
+    call: &StepCall<'_, '_, T>,
+    options: &Options,
+) -> Result<Option<Output<T>>> {
+    let f64_rejected = || {
+        KeopsError::input(
+            "f64_accumulation is implemented by the CPU kernels only: use Backend::Cpu (or Auto), or f64 data",
+        )
+    };
+    let (used, out) = match options.backend()? {
+        Backend::Cpu => (Backend::Cpu, None),
+        Backend::Auto if options.f64_accumulation || !driver::available() => (Backend::Cpu, None),
+        Backend::Auto => (Backend::Gpu(0), Some(driver::reduce(call, options, 0)?)),
+        Backend::Gpu(_) | Backend::Emulated if options.f64_accumulation => {
+            return Err(f64_rejected());
+        }
+        Backend::Gpu(device) => (
+            Backend::Gpu(device),
+            Some(driver::reduce(call, options, device)?),
+        ),
+        Backend::Emulated => (Backend::Emulated, Some(emulate(call, options)?)),
+    };
+    LAST_BACKEND.with(|b| b.set(Some(used)));
+    Ok(out)
+}
+
+thread_local! {
+    static LAST_BACKEND: std::cell::Cell<Option<Backend>> = const { std::cell::Cell::new(None) };
+}
+
+/// The backend that ran the last reduction of this thread (`None` before any): how to
+/// check where a call ran (with [`Backend::Auto`], the GPU when one is usable).
+pub fn last_backend() -> Option<Backend> {
+    LAST_BACKEND.with(|b| b.get())
+}
+
+/// Key of the regenerated kernels.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    formula: &'static str,
+    grad: Option<(usize, &'static str)>,
+    step: usize,
+    widths: Vec<usize>,
+    precision: Precision,
+    fast_math: bool,
+}
+
+/// Regenerated kernels: the IR (for the emulated backend) and the PTX module.
+pub(crate) struct Generated {
+    pub(crate) kernels: ReductionKernels,
+    pub(crate) module: GpuReduction,
+}
+
+fn cache() -> &'static Mutex<HashMap<Key, Arc<Generated>>> {
+    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Generated>>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// The program of a step, as the macro compiled it, instantiated for `widths`.
+fn program(step: &GpuStep, widths: &[usize]) -> Result<Program> {
+    let p = Program::parse(step.formula)?;
+    let p = match step.grad {
+        Some((pos, cot)) => keops_ir::emit::api::gradient_program(&p, pos, cot)?,
+        None => p,
+    };
+    Ok(p.instantiate(widths)?)
+}
+
+/// The step's kernels for these widths, generated at first use and cached.
+pub(crate) fn generated(
+    step: &'static GpuStep,
+    widths: &[usize],
+    p: Precision,
+    fast_math: bool,
+) -> Result<Arc<Generated>> {
+    let fast_math = fast_math && p == Precision::F32;
+    let key = Key {
+        formula: step.formula,
+        grad: step.grad,
+        step: step.step,
+        widths: widths.to_vec(),
+        precision: p,
+        fast_math,
+    };
+    if let Some(g) = cache()
+        .lock()
+        .map_err(|_| internal("the kernel cache is poisoned"))?
+        .get(&key)
+    {
+        return Ok(g.clone());
+    }
+    let prog = program(step, widths)?;
+    let Some(Step::Reduce(r)) = prog.steps.get(step.step) else {
+        return Err(internal(format!(
+            "step {} of `{}` is not a reduction",
+            step.step, step.formula
+        )));
+    };
+    let opts = KernelOptions { fast_math };
+    let prefix = kernel_prefix(step.step);
+    let kernels = reduction_kernels_of(&prog, r, p, &opts, &prefix)?;
+    let module = compile_reduction(&prog, r, p, &opts, &prefix)?;
+    let sources: Vec<InputSource> = module.inputs.iter().map(|i| i.source).collect();
+    if sources != step.sources {
+        return Err(internal(format!(
+            "the regenerated kernel of `{}` reads {sources:?}, the macro's read {:?}",
+            step.formula, step.sources
+        )));
+    }
+    let g = Arc::new(Generated { kernels, module });
+    cache()
+        .lock()
+        .map_err(|_| internal("the kernel cache is poisoned"))?
+        .insert(key, g.clone());
+    Ok(g)
+}
+
+fn internal(msg: impl Into<String>) -> KeopsError {
+    KeopsError::Compile(keops_ir::Error::new(
+        keops_ir::ErrorKind::Limit,
+        format!("internal: {}", msg.into()),
+    ))
+}
+
+/// The module to run: the embedded one when the macro generated it, else regenerated.
+pub(crate) fn module_for<T: KeopsFloat>(
+    call: &StepCall<'_, '_, T>,
+    fast_math: bool,
+) -> Result<ModuleRef> {
+    let p = precision::<T>();
+    let variant = match (p, fast_math) {
+        (Precision::F32, false) => 0,
+        (Precision::F32, true) => 1,
+        (Precision::F64, _) => 2,
+    };
+    if let Some(k) = call.step.kernels.and_then(|k| k.get(variant)) {
+        return Ok(ModuleRef::Static(k));
+    }
+    Ok(ModuleRef::Generated(generated(
+        call.step,
+        call.widths,
+        p,
+        fast_math,
+    )?))
+}
+
+/// A module embedded by the macro or regenerated.
+pub(crate) enum ModuleRef {
+    Static(&'static GpuReduction),
+    Generated(Arc<Generated>),
+}
+
+impl ModuleRef {
+    pub(crate) fn get(&self) -> &GpuReduction {
+        match self {
+            ModuleRef::Static(m) => m,
+            ModuleRef::Generated(g) => &g.module,
+        }
+    }
+}
+
+/// Output rows and reduced rows of a module's reduction.
+pub(crate) fn sizes(m: &GpuReduction, call_m: usize, call_n: usize) -> (usize, usize) {
+    match m.out_rows {
+        Cat::J => (call_n, call_m),
+        _ => (call_m, call_n),
+    }
+}
+
+/// Checks the inputs against the module and copies them row-major (what a device, or the
+/// interpreter, reads).
+pub(crate) fn contiguous<T: KeopsFloat>(
+    m: &GpuReduction,
+    call: &StepCall<'_, '_, T>,
+) -> Result<Vec<Vec<T>>> {
+    if call.inputs.len() != m.inputs.len() {
+        return Err(internal(format!(
+            "{} inputs for a kernel reading {}",
+            call.inputs.len(),
+            m.inputs.len()
+        )));
+    }
+    let (n_outer, n_inner) = sizes(m, call.m, call.n);
+    call.inputs
+        .iter()
+        .zip(m.inputs.iter())
+        .map(|(v, i)| {
+            let rows = match i.cat {
+                Cat::P => 1,
+                c if c == m.out_rows => n_outer,
+                _ => n_inner,
+            };
+            if v.cols != i.dim || v.rows != rows {
+                return Err(KeopsError::input(format!(
+                    "a kernel input has {} rows of width {}, expected {rows} of width {}",
+                    v.rows, v.cols, i.dim
+                )));
+            }
+            let mut out = Vec::new();
+            out.try_reserve_exact(rows * i.dim).map_err(|_| {
+                KeopsError::OutOfMemory(format!("{} values for a copy of an input", rows * i.dim))
+            })?;
+            let mut row = vec![T::zero(); i.dim];
+            for r in 0..rows {
+                v.copy_row(r, &mut row);
+                out.extend_from_slice(&row);
+            }
+            Ok(out)
+        })
+        .collect()
+}
+
+/// The device the emulated backend pretends to be.
+const EMULATED_DEVICE: DeviceLimits = DeviceLimits::H100;
+
+/// Runs the step's kernels in the SIMT interpreter.
+fn emulate<T: KeopsFloat>(call: &StepCall<'_, '_, T>, options: &Options) -> Result<Output<T>> {
+    let p = precision::<T>();
+    let g = generated(call.step, call.widths, p, options.fast_math)?;
+    // The embedded module must be what the interpreter runs.
+    if let Some(k) = call.step.kernels {
+        let variant = match (p, options.fast_math) {
+            (Precision::F32, false) => 0,
+            (Precision::F32, true) => 1,
+            (Precision::F64, _) => 2,
+        };
+        if k.get(variant) != Some(&g.module) {
+            return Err(internal(format!(
+                "the embedded PTX of `{}` differs from the regenerated one",
+                call.step.formula
+            )));
+        }
+    }
+    let data = contiguous(&g.module, call)?;
+    let inputs: Vec<(&[T], usize)> = data
+        .iter()
+        .zip(g.module.inputs.iter())
+        .map(|(d, i)| (d.as_slice(), d.len() / i.dim.max(1)))
+        .collect();
+    let (n_outer, n_inner) = sizes(&g.module, call.m, call.n);
+    let (values, indices) = keops_gpu_kernels::simt::run_reduction(
+        &g.kernels,
+        &inputs,
+        n_outer,
+        n_inner,
+        &EMULATED_DEVICE,
+        &options.gpu,
+    )
+    .map_err(|e| internal(format!("emulated GPU: {e}")))?;
+    Ok(Output {
+        rows: n_outer,
+        vdim: g.module.out_values,
+        values,
+        idim: g.module.out_indices,
+        indices,
+    })
+}

@@ -1,0 +1,136 @@
+//! Options of a kernel call: where it runs (the backend), and how.
+
+use crate::cpu::CpuOptions;
+use crate::error::{KeopsError, Result};
+use keops_gpu_kernels::launch::PlanOptions;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Where kernels run.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// The GPU when an NVIDIA driver and a device are present, the CPU otherwise.
+    #[default]
+    Auto,
+    /// The CPU kernels.
+    Cpu,
+    /// The GPU with this index; an error when there is no driver or no such device.
+    Gpu(usize),
+    /// The GPU kernels run by the SIMT interpreter on the CPU: the same kernels and launch
+    /// configurations as on a device, with race, bounds and barrier checks. Thousands of
+    /// times slower than the CPU kernels: for tests and debugging on machines without a
+    /// GPU.
+    Emulated,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = KeopsError;
+    /// `auto`, `cpu`, `gpu` (device 0), `gpu:N`, `emulated`.
+    fn from_str(s: &str) -> Result<Backend> {
+        let s = s.trim().to_ascii_lowercase();
+        match s.as_str() {
+            "auto" | "" => Ok(Backend::Auto),
+            "cpu" => Ok(Backend::Cpu),
+            "gpu" => Ok(Backend::Gpu(0)),
+            "emulated" => Ok(Backend::Emulated),
+            _ => s
+                .strip_prefix("gpu:")
+                .and_then(|n| n.parse().ok())
+                .map(Backend::Gpu)
+                .ok_or_else(|| {
+                    KeopsError::input(format!(
+                        "unknown backend `{s}`: expected auto, cpu, gpu, gpu:N or emulated"
+                    ))
+                }),
+        }
+    }
+}
+
+/// The process-wide default backend: `u64::MAX` when not set.
+static DEFAULT_BACKEND: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn encode(b: Backend) -> u64 {
+    match b {
+        Backend::Auto => 0,
+        Backend::Cpu => 1,
+        Backend::Emulated => 2,
+        Backend::Gpu(i) => 3 + i as u64,
+    }
+}
+
+fn decode(v: u64) -> Backend {
+    match v {
+        0 => Backend::Auto,
+        1 => Backend::Cpu,
+        2 => Backend::Emulated,
+        i => Backend::Gpu((i - 3) as usize),
+    }
+}
+
+/// Sets the backend of calls whose options leave it unset.
+pub fn set_default_backend(b: Backend) {
+    DEFAULT_BACKEND.store(encode(b), Ordering::Relaxed);
+}
+
+/// The backend of calls whose options leave it unset: the one given to
+/// [`set_default_backend`], else the environment variable `KEOPS_BACKEND` (`auto`, `cpu`,
+/// `gpu`, `gpu:N`, `emulated`), else [`Backend::Auto`].
+pub fn default_backend() -> Result<Backend> {
+    let v = DEFAULT_BACKEND.load(Ordering::Relaxed);
+    if v != u64::MAX {
+        return Ok(decode(v));
+    }
+    match std::env::var("KEOPS_BACKEND") {
+        Ok(s) => s
+            .parse()
+            .map_err(|e: KeopsError| KeopsError::input(format!("KEOPS_BACKEND: {e}"))),
+        Err(_) => Ok(Backend::Auto),
+    }
+}
+
+/// Tuning of the GPU launches (defaults: from the device's properties).
+pub type GpuTuning = PlanOptions;
+
+/// Options of a kernel call.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Where the call runs; `None`: [`default_backend`].
+    pub backend: Option<Backend>,
+    /// f32 GPU kernels use the approximate exp, log, sin, cos, rsqrt and reciprocal of
+    /// the GPU (as pykeops does by default); see `docs/math-accuracy.md` for their error.
+    /// No effect on the CPU nor in f64.
+    pub fast_math: bool,
+    /// Sums of f32 kernels add each tile's partial sum into an f64 accumulator (CPU
+    /// only: with [`Backend::Auto`] such calls run on the CPU, and [`Backend::Gpu`]
+    /// rejects them).
+    pub f64_accumulation: bool,
+    /// CPU tuning (its `f64_accumulation` is ignored: see above).
+    pub cpu: CpuOptions,
+    /// GPU launch tuning.
+    pub gpu: GpuTuning,
+}
+
+impl Options {
+    /// Options running on `backend`.
+    pub fn on(backend: Backend) -> Options {
+        Options {
+            backend: Some(backend),
+            ..Options::default()
+        }
+    }
+
+    /// The CPU driver's options.
+    pub fn cpu_options(&self) -> CpuOptions {
+        CpuOptions {
+            f64_accumulation: self.f64_accumulation,
+            ..self.cpu
+        }
+    }
+
+    /// The backend of this call.
+    pub fn backend(&self) -> Result<Backend> {
+        match self.backend {
+            Some(b) => Ok(b),
+            None => default_backend(),
+        }
+    }
+}
