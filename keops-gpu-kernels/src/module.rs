@@ -228,7 +228,7 @@ impl GpuReduction {
 
 /// The `keops!` macro's GPU code generator (`keops_ir::emit::api::GpuEmbed`): the kernels
 /// of reduction `r` (step `step` of an instantiated program) in f32, f32 with
-/// `fast_math`, and f64, as a Rust array expression of `{rt}::gpu::GpuReduction`.
+/// `fast_math`, and f64, as a Rust expression `Some(&[{rt}::gpu::GpuReduction; 3])`.
 pub fn embed_reduction(p: &Program, r: &Reduce, step: usize, rt: &str) -> Result<String, Error> {
     let prefix = kernel_prefix(step);
     let (ir, gpu) = (format!("{rt}::ir"), format!("{rt}::gpu"));
@@ -243,5 +243,11 @@ pub fn embed_reduction(p: &Program, r: &Reduce, step: usize, rt: &str) -> Result
             .map(|g| g.rust_const(&ir, &gpu))
     })
     .collect::<Result<Vec<_>, Error>>()?;
-    Ok(format!("[{}]", parts.join(", ")))
+    Ok(format!("Some(&[{}])", parts.join(", ")))
+}
+
+/// The `keops!` macro's GPU hook when PTX is not embedded (the `embed-ptx` feature off):
+/// the kernels are generated at their first GPU use instead.
+pub fn defer_reduction(_: &Program, _: &Reduce, _: usize, _: &str) -> Result<String, Error> {
+    Ok("None".to_string())
 }

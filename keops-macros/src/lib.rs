@@ -12,7 +12,11 @@ pub fn keops(input: TokenStream) -> TokenStream {
     keops_ir::emit::expand::expand_with(
         input.into(),
         "::keops::__private::runtime",
-        Some(keops_gpu_kernels::module::embed_reduction),
+        Some(if cfg!(feature = "embed-ptx") {
+            keops_gpu_kernels::module::embed_reduction
+        } else {
+            keops_gpu_kernels::module::defer_reduction
+        }),
     )
     .into()
 }

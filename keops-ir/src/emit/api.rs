@@ -35,8 +35,9 @@ pub struct ApiOptions {
 }
 
 /// Generates the GPU kernels of a reduction step (`step` of the instantiated program),
-/// as a Rust expression of type `[{rt}::gpu::GpuReduction; 3]` (f32, f32 with
-/// `fast_math`, f64); `rt` is the runtime's path. Provided by `keops-gpu-kernels`.
+/// as a Rust expression of type `Option<&'static [{rt}::gpu::GpuReduction]>` (f32, f32
+/// with `fast_math`, f64; `None` to leave them to run time); `rt` is the runtime's path.
+/// Provided by `keops-gpu-kernels`.
 pub type GpuEmbed =
     fn(p: &Program, r: &crate::program::Reduce, step: usize, rt: &str) -> Result<String>;
 
@@ -476,7 +477,7 @@ fn program_body(
                         let kernels_expr = if symbolic {
                             "None".to_string()
                         } else {
-                            format!("Some(&{})", (g.embed)(p, r, step_index, rt)?)
+                            (g.embed)(p, r, step_index, rt)?
                         };
                         let grad = match g.grad {
                             Some((pos, cot)) => format!("Some(({pos}, {cot:?}))"),
