@@ -321,3 +321,53 @@ fn f64_accumulation_of_f32_sums() {
     assert!((blocked - exact).abs() / exact < 1e-5, "blocked {blocked}");
     assert!((f64acc - exact).abs() / exact < 2e-7, "f64 {f64acc}");
 }
+
+#[test]
+fn data_beyond_device_memory_is_processed_in_pieces() {
+    // A device memory limit of a few kilobytes: output rows and reduced rows in pieces,
+    // partial accumulators of the pieces merged, selected indices global.
+    let gauss = keops!(x_i: 3; y_j: 3; b_j: 2; Sum_j(Exp(-SqDist(x_i, y_j)) * b_j));
+    let knn = keops!(x_i: 3; y_j: 3; KMin_ArgKMin_j(SqDist(x_i, y_j), 4));
+    let lse = keops!(x_i: 3; y_j: 3; LogSumExp_i(-SqDist(x_i, y_j) * 4));
+    let mut rng = Rng(5);
+    let x: Vec<[f64; 3]> = rng.rows(300);
+    let y: Vec<[f64; 3]> = rng.rows(500);
+    let b: Vec<[f64; 2]> = rng.rows(500);
+    let cpu = Options::on(Backend::Cpu);
+    for limit in [4_000u64, 20_000] {
+        let mut small = Options::on(Backend::Emulated);
+        small.gpu.memory_limit = Some(limit);
+        small.gpu.plan.block = Some(32);
+        let (a, c) = (
+            gauss.eval_with(&small, &x, &y, &b).unwrap(),
+            gauss.eval_with(&cpu, &x, &y, &b).unwrap(),
+        );
+        close(
+            &a.flat().0,
+            &c.flat().0,
+            1e-12,
+            &format!("gaussian, limit {limit}"),
+        );
+        let (a, c) = (
+            knn.eval_with(&small, &x, &y).unwrap(),
+            knn.eval_with(&cpu, &x, &y).unwrap(),
+        );
+        assert_eq!(a.1, c.1, "knn indices, limit {limit}");
+        close(
+            &a.0.iter().flatten().copied().collect::<Vec<_>>(),
+            &c.0.iter().flatten().copied().collect::<Vec<_>>(),
+            1e-12,
+            "knn values",
+        );
+        let (a, c) = (
+            lse.eval_with(&small, &x, &y).unwrap(),
+            lse.eval_with(&cpu, &x, &y).unwrap(),
+        );
+        close(
+            &a.flat().0,
+            &c.flat().0,
+            1e-12,
+            &format!("logsumexp, limit {limit}"),
+        );
+    }
+}

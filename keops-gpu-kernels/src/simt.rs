@@ -85,6 +85,11 @@ impl GlobalMemory {
         Self::default()
     }
 
+    /// Bytes allocated so far.
+    pub fn allocated(&self) -> usize {
+        self.bufs.iter().map(Vec::len).sum()
+    }
+
     /// A new allocation of `bytes` bytes; returns its address.
     pub fn alloc(&mut self, bytes: usize) -> u64 {
         self.bufs.push(vec![FILL; bytes]);

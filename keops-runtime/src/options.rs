@@ -87,8 +87,15 @@ pub fn default_backend() -> Result<Backend> {
     }
 }
 
-/// Tuning of the GPU launches (defaults: from the device's properties).
-pub type GpuTuning = PlanOptions;
+/// Tuning of the GPU backend (defaults: from the device's properties).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct GpuTuning {
+    /// Block size, tile rows, 1D or 2D scheme.
+    pub plan: PlanOptions,
+    /// Most device memory a call uses, in bytes (default: 80% of the free memory); data
+    /// beyond is processed in pieces.
+    pub memory_limit: Option<u64>,
+}
 
 /// Options of a kernel call.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 //! when the data does not fit in device memory, the output rows and the reduced rows are
 //! processed in pieces (partial accumulators of the pieces merged by the merge kernel).
 
+use super::exec::{self, Device};
 use super::{ModuleRef, StepCall, contiguous, module_for, sizes};
 use crate::KeopsFloat;
 use crate::error::{KeopsError, Result};
@@ -19,7 +20,7 @@ use cudarc::driver::{
     LaunchConfig, PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
-use keops_gpu_kernels::launch::{DeviceLimits, PlanOptions, Scheme, plan};
+use keops_gpu_kernels::launch::DeviceLimits;
 use keops_gpu_kernels::module::GpuReduction;
 use keops_ir::eval::Output;
 use keops_ir::lower::Precision;
@@ -65,6 +66,9 @@ pub enum GpuError {
     /// Device memory ran out even for the smallest pieces.
     #[error("out of GPU memory: {0}")]
     OutOfMemory(String),
+    /// A launch configuration beyond the device's limits.
+    #[error("impossible launch: {0}")]
+    Launch(String),
 }
 
 impl From<GpuError> for KeopsError {
@@ -116,7 +120,7 @@ pub fn device_count() -> Result<usize, GpuError> {
 }
 
 /// A device in use: context, stream, limits, loaded modules.
-pub struct Device {
+pub struct GpuDevice {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     /// Launch limits from the device's properties.
@@ -133,8 +137,8 @@ struct Loaded {
 }
 
 /// The device with this index, opened at first use.
-pub fn device(index: usize) -> Result<Arc<Device>, GpuError> {
-    static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<Device>>>> = OnceLock::new();
+pub fn device(index: usize) -> Result<Arc<GpuDevice>, GpuError> {
+    static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<GpuDevice>>>> = OnceLock::new();
     let devices = DEVICES.get_or_init(Default::default);
     let mut devices = devices.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(d) = devices.get(&index) {
@@ -159,7 +163,7 @@ pub fn device(index: usize) -> Result<Arc<Device>, GpuError> {
     };
     let name = ctx.name().unwrap_or_else(|_| format!("GPU {index}"));
     let stream = ctx.default_stream();
-    let d = Arc::new(Device {
+    let d = Arc::new(GpuDevice {
         ctx,
         stream,
         limits,
@@ -177,7 +181,7 @@ fn hash(s: &str) -> u64 {
     h.finish()
 }
 
-impl Device {
+impl GpuDevice {
     /// The module of `m`, loaded once per context.
     fn load(&self, m: &GpuReduction) -> Result<Arc<Loaded>, GpuError> {
         let key = (m.ptx.as_ptr() as usize, m.ptx.len(), hash(&m.ptx));
@@ -252,76 +256,6 @@ impl Device {
         }
     }
 
-    fn upload<T: KeopsFloat>(&self, data: &[T]) -> Result<Buffer, GpuError> {
-        let r = if T::BITS == 32 {
-            let v: Vec<f32> = data.iter().map(|x| x.f64() as f32).collect();
-            self.stream.clone_htod(&v[..]).map(Buffer::F32)
-        } else {
-            let v: Vec<f64> = data.iter().map(|x| x.f64()).collect();
-            self.stream.clone_htod(&v[..]).map(Buffer::F64)
-        };
-        r.map_err(|e| driver_error("cuMemcpyHtoD", e))
-    }
-
-    fn zeros(&self, p: Precision, n: usize) -> Result<Buffer, GpuError> {
-        let n = n.max(1);
-        match p {
-            Precision::F32 => self.stream.alloc_zeros::<f32>(n).map(Buffer::F32),
-            Precision::F64 => self.stream.alloc_zeros::<f64>(n).map(Buffer::F64),
-        }
-        .map_err(|e| driver_error("cuMemAlloc", e))
-    }
-
-    fn zeros_u64(&self, n: usize) -> Result<Buffer, GpuError> {
-        self.stream
-            .alloc_zeros::<u64>(n.max(1))
-            .map(Buffer::U64)
-            .map_err(|e| driver_error("cuMemAlloc", e))
-    }
-
-    fn ptr(&self, b: &Buffer) -> u64 {
-        match b {
-            Buffer::F32(s) => s.device_ptr(&self.stream).0,
-            Buffer::F64(s) => s.device_ptr(&self.stream).0,
-            Buffer::U64(s) => s.device_ptr(&self.stream).0,
-        }
-    }
-
-    fn download<T: KeopsFloat>(&self, b: &Buffer, n: usize) -> Result<Vec<T>, GpuError> {
-        let r = match b {
-            Buffer::F32(s) => self
-                .stream
-                .clone_dtoh(s)
-                .map(|v| v.into_iter().take(n).map(|x| T::of(x as f64)).collect()),
-            Buffer::F64(s) => self
-                .stream
-                .clone_dtoh(s)
-                .map(|v| v.into_iter().take(n).map(T::of).collect()),
-            Buffer::U64(_) => {
-                return Err(GpuError::OutOfMemory(
-                    "internal: float download of an index buffer".into(),
-                ));
-            }
-        };
-        r.map_err(|e| driver_error("cuMemcpyDtoH", e))
-    }
-
-    fn download_u64(&self, b: &Buffer, n: usize) -> Result<Vec<u64>, GpuError> {
-        match b {
-            Buffer::U64(s) => self
-                .stream
-                .clone_dtoh(s)
-                .map(|mut v| {
-                    v.truncate(n);
-                    v
-                })
-                .map_err(|e| driver_error("cuMemcpyDtoH", e)),
-            _ => Err(GpuError::OutOfMemory(
-                "internal: index download of a float buffer".into(),
-            )),
-        }
-    }
-
     /// Launches `f` with u64 parameters.
     fn launch(
         &self,
@@ -331,19 +265,24 @@ impl Device {
         shared: u64,
         params: &[u64],
     ) -> Result<(), GpuError> {
-        let too_big = |what: &str, v: u64, max: u64| {
-            GpuError::OutOfMemory(format!(
-                "launch of {what} {v} beyond the device's limit {max}"
-            ))
+        let beyond = |what: &str, v: u64, max: u64| {
+            GpuError::Launch(format!("{what} {v} beyond the device's limit {max}"))
         };
         let gx = u32::try_from(grid.0)
             .ok()
             .filter(|g| *g < 1 << 31)
-            .ok_or_else(|| too_big("grid x", grid.0, (1 << 31) - 1))?;
+            .ok_or_else(|| beyond("grid x", grid.0, (1 << 31) - 1))?;
         let gy = u32::try_from(grid.1)
             .ok()
             .filter(|g| *g <= 65535)
-            .ok_or_else(|| too_big("grid y", grid.1, 65535))?;
+            .ok_or_else(|| beyond("grid y", grid.1, 65535))?;
+        let bx = u32::try_from(block)
+            .ok()
+            .filter(|b| *b as u64 <= self.limits.max_block)
+            .ok_or_else(|| beyond("block", block, self.limits.max_block))?;
+        if shared > self.limits.shared_optin.max(self.limits.shared_default) {
+            return Err(beyond("shared memory", shared, self.limits.shared_optin));
+        }
         if shared > self.limits.shared_default {
             f.set_attribute(
                 sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
@@ -353,7 +292,7 @@ impl Device {
         }
         let cfg = LaunchConfig {
             grid_dim: (gx, gy, 1),
-            block_dim: (block as u32, 1, 1),
+            block_dim: (bx, 1, 1),
             shared_mem_bytes: shared as u32,
         };
         let mut b = self.stream.launch_builder(f);
@@ -361,10 +300,10 @@ impl Device {
             b.arg(p);
         }
         // SAFETY: every generated kernel takes exactly these u64 parameters (sizes, and
-        // pointers to live device allocations of the sizes the kernel indexes: the caller
-        // allocated them from the same sizes); the launch configuration respects the
-        // device's limits (checked above and by the launch plan), and the stream is
-        // synchronized before any of the allocations is dropped or read back.
+        // addresses of live device allocations of the sizes the kernel indexes: the
+        // executor allocated them from the same sizes); grid, block and shared memory are
+        // within the device's limits (checked above); the executor synchronizes the stream
+        // before any allocation is dropped or read back.
         unsafe { b.launch(cfg) }
             .map(|_| ())
             .map_err(|e| driver_error("cuLaunchKernel", e))
@@ -385,10 +324,117 @@ impl Device {
 }
 
 /// A device allocation.
-enum Buffer {
+pub(crate) enum Buffer {
     F32(CudaSlice<f32>),
     F64(CudaSlice<f64>),
     U64(CudaSlice<u64>),
+}
+
+/// A device with a module loaded, as the executor sees it.
+struct Ready<'a> {
+    dev: &'a GpuDevice,
+    loaded: &'a Loaded,
+}
+
+impl Device for Ready<'_> {
+    type Buf = Buffer;
+
+    fn limits(&self) -> DeviceLimits {
+        self.dev.limits
+    }
+
+    fn free_memory(&self) -> Result<u64> {
+        Ok(self.dev.memory()?.0 as u64)
+    }
+
+    fn upload<T: KeopsFloat>(&mut self, data: &[T]) -> Result<Buffer> {
+        let stream = &self.dev.stream;
+        let r = if T::BITS == 32 {
+            let v: Vec<f32> = data.iter().map(|x| x.f64() as f32).collect();
+            stream.clone_htod(&v[..]).map(Buffer::F32)
+        } else {
+            let v: Vec<f64> = data.iter().map(|x| x.f64()).collect();
+            stream.clone_htod(&v[..]).map(Buffer::F64)
+        };
+        Ok(r.map_err(|e| driver_error("cuMemcpyHtoD", e))?)
+    }
+
+    fn zeros(&mut self, p: Option<Precision>, n: usize) -> Result<Buffer> {
+        let (stream, n) = (&self.dev.stream, n.max(1));
+        let r = match p {
+            Some(Precision::F32) => stream.alloc_zeros::<f32>(n).map(Buffer::F32),
+            Some(Precision::F64) => stream.alloc_zeros::<f64>(n).map(Buffer::F64),
+            None => stream.alloc_zeros::<u64>(n).map(Buffer::U64),
+        };
+        Ok(r.map_err(|e| driver_error("cuMemAlloc", e))?)
+    }
+
+    fn ptr(&self, b: &Buffer) -> u64 {
+        let stream = &self.dev.stream;
+        match b {
+            Buffer::F32(s) => s.device_ptr(stream).0,
+            Buffer::F64(s) => s.device_ptr(stream).0,
+            Buffer::U64(s) => s.device_ptr(stream).0,
+        }
+    }
+
+    fn launch(
+        &mut self,
+        name: &str,
+        grid: (u64, u64),
+        block: u64,
+        shared: u64,
+        params: &[u64],
+    ) -> Result<()> {
+        let f = self
+            .loaded
+            .functions
+            .get(name)
+            .ok_or_else(|| GpuError::Jit {
+                name: "CUDA_ERROR_NOT_FOUND".into(),
+                log: format!("internal: no kernel `{name}` in the module"),
+            })?;
+        Ok(self.dev.launch(f, grid, block, shared, params)?)
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        Ok(self.dev.sync()?)
+    }
+
+    fn download<T: KeopsFloat>(&mut self, b: &Buffer, n: usize) -> Result<Vec<T>> {
+        let stream = &self.dev.stream;
+        let r = match b {
+            Buffer::F32(s) => stream
+                .clone_dtoh(s)
+                .map(|v| v.into_iter().take(n).map(|x| T::of(x as f64)).collect()),
+            Buffer::F64(s) => stream
+                .clone_dtoh(s)
+                .map(|v| v.into_iter().take(n).map(T::of).collect()),
+            Buffer::U64(_) => {
+                return Err(KeopsError::input(
+                    "internal: float download of an index buffer",
+                ));
+            }
+        };
+        Ok(r.map_err(|e| driver_error("cuMemcpyDtoH", e))?)
+    }
+
+    fn download_u64(&mut self, b: &Buffer, n: usize) -> Result<Vec<u64>> {
+        match b {
+            Buffer::U64(s) => Ok(self
+                .dev
+                .stream
+                .clone_dtoh(s)
+                .map(|mut v| {
+                    v.truncate(n);
+                    v
+                })
+                .map_err(|e| driver_error("cuMemcpyDtoH", e))?),
+            _ => Err(KeopsError::input(
+                "internal: index download of a float buffer",
+            )),
+        }
+    }
 }
 
 /// Runs a reduction step on device `index`.
@@ -403,213 +449,17 @@ pub(crate) fn reduce<T: KeopsFloat>(
     let loaded = dev.load(m)?;
     let data = contiguous(m, call)?;
     let (n_outer, n_inner) = sizes(m, call.m, call.n);
-    let out = run(&dev, &loaded, m, &data, n_outer, n_inner, &options.gpu)?;
-    Ok(out)
-}
-
-/// Rows of output and of the reduced index per piece, so that a piece's data fits in
-/// the free device memory (with a margin for the runtime's own allocations).
-fn pieces(m: &GpuReduction, fsize: u64, n_outer: u64, n_inner: u64, free: u64) -> (u64, u64) {
-    let budget = free / 10 * 8;
-    let width = |outer: bool| -> u64 {
-        m.inputs
-            .iter()
-            .filter(|i| (i.cat == m.out_rows) == outer && i.cat != keops_ir::graph::Cat::P)
-            .map(|i| i.dim as u64 * fsize)
-            .sum()
+    let mut d = Ready {
+        dev: &dev,
+        loaded: &loaded,
     };
-    let acc: u64 = m
-        .chunks
-        .iter()
-        .map(|c| c.acc_floats as u64 * fsize + c.acc_indices as u64 * 8)
-        .max()
-        .unwrap_or(0);
-    let out_row = m.out_values as u64 * fsize + m.out_indices as u64 * 8 + 2 * acc + width(true);
-    let in_row = width(false);
-    let (mut outer, mut inner) = (n_outer.max(1), n_inner.max(1));
-    while outer * out_row + inner * in_row > budget && (outer > 1 || inner > 1) {
-        if outer * out_row >= inner * in_row && outer > 1 {
-            outer = outer.div_ceil(2);
-        } else {
-            inner = inner.div_ceil(2);
-        }
-    }
-    (outer, inner)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run<T: KeopsFloat>(
-    dev: &Device,
-    loaded: &Loaded,
-    m: &GpuReduction,
-    data: &[Vec<T>],
-    n_outer: usize,
-    n_inner: usize,
-    tuning: &PlanOptions,
-) -> Result<Output<T>> {
-    let p = m.precision;
-    let fsize = (T::BITS / 8) as u64;
-    let (nv, ni) = (m.out_values, m.out_indices);
-    let mut values: Vec<T> = Vec::new();
-    let mut indices: Vec<u64> = Vec::new();
-    values
-        .try_reserve_exact(n_outer * nv)
-        .map_err(|_| KeopsError::OutOfMemory(format!("{} output values", n_outer * nv)))?;
-    indices
-        .try_reserve_exact(n_outer * ni)
-        .map_err(|_| KeopsError::OutOfMemory(format!("{} output indices", n_outer * ni)))?;
-    if n_outer == 0 {
-        return Ok(Output {
-            rows: 0,
-            vdim: nv,
-            values,
-            idim: ni,
-            indices,
-        });
-    }
-    let (free, _) = dev.memory()?;
-    let (outer_piece, inner_piece) = pieces(m, fsize, n_outer as u64, n_inner as u64, free as u64);
-    let (outer_piece, inner_piece) = (outer_piece as usize, inner_piece as usize);
-    let is_outer = |c: keops_ir::graph::Cat| c == m.out_rows;
-    // Parameters and, when they fit whole, the reduced variables stay for all pieces.
-    let inner_whole = inner_piece >= n_inner;
-    let mut resident: Vec<Option<Buffer>> = Vec::with_capacity(data.len());
-    for (i, d) in m.inputs.iter().zip(data) {
-        let keep = i.cat == keops_ir::graph::Cat::P || (!is_outer(i.cat) && inner_whole);
-        resident.push(if keep { Some(dev.upload(d)?) } else { None });
-    }
-    let mut r0 = 0;
-    while r0 < n_outer {
-        let r1 = (r0 + outer_piece).min(n_outer);
-        let rows = r1 - r0;
-        let vbuf = dev.zeros(p, rows * nv)?;
-        let ibuf = dev.zeros_u64(rows * ni)?;
-        let mut outer_bufs: Vec<Option<Buffer>> = Vec::new();
-        for (i, d) in m.inputs.iter().zip(data) {
-            outer_bufs.push(if is_outer(i.cat) {
-                Some(dev.upload(&d[r0 * i.dim..r1 * i.dim])?)
-            } else {
-                None
-            });
-        }
-        for chunk in m.chunks.iter() {
-            let f_reduce = &loaded.functions[chunk.reduce.as_ref()];
-            let f_merge = &loaded.functions[chunk.merge.as_ref()];
-            let pieces_inner = n_inner.div_ceil(inner_piece.max(1)).max(1);
-            let lp = plan(
-                chunk.shared_per_row,
-                rows as u64,
-                inner_piece.min(n_inner) as u64,
-                &dev.limits,
-                tuning,
-            )
-            .map_err(|e| KeopsError::input(e.to_string()))?;
-            let (slices, slice) = match lp.scheme {
-                Scheme::OneD => (1, (inner_piece.min(n_inner) as u64).max(1)),
-                Scheme::TwoD { slices, slice } => (slices, slice),
-            };
-            // With several pieces of the reduced index, each piece writes partials (a
-            // second, empty slice makes a one-slice piece write them too) merged at the end.
-            let piece_slices = if pieces_inner > 1 {
-                slices.max(2)
-            } else {
-                slices
-            };
-            let total_slices = piece_slices * pieces_inner as u64;
-            let two_d = total_slices > 1;
-            let pf = dev.zeros(
-                p,
-                if two_d {
-                    total_slices as usize * rows * chunk.acc_floats
-                } else {
-                    0
-                },
-            )?;
-            let pi = dev.zeros_u64(if two_d {
-                total_slices as usize * rows * chunk.acc_indices
-            } else {
-                0
-            })?;
-            let (pf_ptr, pi_ptr) = (dev.ptr(&pf), dev.ptr(&pi));
-            for piece in 0..pieces_inner {
-                let j0 = piece * inner_piece;
-                let j1 = ((piece + 1) * inner_piece).min(n_inner);
-                let piece_bufs: Vec<Option<Buffer>> = if inner_whole {
-                    Vec::new()
-                } else {
-                    let mut v = Vec::new();
-                    for (i, d) in m.inputs.iter().zip(data) {
-                        let inner = !is_outer(i.cat) && i.cat != keops_ir::graph::Cat::P;
-                        v.push(if inner {
-                            Some(dev.upload(&d[j0 * i.dim..j1 * i.dim])?)
-                        } else {
-                            None
-                        });
-                    }
-                    v
-                };
-                let mut params = vec![
-                    rows as u64,
-                    (j1 - j0) as u64,
-                    dev.ptr(&vbuf),
-                    dev.ptr(&ibuf),
-                    lp.tile_rows,
-                    j0 as u64,
-                ];
-                for k in 0..m.inputs.len() {
-                    let b = resident[k]
-                        .as_ref()
-                        .or(outer_bufs[k].as_ref())
-                        .or(piece_bufs.get(k).and_then(Option::as_ref));
-                    params.push(b.map(|b| dev.ptr(b)).unwrap_or(0));
-                }
-                // The piece's rows in `slices` slices; a padding slice stays empty.
-                let slice_len = if pieces_inner > 1 {
-                    ((j1 - j0) as u64).div_ceil(slices).max(1)
-                } else {
-                    slice
-                };
-                let off = piece as u64 * piece_slices * rows as u64;
-                params.extend([
-                    pf_ptr + off * chunk.acc_floats as u64 * fsize,
-                    pi_ptr + off * chunk.acc_indices as u64 * 8,
-                    slice_len,
-                ]);
-                dev.launch(
-                    f_reduce,
-                    (lp.grid_x, if two_d { piece_slices } else { 1 }),
-                    lp.block,
-                    lp.shared_bytes,
-                    &params,
-                )?;
-                if !inner_whole {
-                    dev.sync()?;
-                }
-            }
-            if two_d {
-                let mut params = vec![
-                    rows as u64,
-                    n_inner as u64,
-                    dev.ptr(&vbuf),
-                    dev.ptr(&ibuf),
-                    lp.tile_rows,
-                    0,
-                ];
-                params.extend(std::iter::repeat_n(0, m.inputs.len()));
-                params.extend([pf_ptr, pi_ptr, total_slices]);
-                dev.launch(f_merge, (lp.grid_x, 1), lp.block, 0, &params)?;
-            }
-            dev.sync()?;
-        }
-        values.extend(dev.download::<T>(&vbuf, rows * nv)?);
-        indices.extend(dev.download_u64(&ibuf, rows * ni)?);
-        r0 = r1;
-    }
-    Ok(Output {
-        rows: n_outer,
-        vdim: nv,
-        values,
-        idim: ni,
-        indices,
-    })
+    exec::run(
+        &mut d,
+        m,
+        &data,
+        n_outer,
+        n_inner,
+        &options.gpu.plan,
+        options.gpu.memory_limit,
+    )
 }

@@ -9,6 +9,7 @@
 
 #[allow(unsafe_code)]
 pub mod driver;
+mod exec;
 
 use crate::KeopsFloat;
 use crate::error::{KeopsError, Result};
@@ -281,7 +282,10 @@ pub(crate) fn contiguous<T: KeopsFloat>(
 /// The device the emulated backend pretends to be.
 const EMULATED_DEVICE: DeviceLimits = DeviceLimits::H100;
 
-/// Runs the step's kernels in the SIMT interpreter.
+/// Its memory (the interpreter's allocations live in host memory).
+const EMULATED_MEMORY: u64 = 1 << 30;
+
+/// Runs the step's kernels in the SIMT interpreter, as the device driver would.
 fn emulate<T: KeopsFloat>(call: &StepCall<'_, '_, T>, options: &Options) -> Result<Output<T>> {
     let p = precision::<T>();
     let g = generated(call.step, call.widths, p, options.fast_math)?;
@@ -300,26 +304,15 @@ fn emulate<T: KeopsFloat>(call: &StepCall<'_, '_, T>, options: &Options) -> Resu
         }
     }
     let data = contiguous(&g.module, call)?;
-    let inputs: Vec<(&[T], usize)> = data
-        .iter()
-        .zip(g.module.inputs.iter())
-        .map(|(d, i)| (d.as_slice(), d.len() / i.dim.max(1)))
-        .collect();
     let (n_outer, n_inner) = sizes(&g.module, call.m, call.n);
-    let (values, indices) = keops_gpu_kernels::simt::run_reduction(
-        &g.kernels,
-        &inputs,
+    let mut dev = exec::SimtDevice::new(&g.kernels, EMULATED_DEVICE, EMULATED_MEMORY);
+    exec::run(
+        &mut dev,
+        &g.module,
+        &data,
         n_outer,
         n_inner,
-        &EMULATED_DEVICE,
-        &options.gpu,
+        &options.gpu.plan,
+        options.gpu.memory_limit,
     )
-    .map_err(|e| internal(format!("emulated GPU: {e}")))?;
-    Ok(Output {
-        rows: n_outer,
-        vdim: g.module.out_values,
-        values,
-        idim: g.module.out_indices,
-        indices,
-    })
 }

@@ -1,0 +1,404 @@
+//! Running a reduction's kernels on a device, whatever the device: the CUDA driver
+//! ([`super::driver`]) or the SIMT interpreter ([`SimtDevice`]). Upload, launch plan per
+//! chunk (1D or 2D scheme), merge, download; and when the data does not fit in the device
+//! memory the call may use, pieces: output rows in pieces (each its own outputs), and
+//! reduced rows in pieces whose partial accumulators the merge kernel combines (the
+//! reduction kernel's index offset keeps the selected indices global).
+
+use crate::KeopsFloat;
+use crate::error::{KeopsError, Result};
+use keops_gpu_kernels::kir::Kernel;
+use keops_gpu_kernels::launch::{DeviceLimits, PlanOptions, Scheme, plan};
+use keops_gpu_kernels::module::GpuReduction;
+use keops_gpu_kernels::scheme::ReductionKernels;
+use keops_gpu_kernels::simt::{GlobalMemory, Launch, launch};
+use keops_ir::eval::Output;
+use keops_ir::graph::Cat;
+use keops_ir::lower::Precision;
+use std::collections::HashMap;
+
+/// What the executor needs from a device. Buffers are addressed by their device address.
+pub(crate) trait Device {
+    /// A device allocation (freed when dropped).
+    type Buf;
+    /// Launch limits.
+    fn limits(&self) -> DeviceLimits;
+    /// Device memory free for this call, in bytes.
+    fn free_memory(&self) -> Result<u64>;
+    /// A copy of `data` (in the module's precision).
+    fn upload<T: KeopsFloat>(&mut self, data: &[T]) -> Result<Self::Buf>;
+    /// `n` zeroed floats of precision `p`, or u64 when `p` is `None`.
+    fn zeros(&mut self, p: Option<Precision>, n: usize) -> Result<Self::Buf>;
+    /// The device address of a buffer.
+    fn ptr(&self, b: &Self::Buf) -> u64;
+    /// Launches kernel `name` (u64 parameters; `grid` = blocks along x and y).
+    fn launch(
+        &mut self,
+        name: &str,
+        grid: (u64, u64),
+        block: u64,
+        shared: u64,
+        params: &[u64],
+    ) -> Result<()>;
+    /// Waits for the launches so far.
+    fn sync(&mut self) -> Result<()>;
+    /// The first `n` floats of a buffer.
+    fn download<T: KeopsFloat>(&mut self, b: &Self::Buf, n: usize) -> Result<Vec<T>>;
+    /// The first `n` u64 of a buffer.
+    fn download_u64(&mut self, b: &Self::Buf, n: usize) -> Result<Vec<u64>>;
+}
+
+/// Rows of output and of the reduced index per piece, so that a piece's data fits in
+/// `budget` bytes.
+pub(crate) fn pieces(
+    m: &GpuReduction,
+    fsize: u64,
+    n_outer: u64,
+    n_inner: u64,
+    budget: u64,
+) -> (u64, u64) {
+    let width = |outer: bool| -> u64 {
+        m.inputs
+            .iter()
+            .filter(|i| (i.cat == m.out_rows) == outer && i.cat != Cat::P)
+            .map(|i| i.dim as u64 * fsize)
+            .sum()
+    };
+    let acc: u64 = m
+        .chunks
+        .iter()
+        .map(|c| c.acc_floats as u64 * fsize + c.acc_indices as u64 * 8)
+        .max()
+        .unwrap_or(0);
+    // Per output row: outputs, inputs, and partials of a few slices.
+    let out_row = m.out_values as u64 * fsize + m.out_indices as u64 * 8 + 4 * acc + width(true);
+    let in_row = width(false);
+    let (mut outer, mut inner) = (n_outer.max(1), n_inner.max(1));
+    while outer * out_row + inner * in_row > budget && (outer > 1 || inner > 1) {
+        if (outer * out_row >= inner * in_row && outer > 1) || inner == 1 {
+            outer = outer.div_ceil(2);
+        } else {
+            inner = inner.div_ceil(2);
+        }
+    }
+    (outer, inner)
+}
+
+/// Runs every chunk of `m` on `dev`; `data` holds the inputs row-major, in module order.
+pub(crate) fn run<D: Device, T: KeopsFloat>(
+    dev: &mut D,
+    m: &GpuReduction,
+    data: &[Vec<T>],
+    n_outer: usize,
+    n_inner: usize,
+    tuning: &PlanOptions,
+    memory_limit: Option<u64>,
+) -> Result<Output<T>> {
+    let p = m.precision;
+    let fsize = (T::BITS / 8) as u64;
+    let (nv, ni) = (m.out_values, m.out_indices);
+    let mut values: Vec<T> = Vec::new();
+    let mut indices: Vec<u64> = Vec::new();
+    values
+        .try_reserve_exact(n_outer * nv)
+        .map_err(|_| KeopsError::OutOfMemory(format!("{} output values", n_outer * nv)))?;
+    indices
+        .try_reserve_exact(n_outer * ni)
+        .map_err(|_| KeopsError::OutOfMemory(format!("{} output indices", n_outer * ni)))?;
+    if n_outer == 0 {
+        return Ok(Output {
+            rows: 0,
+            vdim: nv,
+            values,
+            idim: ni,
+            indices,
+        });
+    }
+    // 80% of the free memory (the driver's own allocations need some), or the limit.
+    let free = dev.free_memory()?;
+    let budget = memory_limit.unwrap_or(u64::MAX).min(free / 10 * 8);
+    let (outer_piece, inner_piece) = pieces(m, fsize, n_outer as u64, n_inner as u64, budget);
+    let (outer_piece, inner_piece) = (outer_piece as usize, inner_piece as usize);
+    let limits = dev.limits();
+    let is_outer = |c: Cat| c == m.out_rows;
+    let is_inner = |c: Cat| c != m.out_rows && c != Cat::P;
+    let inner_whole = inner_piece >= n_inner;
+    let pieces_inner = if inner_whole {
+        1
+    } else {
+        n_inner.div_ceil(inner_piece)
+    };
+    // Parameters and, when they fit whole, the reduced variables stay for all pieces.
+    let mut resident: Vec<Option<D::Buf>> = Vec::with_capacity(data.len());
+    for (i, d) in m.inputs.iter().zip(data) {
+        let keep = i.cat == Cat::P || (is_inner(i.cat) && inner_whole);
+        resident.push(if keep { Some(dev.upload(d)?) } else { None });
+    }
+    let mut r0 = 0;
+    while r0 < n_outer {
+        let r1 = (r0 + outer_piece).min(n_outer);
+        let rows = r1 - r0;
+        let vbuf = dev.zeros(Some(p), rows * nv)?;
+        let ibuf = dev.zeros(None, rows * ni)?;
+        let mut outer_bufs: Vec<Option<D::Buf>> = Vec::new();
+        for (i, d) in m.inputs.iter().zip(data) {
+            outer_bufs.push(if is_outer(i.cat) {
+                Some(dev.upload(&d[r0 * i.dim..r1 * i.dim])?)
+            } else {
+                None
+            });
+        }
+        for chunk in m.chunks.iter() {
+            let piece_rows = inner_piece.min(n_inner) as u64;
+            let lp = plan(
+                chunk.shared_per_row,
+                rows as u64,
+                piece_rows,
+                &limits,
+                tuning,
+            )
+            .map_err(|e| KeopsError::input(e.to_string()))?;
+            let (slices, slice) = match lp.scheme {
+                Scheme::OneD => (1, piece_rows.max(1)),
+                Scheme::TwoD { slices, slice } => (slices, slice),
+            };
+            // With several pieces of the reduced index, every piece writes partials (a
+            // second, empty slice makes a one-slice piece write them too), merged at the end.
+            let piece_slices = if pieces_inner > 1 {
+                slices.max(2)
+            } else {
+                slices
+            };
+            let total_slices = piece_slices * pieces_inner as u64;
+            let two_d = total_slices > 1;
+            let partial_rows = if two_d {
+                total_slices as usize * rows
+            } else {
+                0
+            };
+            let pf = dev.zeros(Some(p), partial_rows * chunk.acc_floats)?;
+            let pi = dev.zeros(None, partial_rows * chunk.acc_indices)?;
+            let (pf_ptr, pi_ptr) = (dev.ptr(&pf), dev.ptr(&pi));
+            for piece in 0..pieces_inner {
+                let j0 = piece * inner_piece;
+                let j1 = if inner_whole {
+                    n_inner
+                } else {
+                    ((piece + 1) * inner_piece).min(n_inner)
+                };
+                let mut piece_bufs: Vec<Option<D::Buf>> = Vec::new();
+                for (i, d) in m.inputs.iter().zip(data) {
+                    let upload = !inner_whole && is_inner(i.cat);
+                    piece_bufs.push(if upload {
+                        Some(dev.upload(&d[j0 * i.dim..j1 * i.dim])?)
+                    } else {
+                        None
+                    });
+                }
+                let mut params = vec![
+                    rows as u64,
+                    (j1 - j0) as u64,
+                    dev.ptr(&vbuf),
+                    dev.ptr(&ibuf),
+                    lp.tile_rows,
+                    j0 as u64,
+                ];
+                for k in 0..m.inputs.len() {
+                    let b = resident[k]
+                        .as_ref()
+                        .or(outer_bufs[k].as_ref())
+                        .or(piece_bufs[k].as_ref());
+                    params.push(b.map(|b| dev.ptr(b)).unwrap_or(0));
+                }
+                // The piece's rows in `slices` slices; a padding slice stays empty.
+                let slice_len = if pieces_inner > 1 {
+                    ((j1 - j0) as u64).div_ceil(slices).max(1)
+                } else {
+                    slice
+                };
+                let off = piece as u64 * piece_slices * rows as u64;
+                params.extend([
+                    pf_ptr + off * chunk.acc_floats as u64 * fsize,
+                    pi_ptr + off * chunk.acc_indices as u64 * 8,
+                    slice_len,
+                ]);
+                let grid_y = if two_d { piece_slices } else { 1 };
+                dev.launch(
+                    &chunk.reduce,
+                    (lp.grid_x, grid_y),
+                    lp.block,
+                    lp.shared_bytes,
+                    &params,
+                )?;
+                // The piece's inputs are freed when `piece_bufs` drops: finish first.
+                dev.sync()?;
+            }
+            if two_d {
+                let mut params = vec![
+                    rows as u64,
+                    n_inner as u64,
+                    dev.ptr(&vbuf),
+                    dev.ptr(&ibuf),
+                    lp.tile_rows,
+                    0,
+                ];
+                params.extend(std::iter::repeat_n(0, m.inputs.len()));
+                params.extend([pf_ptr, pi_ptr, total_slices]);
+                dev.launch(&chunk.merge, (lp.grid_x, 1), lp.block, 0, &params)?;
+                dev.sync()?;
+            }
+        }
+        values.extend(dev.download::<T>(&vbuf, rows * nv)?);
+        indices.extend(dev.download_u64(&ibuf, rows * ni)?);
+        r0 = r1;
+    }
+    Ok(Output {
+        rows: n_outer,
+        vdim: nv,
+        values,
+        idim: ni,
+        indices,
+    })
+}
+
+/// The SIMT interpreter as a device: the emulated backend.
+pub(crate) struct SimtDevice<'k> {
+    mem: GlobalMemory,
+    kernels: HashMap<&'k str, &'k Kernel>,
+    precision: Precision,
+    limits: DeviceLimits,
+    /// Bytes the emulated device holds.
+    capacity: u64,
+}
+
+impl<'k> SimtDevice<'k> {
+    /// A device running `rk`'s kernels, with these limits and memory size.
+    pub(crate) fn new(rk: &'k ReductionKernels, limits: DeviceLimits, capacity: u64) -> Self {
+        let kernels = rk.kernels().map(|k| (k.name.as_str(), k)).collect();
+        SimtDevice {
+            mem: GlobalMemory::new(),
+            kernels,
+            precision: rk.precision,
+            limits,
+            capacity,
+        }
+    }
+}
+
+fn emulated(e: impl std::fmt::Display) -> KeopsError {
+    KeopsError::Compile(keops_ir::Error::new(
+        keops_ir::ErrorKind::Limit,
+        format!("emulated GPU: {e}"),
+    ))
+}
+
+impl Device for SimtDevice<'_> {
+    type Buf = u64;
+    fn limits(&self) -> DeviceLimits {
+        self.limits
+    }
+    fn free_memory(&self) -> Result<u64> {
+        Ok(self.capacity.saturating_sub(self.mem.allocated() as u64))
+    }
+    fn upload<T: KeopsFloat>(&mut self, data: &[T]) -> Result<u64> {
+        Ok(self.mem.upload_floats(data))
+    }
+    fn zeros(&mut self, p: Option<Precision>, n: usize) -> Result<u64> {
+        let size = match p {
+            Some(Precision::F32) => 4,
+            _ => 8,
+        };
+        Ok(self.mem.alloc(n * size))
+    }
+    fn ptr(&self, b: &u64) -> u64 {
+        *b
+    }
+    fn launch(
+        &mut self,
+        name: &str,
+        grid: (u64, u64),
+        block: u64,
+        shared: u64,
+        params: &[u64],
+    ) -> Result<()> {
+        let k = self
+            .kernels
+            .get(name)
+            .ok_or_else(|| emulated(format!("no kernel `{name}`")))?;
+        let (p, lim) = (self.precision, self.limits);
+        if shared > lim.shared_optin.max(lim.shared_default) {
+            return Err(emulated(format!("{shared} bytes of shared memory")));
+        }
+        let l = Launch {
+            grid: [grid.0, grid.1],
+            block,
+            shared_bytes: shared,
+        };
+        match p {
+            Precision::F32 => launch::<f32>(k, p, l, params, &mut self.mem),
+            Precision::F64 => launch::<f64>(k, p, l, params, &mut self.mem),
+        }
+        .map_err(emulated)
+    }
+    fn sync(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn download<T: KeopsFloat>(&mut self, b: &u64, n: usize) -> Result<Vec<T>> {
+        self.mem.download_floats::<T>(*b, n).map_err(emulated)
+    }
+    fn download_u64(&mut self, b: &u64, n: usize) -> Result<Vec<u64>> {
+        self.mem.download_u64(*b, n).map_err(emulated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keops_gpu_kernels::module::{ChunkMeta, GpuInput, InputSource};
+    use std::borrow::Cow;
+
+    fn module() -> GpuReduction {
+        let input = |k, cat, dim| GpuInput {
+            source: InputSource::Arg(k),
+            cat,
+            dim,
+        };
+        GpuReduction {
+            ptx: Cow::Borrowed(""),
+            precision: Precision::F64,
+            fast_math: false,
+            out_rows: Cat::I,
+            out_values: 2,
+            out_indices: 0,
+            inputs: Cow::Owned(vec![
+                input(0, Cat::I, 3),
+                input(1, Cat::J, 3),
+                input(2, Cat::J, 2),
+            ]),
+            chunks: Cow::Owned(vec![ChunkMeta {
+                reduce: Cow::Borrowed("r"),
+                merge: Cow::Borrowed("m"),
+                shared_per_row: 40,
+                acc_floats: 2,
+                acc_indices: 0,
+            }]),
+        }
+    }
+
+    #[test]
+    fn pieces_fit_the_budget_and_cover_everything() {
+        let m = module();
+        // Per output row: 16 (outputs) + 4 * 16 (partials) + 24 (x) bytes; per reduced row 40.
+        assert_eq!(pieces(&m, 8, 300, 500, u64::MAX), (300, 500));
+        for budget in [4_000u64, 20_000, 50_000] {
+            let (o, i) = pieces(&m, 8, 300, 500, budget);
+            assert!(
+                o * 104 + i * 40 <= budget,
+                "budget {budget}: pieces {o} x {i}"
+            );
+            assert!(o >= 1 && i >= 1 && o <= 300 && i <= 500);
+        }
+        let (o, i) = pieces(&m, 8, 300, 500, 4_000);
+        assert!(o < 300 && i < 500, "both indices split: {o} x {i}");
+    }
+}
