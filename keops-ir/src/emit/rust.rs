@@ -373,71 +373,48 @@ pub fn emit_reduce(
         }
     }
     w.lanes(&hoisted);
+    if let Some(smaller) = kernel.kind.order() {
+        select_tile(
+            &mut w,
+            &kernel,
+            &sources,
+            &per_lane,
+            smaller,
+            opts.precision,
+        );
+    } else {
+        sum_tile(&mut w, &kernel, &sources, &per_lane, opts.precision);
+    }
+    let _ = writeln!(
+        w.out,
+        "{rt}::simd::dispatch(Body {{ t, acc_f, acc_i }});\n}}\n}}"
+    );
+    Ok(EmittedReduce {
+        code: w.out,
+        inputs: kernel.inputs.clone(),
+        kernel,
+    })
+}
+
+/// The lane loop of sums and LogSumExp-like reductions: one accumulator per lane, merged
+/// into the row's accumulator at the end of the tile, in lane order.
+fn sum_tile(
+    w: &mut Writer<'_>,
+    kernel: &LoweredKernel,
+    sources: &[(String, bool)],
+    per_lane: &[Inst],
+    precision: Precision,
+) {
+    let h = &kernel.hooks;
     // lane accumulators, from the init block
     w.scalar(&h.init.insts);
     for (k, res) in h.init.results.iter().enumerate() {
         let _ = writeln!(w.out, "let mut la{k} = [r{}; L];", res.0);
     }
-    if kernel.kind.order().is_some() {
-        let (k, d) = (kernel.kind.slots(), kernel.fdim);
-        for c in 0..d {
-            let _ = writeln!(w.out, "let row_worst{c} = acc_f[{}];", (k - 1) * d + c);
-        }
-    }
     let _ = writeln!(w.out, "let mut base = 0usize;\nwhile base < t.len {{");
-    // The chunk's inputs, then the formula as one loop over lanes: a loop body of scalar
-    // code that LLVM's loop vectorizer turns into SIMD instructions.
-    let mut varying_params = Vec::new();
-    for (k, (p, (v, uniform))) in kernel.formula.params.iter().zip(&sources).enumerate() {
-        if !*uniform {
-            let _ = writeln!(w.out, "let y{k} = {v};");
-            varying_params.push((*p, k));
-        }
-    }
-    let fvals = kernel.formula.results.clone();
-    let mut lane_vals: Vec<String> = Vec::new();
-    for (i, r) in fvals.iter().enumerate() {
-        if w.uniform.contains(r) {
-            lane_vals.push(format!("r{}", r.0));
-        } else {
-            let _ = writeln!(
-                w.out,
-                "let mut fv{i} = [{}; L];",
-                zero(Ty::F, opts.precision)
-            );
-            lane_vals.push(format!("fv{i}[l]"));
-        }
-    }
-    let _ = writeln!(w.out, "for l in 0..L {{");
-    for (p, k) in &varying_params {
-        let _ = writeln!(w.out, "let r{} = y{k}[l];", p.0);
-    }
-    w.scalar(&per_lane);
-    for (i, r) in fvals.iter().enumerate() {
-        if !w.uniform.contains(r) {
-            let _ = writeln!(w.out, "fv{i}[l] = r{};", r.0);
-        }
-    }
-    let _ = writeln!(w.out, "}}");
+    let lane_vals = formula_lanes(w, kernel, sources, per_lane, precision);
     let acc_params = &h.accumulate.params;
     let nacc = h.acc.len();
-    // Selections: most chunks hold no candidate better than the worst kept value of every
-    // lane, nor than the row's K-th best so far (from earlier tiles); skip the insertion
-    // network for them.
-    if let Some(smaller) = kernel.kind.order() {
-        let k = kernel.kind.slots();
-        let d = kernel.fdim;
-        let cmp = if smaller { "<=" } else { ">=" };
-        let _ = writeln!(w.out, "let mut candidate = false;");
-        for (c, f) in lane_vals.iter().enumerate().take(d) {
-            let worst = (k - 1) * d + c;
-            let _ = writeln!(
-                w.out,
-                "for l in 0..L {{ candidate |= ({f} {cmp} la{worst}[l]) & ({f} {cmp} row_worst{c}); }}"
-            );
-        }
-        let _ = writeln!(w.out, "if candidate {{");
-    }
     // accumulate: full chunks, then the masked tail
     for masked in [false, true] {
         let head = if masked {
@@ -459,22 +436,9 @@ pub fn emit_reduce(
         }
         let _ = writeln!(w.out, "}} }}\n}}");
     }
-    if kernel.kind.order().is_some() {
-        let _ = writeln!(w.out, "}}");
-    }
     let _ = writeln!(w.out, "base += L;\n}}");
     // merge the lanes into the row accumulator, in lane order
     let _ = writeln!(w.out, "for l in 0..L {{");
-    // Selections: a lane whose best value does not reach the row's worst kept value
-    // (every lane after the first tiles, mostly) changes nothing.
-    if let Some(smaller) = kernel.kind.order() {
-        let (k, d) = (kernel.kind.slots(), kernel.fdim);
-        let cmp = if smaller { "<=" } else { ">=" };
-        let tests: Vec<String> = (0..d)
-            .map(|c| format!("(la{c}[l] {cmp} acc_f[{}])", (k - 1) * d + c))
-            .collect();
-        let _ = writeln!(w.out, "if !({}) {{ continue; }}", tests.join(" | "));
-    }
     let mut vals = load_acc(&h.acc, "acc_f", "acc_i", "");
     vals.extend((0..nacc).map(|k| (format!("la{k}[l]"), true)));
     w.uniform.clear();
@@ -482,15 +446,105 @@ pub fn emit_reduce(
     w.scalar(&h.merge.insts);
     store_acc(&mut w.out, &h.merge.results, &h.acc, "acc_f", "acc_i", "");
     let _ = writeln!(w.out, "}}\n}}\n}}");
-    let _ = writeln!(
-        w.out,
-        "{rt}::simd::dispatch(Body {{ t, acc_f, acc_i }});\n}}\n}}"
+}
+
+/// The lane loop of selections (Min, ArgMin, KMin, ...): the formula is evaluated for a
+/// chunk of lanes at once, compared with the row's current worst kept value (a vector
+/// test that almost always fails once the row has K good values), and only the lanes that
+/// pass are inserted, one by one in index order, into the row's single accumulator, whose
+/// worst kept value then tightens the test. As in KeOps, the insertion network runs about
+/// K log(N / K) times per row instead of N.
+fn select_tile(
+    w: &mut Writer<'_>,
+    kernel: &LoweredKernel,
+    sources: &[(String, bool)],
+    per_lane: &[Inst],
+    smaller: bool,
+    precision: Precision,
+) {
+    let h = &kernel.hooks;
+    let (k, d) = (kernel.kind.slots(), kernel.fdim);
+    let cmp = if smaller { "<=" } else { ">=" };
+    for c in 0..d {
+        let _ = writeln!(w.out, "let mut worst{c} = acc_f[{}];", (k - 1) * d + c);
+    }
+    let _ = writeln!(w.out, "let mut base = 0usize;\nwhile base < t.len {{");
+    let lane_vals = formula_lanes(w, kernel, sources, per_lane, precision);
+    let _ = writeln!(w.out, "let mut candidate = false;");
+    for (c, f) in lane_vals.iter().enumerate().take(d) {
+        let _ = writeln!(
+            w.out,
+            "for l in 0..L {{ candidate |= {f} {cmp} worst{c}; }}"
+        );
+    }
+    let _ = writeln!(w.out, "if candidate {{\nfor l in 0..L.min(t.len - base) {{");
+    let tests: Vec<String> = lane_vals
+        .iter()
+        .take(d)
+        .enumerate()
+        .map(|(c, f)| format!("({f} {cmp} worst{c})"))
+        .collect();
+    let _ = writeln!(w.out, "if !({}) {{ continue; }}", tests.join(" | "));
+    let mut binds = load_acc(&h.acc, "acc_f", "acc_i", "");
+    binds.extend(lane_vals.iter().map(|v| (v.clone(), false)));
+    binds.push(("t.j0 + (base + l) as u64".to_string(), false));
+    for (p, (v, _)) in h.accumulate.params.iter().zip(&binds) {
+        let _ = writeln!(w.out, "let r{} = {v};", p.0);
+    }
+    w.scalar(&h.accumulate.insts);
+    store_acc(
+        &mut w.out,
+        &h.accumulate.results,
+        &h.acc,
+        "acc_f",
+        "acc_i",
+        "",
     );
-    Ok(EmittedReduce {
-        code: w.out,
-        inputs: kernel.inputs.clone(),
-        kernel,
-    })
+    for c in 0..d {
+        let _ = writeln!(w.out, "worst{c} = acc_f[{}];", (k - 1) * d + c);
+    }
+    let _ = writeln!(w.out, "}}\n}}\nbase += L;\n}}\n}}\n}}");
+}
+
+/// Loads a chunk's inputs and evaluates the formula for every lane (a loop body of scalar
+/// code that LLVM's loop vectorizer turns into SIMD instructions); returns the expression
+/// of each formula value for lane `l`.
+fn formula_lanes(
+    w: &mut Writer<'_>,
+    kernel: &LoweredKernel,
+    sources: &[(String, bool)],
+    per_lane: &[Inst],
+    precision: Precision,
+) -> Vec<String> {
+    let mut varying_params = Vec::new();
+    for (k, (p, (v, uniform))) in kernel.formula.params.iter().zip(sources).enumerate() {
+        if !*uniform {
+            let _ = writeln!(w.out, "let y{k} = {v};");
+            varying_params.push((*p, k));
+        }
+    }
+    let fvals = kernel.formula.results.clone();
+    let mut lane_vals: Vec<String> = Vec::new();
+    for (i, r) in fvals.iter().enumerate() {
+        if w.uniform.contains(r) {
+            lane_vals.push(format!("r{}", r.0));
+        } else {
+            let _ = writeln!(w.out, "let mut fv{i} = [{}; L];", zero(Ty::F, precision));
+            lane_vals.push(format!("fv{i}[l]"));
+        }
+    }
+    let _ = writeln!(w.out, "for l in 0..L {{");
+    for (p, k) in &varying_params {
+        let _ = writeln!(w.out, "let r{} = y{k}[l];", p.0);
+    }
+    w.scalar(per_lane);
+    for (i, r) in fvals.iter().enumerate() {
+        if !w.uniform.contains(r) {
+            let _ = writeln!(w.out, "fv{i}[l] = r{};", r.0);
+        }
+    }
+    let _ = writeln!(w.out, "}}");
+    lane_vals
 }
 
 /// Splits the formula block into instructions that depend only on uniform parameters
