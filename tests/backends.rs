@@ -371,3 +371,37 @@ fn data_beyond_device_memory_is_processed_in_pieces() {
         );
     }
 }
+
+#[test]
+fn logsumexp_special_values() {
+    // Rows whose terms are all -inf, include +inf, include NaN, or are ordinary, on both
+    // sides of the CPU kernel's block boundary (256 terms in f32).
+    let k = keops!(x_i: 1; w_j: 1; LogSumExp_j(x_i * w_j));
+    let n = 600;
+    let mut w: Vec<[f64; 1]> = (0..n).map(|j| [-(j as f64) / 50.0]).collect();
+    let x = vec![[1.0], [0.5], [-1.0], [2.0]];
+    for j in 0..300 {
+        w[j][0] = f64::NEG_INFINITY;
+    }
+    w[450][0] = f64::NAN;
+    let mut w2 = w.clone();
+    w2[450][0] = 1.0;
+    for w in [&w, &w2] {
+        let args = vec![flat(&x), flat(w)];
+        let want = reference(k.formula(), &args);
+        on_backends(|opts| {
+            let got = k.eval_with(opts, &x, w).unwrap().flat();
+            close(&got.0, &want.0, 1e-12, &format!("{:?}", opts.backend));
+            let x32 = to32(&x);
+            let w32 = to32(w);
+            let got = k.eval_with(opts, &x32, &w32).unwrap().flat();
+            close(&got.0, &want.0, 1e-5, &format!("{:?} f32", opts.backend));
+        });
+    }
+    // All -inf: -inf.
+    let w = vec![[f64::NEG_INFINITY]; 300];
+    let got = k
+        .eval_with(&Options::on(Backend::Cpu), &[[1.0f32]], &to32(&w))
+        .unwrap();
+    assert_eq!(got[0][0], f32::NEG_INFINITY);
+}

@@ -267,8 +267,17 @@ pub fn emit_reduce(
         }
     }
 
+    // The exponential as its own block (registers after the kernel's), for the two-pass
+    // LogSumExp tile.
+    let (exp_block, tys) = {
+        let mut l = crate::lower::Lower::with_types(kernel.tys.clone());
+        let x = l.param(Ty::F);
+        let e = l.emit(crate::lower::SOp::Exp, &[x]);
+        let b = l.finish(vec![x], vec![e]);
+        crate::lower::expand_block_math(&l.tys, &b, opts.precision)
+    };
     let mut w = Writer {
-        tys: &kernel.tys,
+        tys: &tys,
         rt: &opts.runtime,
         p: opts.precision,
         uniform: HashSet::new(),
@@ -373,6 +382,9 @@ pub fn emit_reduce(
         }
     }
     w.lanes(&hoisted);
+    let unweighted_lse = kernel.kind == crate::reduction::ReductionKind::LogSumExp
+        && kernel.formula.results.len() == 1
+        && !w.uniform.contains(&kernel.formula.results[0]);
     if let Some(smaller) = kernel.kind.order() {
         select_tile(
             &mut w,
@@ -380,6 +392,15 @@ pub fn emit_reduce(
             &sources,
             &per_lane,
             smaller,
+            opts.precision,
+        );
+    } else if unweighted_lse {
+        lse_tile(
+            &mut w,
+            &kernel,
+            &sources,
+            &per_lane,
+            &exp_block,
             opts.precision,
         );
     } else {
@@ -504,6 +525,89 @@ fn select_tile(
         let _ = writeln!(w.out, "worst{c} = acc_f[{}];", (k - 1) * d + c);
     }
     let _ = writeln!(w.out, "}}\n}}\nbase += L;\n}}\n}}\n}}");
+}
+
+/// The tile of an unweighted LogSumExp, in blocks of 16 chunks and two passes: the
+/// maximum M of the formula's values, then the sum of exp(f - M) (one exponential per
+/// term and no rescaling), merged into the row's state (m, s) once per block. Blocks whose
+/// maximum is not finite (all -inf, +inf, all NaN) go through the one-term-at-a-time
+/// reduction, which defines those cases.
+fn lse_tile(
+    w: &mut Writer<'_>,
+    kernel: &LoweredKernel,
+    sources: &[(String, bool)],
+    per_lane: &[Inst],
+    exp: &Block,
+    precision: Precision,
+) {
+    let h = &kernel.hooks;
+    let f = float(precision);
+    // Chunks per block: the formula is evaluated twice (for the maximum, then for the
+    // sum), which costs less than keeping its values.
+    const CHUNKS: usize = 16;
+    let _ = writeln!(w.out, "let mut start = 0usize;\nwhile start < t.len {{");
+    let _ = writeln!(w.out, "let end = (start + {CHUNKS} * L).min(t.len);");
+    let _ = writeln!(
+        w.out,
+        "let mut vmax = [{f}::NEG_INFINITY; L];\nlet mut base = start;\nwhile base < end {{"
+    );
+    let lane_vals = formula_lanes(w, kernel, sources, per_lane, precision);
+    let v = &lane_vals[0];
+    let _ = writeln!(
+        w.out,
+        "if base + L <= end {{ for l in 0..L {{ let v = {v}; vmax[l] = if v > vmax[l] {{ v }} else {{ vmax[l] }}; }} }} else {{ for l in 0..L {{ let v = if base + l < end {{ {v} }} else {{ {f}::NEG_INFINITY }}; vmax[l] = if v > vmax[l] {{ v }} else {{ vmax[l] }}; }} }}\nbase += L;\n}}"
+    );
+    let _ = writeln!(
+        w.out,
+        "let mut mb = {f}::NEG_INFINITY;\nfor l in 0..L {{ mb = mb.max(vmax[l]); }}"
+    );
+    let _ = writeln!(
+        w.out,
+        "if mb.is_finite() {{\nlet mut sl = [0 as {f}; L];\nlet mut base = start;\nwhile base < end {{"
+    );
+    let lane_vals = formula_lanes(w, kernel, sources, per_lane, precision);
+    let v = &lane_vals[0];
+    let _ = writeln!(w.out, "let full = base + L <= end;\nfor l in 0..L {{");
+    let _ = writeln!(
+        w.out,
+        "let r{} = if full || base + l < end {{ {v} }} else {{ {f}::NEG_INFINITY }} - mb;",
+        exp.params[0].0
+    );
+    w.scalar(&exp.insts);
+    let _ = writeln!(w.out, "sl[l] += r{};\n}}\nbase += L;\n}}", exp.results[0].0);
+    let _ = writeln!(
+        w.out,
+        "let mut sb = 0 as {f};\nfor l in 0..L {{ sb += sl[l]; }}"
+    );
+    let mut vals = load_acc(&h.acc, "acc_f", "acc_i", "");
+    vals.push(("mb".to_string(), true));
+    vals.push(("sb".to_string(), true));
+    w.bind(&h.merge.params, &vals);
+    w.scalar(&h.merge.insts);
+    store_acc(&mut w.out, &h.merge.results, &h.acc, "acc_f", "acc_i", "");
+    // Not finite: the formula again, one term at a time.
+    let _ = writeln!(
+        w.out,
+        "}} else {{\nlet mut base = start;\nwhile base < end {{"
+    );
+    let lane_vals = formula_lanes(w, kernel, sources, per_lane, precision);
+    let _ = writeln!(w.out, "for l in 0..L.min(end - base) {{");
+    let mut binds = load_acc(&h.acc, "acc_f", "acc_i", "");
+    binds.push((lane_vals[0].clone(), false));
+    binds.push(("t.j0 + (base + l) as u64".to_string(), false));
+    for (p, (v, _)) in h.accumulate.params.iter().zip(&binds) {
+        let _ = writeln!(w.out, "let r{} = {v};", p.0);
+    }
+    w.scalar(&h.accumulate.insts);
+    store_acc(
+        &mut w.out,
+        &h.accumulate.results,
+        &h.acc,
+        "acc_f",
+        "acc_i",
+        "",
+    );
+    let _ = writeln!(w.out, "}}\nbase += L;\n}}\n}}\nstart = end;\n}}\n}}\n}}");
 }
 
 /// Loads a chunk's inputs and evaluates the formula for every lane (a loop body of scalar
