@@ -380,8 +380,8 @@ fn logsumexp_special_values() {
     let n = 600;
     let mut w: Vec<[f64; 1]> = (0..n).map(|j| [-(j as f64) / 50.0]).collect();
     let x = vec![[1.0], [0.5], [-1.0], [2.0]];
-    for j in 0..300 {
-        w[j][0] = f64::NEG_INFINITY;
+    for wj in &mut w[..300] {
+        wj[0] = f64::NEG_INFINITY;
     }
     w[450][0] = f64::NAN;
     let mut w2 = w.clone();
