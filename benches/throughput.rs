@@ -211,14 +211,18 @@ struct Config {
     warmup: usize,
     f64: bool,
     only: Vec<String>,
+    /// The call options: backend (`--backend`, else `KEOPS_BACKEND`, else Auto) and
+    /// `--fast-math` (GPU f32 kernels).
+    options: keops::Options,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench throughput -- [M [N]] [--m M] [--n N] [--reps R] [--warmup W] \
-         [--f64] [--only gaussian,argkmin,logsumexp]\n\
+         [--f64] [--only gaussian,argkmin,logsumexp] [--backend auto|cpu|gpu|gpu:N|emulated] [--fast-math]\n\
          environment: KEOPS_BENCH_M, KEOPS_BENCH_N, KEOPS_BENCH_REPS, KEOPS_BENCH_WARMUP, \
-         KEOPS_BENCH_F64=1, KEOPS_BENCH_ONLY; RAYON_NUM_THREADS sets the threads"
+         KEOPS_BENCH_F64=1, KEOPS_BENCH_ONLY, KEOPS_BENCH_FAST_MATH=1, KEOPS_BACKEND; \
+         RAYON_NUM_THREADS sets the CPU threads"
     );
     std::process::exit(2)
 }
@@ -246,6 +250,10 @@ impl Config {
             only: env("KEOPS_BENCH_ONLY")
                 .map(|v| v.split(',').map(str::to_owned).collect())
                 .unwrap_or_default(),
+            options: keops::Options {
+                fast_math: env("KEOPS_BENCH_FAST_MATH").is_some_and(|v| v != "0"),
+                ..Default::default()
+            },
         };
         let mut n = env("KEOPS_BENCH_N").map(|v| parse_usize(&v, "KEOPS_BENCH_N"));
         let mut positional = 0;
@@ -265,6 +273,14 @@ impl Config {
                 "--f64" => c.f64 = true,
                 "--f32" => c.f64 = false,
                 "--only" => c.only = value("--only").split(',').map(str::to_owned).collect(),
+                "--fast-math" => c.options.fast_math = true,
+                "--backend" => {
+                    let b = value("--backend");
+                    c.options.backend = Some(b.parse().unwrap_or_else(|e| {
+                        eprintln!("--backend: {e}");
+                        usage()
+                    }));
+                }
                 // Passed by `cargo bench` to every bench binary.
                 "--bench" => {}
                 "-h" | "--help" => usage(),
@@ -313,6 +329,7 @@ fn bench<R>(
     let t0 = Instant::now();
     let first = call();
     let first_s = t0.elapsed().as_secs_f64();
+    println!("INFO\trust\tbackend_{name}\t{:?}", keops::last_backend());
     let worst = match check(&first) {
         Ok(w) => w,
         Err(e) => {
@@ -367,7 +384,7 @@ fn run<T: KeopsFloat>(c: &Config, d: &Data) {
             c,
             "gaussian",
             dtype,
-            || gaussian.eval(&x, &y, &b, &g).expect("gaussian"),
+            || gaussian.eval_with(&c.options, &x, &y, &b, &g).expect("gaussian"),
             |r: &Vec<[T; 1]>| check_gaussian(d, r),
             |a, b| a == b,
         );
@@ -377,7 +394,7 @@ fn run<T: KeopsFloat>(c: &Config, d: &Data) {
             c,
             "argkmin",
             dtype,
-            || -> Vec<[usize; K]> { argkmin.eval(&x, &y).expect("argkmin") },
+            || -> Vec<[usize; K]> { argkmin.eval_with(&c.options, &x, &y).expect("argkmin") },
             |r| check_argkmin::<T>(d, r),
             |a, b| a == b,
         );
@@ -387,7 +404,7 @@ fn run<T: KeopsFloat>(c: &Config, d: &Data) {
             c,
             "logsumexp",
             dtype,
-            || logsumexp.eval(&x, &y, &g).expect("logsumexp"),
+            || logsumexp.eval_with(&c.options, &x, &y, &g).expect("logsumexp"),
             |r: &Vec<[T; 1]>| check_logsumexp(d, r),
             |a, b| a == b,
         );

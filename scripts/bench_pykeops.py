@@ -98,6 +98,11 @@ def main():
     p.add_argument("--warmup", type=int, default=int(env("KEOPS_BENCH_WARMUP") or 1))
     p.add_argument("--f64", action="store_true", default=(env("KEOPS_BENCH_F64") or "0") != "0")
     p.add_argument("--only", default=env("KEOPS_BENCH_ONLY") or "")
+    p.add_argument("--backend", default=env("KEOPS_BENCH_BACKEND") or "CPU", choices=["CPU", "GPU"],
+                   help="pykeops backend (GPU: numpy arrays copied to the device and back at every call, as keops-rs does)")
+    p.add_argument("--torch-dense", action="store_true",
+                   help="also time a dense PyTorch Gaussian convolution on the GPU (exp(-g |x-y|^2) @ b with the "
+                        "M x N matrix stored; data resident on the device), when the matrix fits in 1/4 of the memory")
     a = p.parse_args()
     m, n = a.m, a.n or a.m
     only = [k for k in a.only.split(",") if k] or KERNELS
@@ -129,7 +134,7 @@ def main():
 
     print(
         f"pykeops {pykeops.__version__} throughput: M = {m}, N = {n}, D = 3, "
-        f"{'float64' if a.f64 else 'float32'}, CPU backend, {max(a.warmup, 1)} warm-up + {a.reps} timed calls "
+        f"{'float64' if a.f64 else 'float32'}, {a.backend} backend, {max(a.warmup, 1)} warm-up + {a.reps} timed calls "
         f"per kernel (median), OMP_NUM_THREADS={env('OMP_NUM_THREADS', 'unset')}, CXXFLAGS={env('CXXFLAGS', '')!r}",
         flush=True,
     )
@@ -139,7 +144,7 @@ def main():
             continue
         fn, args = kernels[name]
         t0 = time.perf_counter()
-        first = fn(*args, backend="CPU")
+        first = fn(*args, backend=a.backend)
         first_s = time.perf_counter() - t0
         worst = check(name, first, x64, y64, b64, a.f64)
         if not threads_reported:
@@ -147,12 +152,12 @@ def main():
             print(f"INFO\tpykeops\tthreads\t{threads}\t({lib}: omp_get_max_threads)", flush=True)
             threads_reported = True
         for _ in range(1, a.warmup):
-            fn(*args, backend="CPU")
+            fn(*args, backend=a.backend)
         times = []
         cpu0, wall0 = time.process_time(), time.perf_counter()
         for _ in range(a.reps):
             t = time.perf_counter()
-            fn(*args, backend="CPU")
+            fn(*args, backend=a.backend)
             s = time.perf_counter() - t
             times.append(s)
             print(f"SAMPLE\tpykeops\t{name}\t{dname}\t{m}\t{n}\t{s:.6f}", flush=True)
@@ -165,6 +170,41 @@ def main():
             flush=True,
         )
         print(f"INFO\tpykeops\tcores_busy_{name}\t{cores:.2f}", flush=True)
+    if a.torch_dense and "gaussian" in only:
+        torch_dense(x, y, b, g, m, n, a, dname)
+
+
+def torch_dense(x, y, b, g, m, n, a, dname):
+    """The Gaussian convolution with the M x N kernel matrix stored, on the GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        print("INFO\ttorch\tdense\tno CUDA device", flush=True)
+        return
+    free, _ = torch.cuda.mem_get_info()
+    if m * n * x.itemsize * 3 > free / 4:
+        print(f"INFO\ttorch\tdense\tskipped: the {m} x {n} matrix does not fit", flush=True)
+        return
+    xt, yt, bt = (torch.from_numpy(v).cuda() for v in (x, y, b))
+    gt = float(g[0])
+
+    def run():
+        return torch.exp(-gt * torch.cdist(xt, yt) ** 2) @ bt
+
+    run()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(a.reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        run()
+        end.record()
+        torch.cuda.synchronize()
+        s = start.elapsed_time(end) / 1000.0
+        times.append(s)
+        print(f"SAMPLE\ttorch-dense\tgaussian\t{dname}\t{m}\t{n}\t{s:.6f}", flush=True)
+    med = float(np.median(times))
+    print(f"torch-dense gaussian {dname}  median {med:8.4f} s  {m * n / med:10.4e} pairs/s (data on the device)", flush=True)
 
 
 if __name__ == "__main__":
