@@ -384,7 +384,11 @@ fn run<T: KeopsFloat>(c: &Config, d: &Data) {
             c,
             "gaussian",
             dtype,
-            || gaussian.eval_with(&c.options, &x, &y, &b, &g).expect("gaussian"),
+            || {
+                gaussian
+                    .eval_with(&c.options, &x, &y, &b, &g)
+                    .expect("gaussian")
+            },
             |r: &Vec<[T; 1]>| check_gaussian(d, r),
             |a, b| a == b,
         );
@@ -404,7 +408,11 @@ fn run<T: KeopsFloat>(c: &Config, d: &Data) {
             c,
             "logsumexp",
             dtype,
-            || logsumexp.eval_with(&c.options, &x, &y, &g).expect("logsumexp"),
+            || {
+                logsumexp
+                    .eval_with(&c.options, &x, &y, &g)
+                    .expect("logsumexp")
+            },
             |r: &Vec<[T; 1]>| check_logsumexp(d, r),
             |a, b| a == b,
         );
