@@ -182,9 +182,10 @@ fn main() -> Result<(), keops::KeopsError> {
     // Two reductions of M x N per iteration (K z and K^T r), plus the loss at printed points.
     let pairs = (2 * iterations + losses.len() - 1) as f64 * m as f64 * n as f64;
     println!(
-        "{iterations} iterations ({restarts} restarts) in {seconds:.3} s, {:.1} ms per iteration, {:.3e} pairs/s",
+        "{iterations} iterations ({restarts} restarts) in {seconds:.3} s, {:.1} ms per iteration, {:.3e} pairs/s, on {:?}",
         seconds * 1e3 / iterations as f64,
-        pairs / seconds
+        pairs / seconds,
+        keops::last_backend()
     );
     for w in losses.windows(2) {
         assert!(

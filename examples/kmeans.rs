@@ -100,8 +100,9 @@ fn main() -> Result<(), keops::KeopsError> {
     let mut labels: Vec<[f32; 1]> = vec![[-1.0]; n];
 
     println!(
-        "K-means, N = {n} points, D = 2, K = {k} clusters, {iterations} iterations, float32, CPU ({} threads)",
-        threads()
+        "K-means, N = {n} points, D = 2, K = {k} clusters, {iterations} iterations, float32 (CPU: {} threads; GPU usable: {})",
+        threads(),
+        keops::gpu_available()
     );
     println!("iteration     inertia   changed   assign (ms)   update (ms)");
     let mut inertias: Vec<f64> = Vec::new();
@@ -151,6 +152,7 @@ fn main() -> Result<(), keops::KeopsError> {
     }
     let seconds = total.elapsed().as_secs_f64();
     let pairs = (n * k * iterations) as f64;
+    println!("reductions ran on {:?}", keops::last_backend());
     println!(
         "total: {seconds:.3} s; assignment {:.3e} pairs/s, update {:.3e} pairs/s",
         pairs / assign_s,

@@ -100,9 +100,12 @@ fn main() -> Result<(), keops::KeopsError> {
     let start = Instant::now();
     let neighbours: Vec<[usize; K]> = knn_search.eval(&x, &y)?;
     let seconds = start.elapsed().as_secs_f64();
+    let backend = match keops::last_backend() {
+        Some(keops::Backend::Cpu) | None => format!("CPU ({} threads)", threads()),
+        Some(other) => format!("{other:?}"),
+    };
     println!(
-        "K-nearest neighbours (K = {K}), M = {m} queries, N = {n} points, D = 3, float32, CPU ({} threads)",
-        threads()
+        "K-nearest neighbours (K = {K}), M = {m} queries, N = {n} points, D = 3, float32, on {backend}"
     );
     println!(
         "time: {seconds:.3} s, throughput: {:.3e} pairs/s",

@@ -53,6 +53,32 @@
 //! # Ok::<(), keops::KeopsError>(())
 //! ```
 //!
+//! ## Backends and device arrays
+//!
+//! Calls run on the GPU when an NVIDIA driver and a device are present, on the CPU
+//! otherwise ([`Backend::Auto`]); [`Options`] choose per call, [`set_default_backend`] or
+//! `KEOPS_BACKEND` globally, and [`last_backend`] tells where the last call ran. Inputs
+//! that many calls read can stay on the device: a [`DeviceArray`] is uploaded once and read
+//! in place by every GPU call (and through its host copy elsewhere).
+//!
+//! ```
+//! use keops::{keops, Backend, DeviceArray, Options};
+//!
+//! let k = keops!(x_i: 2; y_j: 2; Sum_j(Exp(-SqDist(x_i, y_j))));
+//! let y = vec![[0.0f32, 0.0], [1.0, 0.0]];
+//! // On GPU 0 when there is one (`Backend::Emulated` here otherwise, to show the transfers).
+//! let backend = if keops::gpu_available() { Backend::Gpu(0) } else { Backend::Emulated };
+//! let y_dev = DeviceArray::from_rows(backend, &y)?;
+//! for step in 0..3 {
+//!     let s = step as f32 * 0.1;
+//!     let a = k.eval_with(&Options::on(backend), &vec![[s, 0.0]], &y_dev)?;
+//!     assert!((a[0][0] - ((-s * s).exp() + (-(1.0 - s) * (1.0 - s)).exp())).abs() < 1e-5);
+//!     // Only x (8 bytes) went to the device; y was read in place.
+//!     assert_eq!(keops::last_transfers().uploaded, 8);
+//! }
+//! # Ok::<(), keops::KeopsError>(())
+//! ```
+//!
 //! ## At run time
 //!
 //! ```
@@ -76,8 +102,8 @@ pub use keops_macros::keops;
 pub use keops_runtime::cpu::CpuOptions;
 pub use keops_runtime::gpu::driver::{GpuError, available as gpu_available};
 pub use keops_runtime::{
-    Arg, Backend, Flat, KeopsError, KeopsFloat, Options, View, default_backend, last_backend,
-    set_default_backend,
+    Arg, Backend, DeviceArray, Flat, KeopsError, KeopsFloat, Options, Transfers, View,
+    default_backend, last_backend, last_transfers, set_default_backend,
 };
 
 #[doc(hidden)]

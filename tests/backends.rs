@@ -405,3 +405,102 @@ fn logsumexp_special_values() {
         .unwrap();
     assert_eq!(got[0][0], f32::NEG_INFINITY);
 }
+
+#[test]
+fn device_arrays_are_read_in_place_on_their_device() {
+    // y_j and b_j uploaded once as device arrays on each device backend; x_i passed from
+    // the host at each call. Results equal those of host arguments, and only x (and the
+    // outputs) cross the bus.
+    let gauss = keops!(x_i: 3; y_j: 3; b_j: 2; Sum_j(Exp(-SqDist(x_i, y_j)) * b_j));
+    let knn = keops!(x_i: 3; y_j: 3; KMin_ArgKMin_j(SqDist(x_i, y_j), 4));
+    let mut rng = Rng(11);
+    let x: Vec<[f64; 3]> = rng.rows(70);
+    let y: Vec<[f64; 3]> = rng.rows(90);
+    let b: Vec<[f64; 2]> = rng.rows(90);
+    for backend in backends() {
+        let opts = Options::on(backend);
+        let y_dev = keops::DeviceArray::from_rows(backend, &y).unwrap();
+        let b_dev = keops::DeviceArray::from_rows(backend, &b).unwrap();
+        let want = gauss.eval_with(&opts, &x, &y, &b).unwrap();
+        let host_bytes = keops::last_transfers().uploaded;
+        let got = gauss.eval_with(&opts, &x, &y_dev, &b_dev).unwrap();
+        assert_eq!(got, want, "gaussian on {backend:?}");
+        let t = keops::last_transfers();
+        if backend == Backend::Cpu {
+            assert_eq!(t, keops::Transfers::default(), "the CPU copies nothing");
+        } else {
+            assert_eq!(t.uploaded, 70 * 3 * 8, "only x is uploaded on {backend:?}");
+            assert_eq!(
+                host_bytes,
+                (70 * 3 + 90 * 5) * 8,
+                "host arguments are uploaded"
+            );
+            assert_eq!(t.downloaded, 70 * 2 * 8);
+        }
+        assert_eq!(
+            knn.eval_with(&opts, &x, &y_dev).unwrap(),
+            knn.eval_with(&opts, &x, &y).unwrap(),
+            "knn on {backend:?}"
+        );
+        // Pieces: the device copy is read at each piece's first row.
+        let mut small = opts;
+        small.gpu.memory_limit = Some(3_000);
+        small.gpu.plan.block = Some(32);
+        if backend != Backend::Cpu {
+            let got = gauss.eval_with(&small, &x, &y_dev, &b_dev).unwrap();
+            close(
+                &got.flat().0,
+                &want.flat().0,
+                1e-12,
+                &format!("gaussian in pieces on {backend:?}"),
+            );
+            let x_dev = keops::DeviceArray::from_rows(backend, &x).unwrap();
+            let got = knn.eval_with(&small, &x_dev, &y_dev).unwrap();
+            assert_eq!(keops::last_transfers().uploaded, 0, "nothing uploaded");
+            assert_eq!(got, knn.eval_with(&opts, &x, &y).unwrap(), "knn in pieces");
+        }
+        // A device array is an argument on every backend (its host copy elsewhere).
+        let cpu = gauss
+            .eval_with(&Options::on(Backend::Cpu), &x, &y_dev, &b_dev)
+            .unwrap();
+        close(
+            &cpu.flat().0,
+            &want.flat().0,
+            1e-12,
+            "device arrays on the CPU",
+        );
+    }
+}
+
+#[test]
+fn device_arrays_are_written_in_place_and_checked() {
+    let k = keops!(x_i: 1; y_j: 1; Sum_j(x_i * y_j));
+    let x = vec![[1.0f32], [2.0]];
+    for backend in backends() {
+        let opts = Options::on(backend);
+        let mut y = keops::DeviceArray::from_rows(backend, &[[1.0f32], [2.0], [3.0]]).unwrap();
+        assert_eq!(k.eval_with(&opts, &x, &y).unwrap(), vec![[6.0], [12.0]]);
+        y.write(&[0.5, 0.25, 0.25]).unwrap();
+        assert_eq!(k.eval_with(&opts, &x, &y).unwrap(), vec![[1.0], [2.0]]);
+        assert_eq!(y.host(), &[0.5, 0.25, 0.25]);
+        let e = y.write(&[1.0, 2.0]).unwrap_err().to_string();
+        assert!(
+            e.contains("2 values written into a device array of 3 rows"),
+            "{e}"
+        );
+        // A width the kernel does not take.
+        let wide = keops::DeviceArray::from_flat(backend, &[1.0f32, 2.0, 3.0, 4.0], 2).unwrap();
+        let e = k.eval_with(&opts, &x, &wide).unwrap_err().to_string();
+        assert!(
+            e.contains("device array of width 2 where the kernel needs 1"),
+            "{e}"
+        );
+    }
+    // No GPU: making a device array there is an error, not a panic.
+    if !keops::gpu_available() {
+        let e = keops::DeviceArray::from_rows(Backend::Gpu(0), &[[1.0f32]]).unwrap_err();
+        assert!(matches!(e, keops::KeopsError::Gpu(_)), "{e}");
+        let auto = keops::DeviceArray::from_rows(Backend::Auto, &[[1.0f32]]).unwrap();
+        assert_eq!(auto.backend(), Backend::Cpu);
+    }
+}

@@ -108,6 +108,12 @@ impl GlobalMemory {
         addr
     }
 
+    /// A new allocation holding these bytes (little-endian values, as a device stores them).
+    pub fn upload_bytes(&mut self, bytes: &[u8]) -> u64 {
+        self.bufs.push(bytes.to_vec());
+        (self.bufs.len() as u64) << ALLOC_SHIFT
+    }
+
     /// A new allocation holding `data`.
     pub fn upload_u64(&mut self, data: &[u64]) -> u64 {
         let addr = self.alloc(data.len() * 8);

@@ -281,6 +281,7 @@ mod ndarray_args {
             cols,
             row_stride: if rows > 1 { rs } else { cols },
             col_stride: if cols > 1 { cs } else { 1 },
+            resident: None,
         })
     }
 

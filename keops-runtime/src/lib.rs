@@ -21,7 +21,7 @@ pub mod view;
 pub use args::{Arg, Flat};
 pub use error::{KeopsError, Result};
 pub use float::KeopsFloat;
-pub use gpu::last_backend;
+pub use gpu::{DeviceArray, Transfers, last_backend, last_transfers};
 /// The compiler library, for generated code.
 pub use keops_ir as ir;
 pub use options::{Backend, Options, default_backend, set_default_backend};

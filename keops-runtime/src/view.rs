@@ -1,6 +1,7 @@
 //! Read-only 2D views of argument arrays: rows of a fixed width, any strides.
 
 use crate::error::{KeopsError, Result};
+use crate::gpu::Resident;
 
 /// A matrix of `rows` x `cols` elements; element `(r, c)` is `data[r * row_stride + c * col_stride]`.
 /// Row-major arrays have `row_stride = cols, col_stride = 1`; nalgebra's column-major
@@ -17,6 +18,9 @@ pub struct View<'a, T> {
     pub row_stride: usize,
     /// Distance between consecutive columns.
     pub col_stride: usize,
+    /// The device copy of these rows, when they come from a
+    /// [`DeviceArray`](crate::gpu::DeviceArray): GPU calls on its device read it in place.
+    pub resident: Option<&'a Resident>,
 }
 
 impl<'a, T: Copy> View<'a, T> {
@@ -37,6 +41,7 @@ impl<'a, T: Copy> View<'a, T> {
             cols,
             row_stride: cols,
             col_stride: 1,
+            resident: None,
         })
     }
 
@@ -57,6 +62,7 @@ impl<'a, T: Copy> View<'a, T> {
             cols,
             row_stride: 1,
             col_stride: rows,
+            resident: None,
         })
     }
 

@@ -605,7 +605,7 @@ fn source_view(source: VarSource, arg_names: &[String]) -> String {
         VarSource::Arg(k) => arg_names[k].clone(),
         VarSource::Buffer(k) => format!("__rt::args::buffer_view(&b{k})?"),
         VarSource::Temp => {
-            "__rt::View { data: &[], rows: 0, cols: 0, row_stride: 0, col_stride: 0 }".to_string()
+            "__rt::View { data: &[], rows: 0, cols: 0, row_stride: 0, col_stride: 0, resident: None }".to_string()
         }
     }
 }
@@ -622,7 +622,7 @@ fn bind_inputs(
             VarSource::Arg(k) => arg_names[k].clone(),
             VarSource::Buffer(k) => format!("__rt::args::buffer_view(&b{k})?"),
             VarSource::Temp => {
-                "__rt::View { data: &[], rows: 0, cols: 0, row_stride: 0, col_stride: 0 }"
+                "__rt::View { data: &[], rows: 0, cols: 0, row_stride: 0, col_stride: 0, resident: None }"
                     .to_string()
             }
         };

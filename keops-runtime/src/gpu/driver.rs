@@ -10,6 +10,7 @@
 //! processed in pieces (partial accumulators of the pieces merged by the merge kernel).
 
 use super::exec::{self, Device};
+use super::resident::{Placement, Resident};
 use super::{ModuleRef, StepCall, contiguous, module_for, sizes};
 use crate::KeopsFloat;
 use crate::error::{KeopsError, Result};
@@ -333,6 +334,7 @@ pub(crate) enum Buffer {
 /// A device with a module loaded, as the executor sees it.
 struct Ready<'a> {
     dev: &'a GpuDevice,
+    index: usize,
     loaded: &'a Loaded,
 }
 
@@ -419,6 +421,19 @@ impl Device for Ready<'_> {
         Ok(r.map_err(|e| driver_error("cuMemcpyDtoH", e))?)
     }
 
+    fn holds(&self, r: &Resident) -> bool {
+        matches!(r.copy, Placement::Gpu { device, .. } if device == self.index)
+    }
+
+    fn map(&mut self, r: &Resident) -> Result<u64> {
+        match &r.copy {
+            Placement::Gpu { device, buf } if *device == self.index => Ok(self.ptr(buf)),
+            _ => Err(KeopsError::input(
+                "internal: a device copy of another device passed to a GPU call",
+            )),
+        }
+    }
+
     fn download_u64(&mut self, b: &Buffer, n: usize) -> Result<Vec<u64>> {
         match b {
             Buffer::U64(s) => Ok(self
@@ -437,22 +452,66 @@ impl Device for Ready<'_> {
     }
 }
 
+/// A copy of `data` on device `index`, for a [`DeviceArray`](super::DeviceArray).
+pub(crate) fn upload_resident<T: KeopsFloat>(index: usize, data: &[T]) -> Result<Buffer> {
+    let dev = device(index)?;
+    let stream = &dev.stream;
+    let r = if T::BITS == 32 {
+        let v: Vec<f32> = data.iter().map(|x| x.f64() as f32).collect();
+        stream.clone_htod(&v[..]).map(Buffer::F32)
+    } else {
+        let v: Vec<f64> = data.iter().map(|x| x.f64()).collect();
+        stream.clone_htod(&v[..]).map(Buffer::F64)
+    };
+    let buf = r.map_err(|e| driver_error("cuMemcpyHtoD", e))?;
+    dev.sync()?;
+    Ok(buf)
+}
+
+/// Writes `data` over a device copy made by [`upload_resident`] (same length).
+pub(crate) fn write_resident<T: KeopsFloat>(
+    index: usize,
+    buf: &mut Buffer,
+    data: &[T],
+) -> Result<()> {
+    let dev = device(index)?;
+    let stream = &dev.stream;
+    let r = match buf {
+        Buffer::F32(s) if s.len() == data.len() => {
+            let v: Vec<f32> = data.iter().map(|x| x.f64() as f32).collect();
+            stream.memcpy_htod(&v[..], s)
+        }
+        Buffer::F64(s) if s.len() == data.len() => {
+            let v: Vec<f64> = data.iter().map(|x| x.f64()).collect();
+            stream.memcpy_htod(&v[..], s)
+        }
+        _ => {
+            return Err(KeopsError::input(
+                "internal: a device copy written with values of another type or length",
+            ));
+        }
+    };
+    r.map_err(|e| driver_error("cuMemcpyHtoD", e))?;
+    Ok(dev.sync()?)
+}
+
 /// Runs a reduction step on device `index`.
 pub(crate) fn reduce<T: KeopsFloat>(
     call: &StepCall<'_, '_, T>,
     options: &Options,
     index: usize,
-) -> Result<Output<T>> {
+) -> Result<(Output<T>, exec::Transfers)> {
     let dev = device(index)?;
     let module: ModuleRef = module_for(call, options.fast_math)?;
     let m = module.get();
     let loaded = dev.load(m)?;
-    let data = contiguous(m, call)?;
-    let (n_outer, n_inner) = sizes(m, call.m, call.n);
     let mut d = Ready {
         dev: &dev,
+        index,
         loaded: &loaded,
     };
+    let data = contiguous(m, call, |r| d.holds(r))?;
+    let (n_outer, n_inner) = sizes(m, call.m, call.n);
     exec::run(
         &mut d,
         m,

@@ -5,6 +5,7 @@
 //! reduced rows in pieces whose partial accumulators the merge kernel combines (the
 //! reduction kernel's index offset keeps the selected indices global).
 
+use super::Resident;
 use crate::KeopsFloat;
 use crate::error::{KeopsError, Result};
 use keops_gpu_kernels::kir::Kernel;
@@ -46,6 +47,27 @@ pub(crate) trait Device {
     fn download<T: KeopsFloat>(&mut self, b: &Self::Buf, n: usize) -> Result<Vec<T>>;
     /// The first `n` u64 of a buffer.
     fn download_u64(&mut self, b: &Self::Buf, n: usize) -> Result<Vec<u64>>;
+    /// Whether `r` lives on this device (then [`Device::map`] gives its address).
+    fn holds(&self, r: &Resident) -> bool;
+    /// The device address of a device copy that lives here.
+    fn map(&mut self, r: &Resident) -> Result<u64>;
+}
+
+/// An input of a call: rows copied from the host, or a device copy already on the device.
+pub(crate) enum InputData<'a, T> {
+    /// Row-major values, to upload.
+    Host(Vec<T>),
+    /// A [`DeviceArray`](super::DeviceArray)'s copy on this device, read in place.
+    Resident(&'a Resident),
+}
+
+/// Bytes copied between host and device by a call.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transfers {
+    /// Host to device: inputs (device-resident inputs are not copied).
+    pub uploaded: u64,
+    /// Device to host: outputs.
+    pub downloaded: u64,
 }
 
 /// Rows of output and of the reduced index per piece, so that a piece's data fits in
@@ -84,16 +106,16 @@ pub(crate) fn pieces(
     (outer, inner)
 }
 
-/// Runs every chunk of `m` on `dev`; `data` holds the inputs row-major, in module order.
+/// Runs every chunk of `m` on `dev`; `data` holds the inputs, in module order.
 pub(crate) fn run<D: Device, T: KeopsFloat>(
     dev: &mut D,
     m: &GpuReduction,
-    data: &[Vec<T>],
+    data: &[InputData<'_, T>],
     n_outer: usize,
     n_inner: usize,
     tuning: &PlanOptions,
     memory_limit: Option<u64>,
-) -> Result<Output<T>> {
+) -> Result<(Output<T>, Transfers)> {
     let p = m.precision;
     let fsize = (T::BITS / 8) as u64;
     let (nv, ni) = (m.out_values, m.out_indices);
@@ -105,15 +127,31 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
     indices
         .try_reserve_exact(n_outer * ni)
         .map_err(|_| KeopsError::OutOfMemory(format!("{} output indices", n_outer * ni)))?;
+    let mut transfers = Transfers::default();
     if n_outer == 0 {
-        return Ok(Output {
+        let out = Output {
             rows: 0,
             vdim: nv,
             values,
             idim: ni,
             indices,
+        };
+        return Ok((out, transfers));
+    }
+    // Device copies already there are read in place (at the piece's first row).
+    let mut mapped: Vec<Option<u64>> = Vec::with_capacity(data.len());
+    for d in data {
+        mapped.push(match d {
+            InputData::Resident(r) => Some(dev.map(r)?),
+            InputData::Host(_) => None,
         });
     }
+    let host = |k: usize| -> &[T] {
+        match &data[k] {
+            InputData::Host(v) => v,
+            InputData::Resident(_) => &[],
+        }
+    };
     // 80% of the free memory (the driver's own allocations need some), or the limit.
     let free = dev.free_memory()?;
     let budget = memory_limit.unwrap_or(u64::MAX).min(free / 10 * 8);
@@ -130,9 +168,14 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
     };
     // Parameters and, when they fit whole, the reduced variables stay for all pieces.
     let mut resident: Vec<Option<D::Buf>> = Vec::with_capacity(data.len());
-    for (i, d) in m.inputs.iter().zip(data) {
+    for (k, i) in m.inputs.iter().enumerate() {
         let keep = i.cat == Cat::P || (is_inner(i.cat) && inner_whole);
-        resident.push(if keep { Some(dev.upload(d)?) } else { None });
+        resident.push(if keep && mapped[k].is_none() {
+            transfers.uploaded += host(k).len() as u64 * fsize;
+            Some(dev.upload(host(k))?)
+        } else {
+            None
+        });
     }
     let mut r0 = 0;
     while r0 < n_outer {
@@ -141,9 +184,11 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
         let vbuf = dev.zeros(Some(p), rows * nv)?;
         let ibuf = dev.zeros(None, rows * ni)?;
         let mut outer_bufs: Vec<Option<D::Buf>> = Vec::new();
-        for (i, d) in m.inputs.iter().zip(data) {
-            outer_bufs.push(if is_outer(i.cat) {
-                Some(dev.upload(&d[r0 * i.dim..r1 * i.dim])?)
+        for (k, i) in m.inputs.iter().enumerate() {
+            outer_bufs.push(if is_outer(i.cat) && mapped[k].is_none() {
+                let rows = &host(k)[r0 * i.dim..r1 * i.dim];
+                transfers.uploaded += rows.len() as u64 * fsize;
+                Some(dev.upload(rows)?)
             } else {
                 None
             });
@@ -187,10 +232,12 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
                     ((piece + 1) * inner_piece).min(n_inner)
                 };
                 let mut piece_bufs: Vec<Option<D::Buf>> = Vec::new();
-                for (i, d) in m.inputs.iter().zip(data) {
-                    let upload = !inner_whole && is_inner(i.cat);
+                for (k, i) in m.inputs.iter().enumerate() {
+                    let upload = !inner_whole && is_inner(i.cat) && mapped[k].is_none();
                     piece_bufs.push(if upload {
-                        Some(dev.upload(&d[j0 * i.dim..j1 * i.dim])?)
+                        let rows = &host(k)[j0 * i.dim..j1 * i.dim];
+                        transfers.uploaded += rows.len() as u64 * fsize;
+                        Some(dev.upload(rows)?)
                     } else {
                         None
                     });
@@ -203,7 +250,18 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
                     lp.tile_rows,
                     j0 as u64,
                 ];
-                for k in 0..m.inputs.len() {
+                for (k, i) in m.inputs.iter().enumerate() {
+                    if let Some(base) = mapped[k] {
+                        let first_row = if is_outer(i.cat) {
+                            r0
+                        } else if is_inner(i.cat) {
+                            j0
+                        } else {
+                            0
+                        };
+                        params.push(base + (first_row * i.dim) as u64 * fsize);
+                        continue;
+                    }
                     let b = resident[k]
                         .as_ref()
                         .or(outer_bufs[k].as_ref())
@@ -250,15 +308,17 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
         }
         values.extend(dev.download::<T>(&vbuf, rows * nv)?);
         indices.extend(dev.download_u64(&ibuf, rows * ni)?);
+        transfers.downloaded += (rows * nv) as u64 * fsize + (rows * ni) as u64 * 8;
         r0 = r1;
     }
-    Ok(Output {
+    let out = Output {
         rows: n_outer,
         vdim: nv,
         values,
         idim: ni,
         indices,
-    })
+    };
+    Ok((out, transfers))
 }
 
 /// The SIMT interpreter as a device: the emulated backend.
@@ -348,6 +408,19 @@ impl Device for SimtDevice<'_> {
     }
     fn download_u64(&mut self, b: &u64, n: usize) -> Result<Vec<u64>> {
         self.mem.download_u64(*b, n).map_err(emulated)
+    }
+    fn holds(&self, r: &Resident) -> bool {
+        matches!(r.copy, super::resident::Placement::Emulated(_))
+    }
+    fn map(&mut self, r: &Resident) -> Result<u64> {
+        // The interpreter's memory lives for one call: the device copy is mapped into it
+        // (what a real device holds across calls, the emulated one rebuilds).
+        match &r.copy {
+            super::resident::Placement::Emulated(bytes) => Ok(self.mem.upload_bytes(bytes)),
+            super::resident::Placement::Gpu { .. } => {
+                Err(emulated("a GPU device copy passed to the emulated device"))
+            }
+        }
     }
 }
 

@@ -10,6 +10,10 @@
 #[allow(unsafe_code)]
 pub mod driver;
 mod exec;
+mod resident;
+
+pub use exec::Transfers;
+pub use resident::{DeviceArray, Resident};
 
 use crate::KeopsFloat;
 use crate::error::{KeopsError, Result};
@@ -90,11 +94,22 @@ pub fn reduce_step<T: KeopsFloat>(
         Backend::Emulated => (Backend::Emulated, Some(emulate(call, options)?)),
     };
     LAST_BACKEND.with(|b| b.set(Some(used)));
-    Ok(out)
+    let transfers = out.as_ref().map(|o| o.1).unwrap_or_default();
+    LAST_TRANSFERS.with(|t| t.set(transfers));
+    Ok(out.map(|o| o.0))
+}
+
+/// Bytes copied between host and device by the last reduction of this thread (zero when
+/// it ran on the CPU): how to check that a [`DeviceArray`] was read in place.
+pub fn last_transfers() -> Transfers {
+    LAST_TRANSFERS.with(|t| t.get())
 }
 
 thread_local! {
     static LAST_BACKEND: std::cell::Cell<Option<Backend>> = const { std::cell::Cell::new(None) };
+    static LAST_TRANSFERS: std::cell::Cell<Transfers> = const {
+        std::cell::Cell::new(Transfers { uploaded: 0, downloaded: 0 })
+    };
 }
 
 /// The backend that ran the last reduction of this thread (`None` before any): how to
@@ -237,11 +252,12 @@ pub(crate) fn sizes(m: &GpuReduction, call_m: usize, call_n: usize) -> (usize, u
 }
 
 /// Checks the inputs against the module and copies them row-major (what a device, or the
-/// interpreter, reads).
-pub(crate) fn contiguous<T: KeopsFloat>(
+/// interpreter, reads), except device copies that `on_device` says are on the device.
+pub(crate) fn contiguous<'d, T: KeopsFloat>(
     m: &GpuReduction,
-    call: &StepCall<'_, '_, T>,
-) -> Result<Vec<Vec<T>>> {
+    call: &StepCall<'_, 'd, T>,
+    on_device: impl Fn(&Resident) -> bool,
+) -> Result<Vec<exec::InputData<'d, T>>> {
     if call.inputs.len() != m.inputs.len() {
         return Err(internal(format!(
             "{} inputs for a kernel reading {}",
@@ -265,6 +281,9 @@ pub(crate) fn contiguous<T: KeopsFloat>(
                     v.rows, v.cols, i.dim
                 )));
             }
+            if let Some(r) = v.resident.filter(|r| on_device(r)) {
+                return Ok(exec::InputData::Resident(r));
+            }
             let mut out = Vec::new();
             out.try_reserve_exact(rows * i.dim).map_err(|_| {
                 KeopsError::OutOfMemory(format!("{} values for a copy of an input", rows * i.dim))
@@ -274,7 +293,7 @@ pub(crate) fn contiguous<T: KeopsFloat>(
                 v.copy_row(r, &mut row);
                 out.extend_from_slice(&row);
             }
-            Ok(out)
+            Ok(exec::InputData::Host(out))
         })
         .collect()
 }
@@ -286,7 +305,10 @@ const EMULATED_DEVICE: DeviceLimits = DeviceLimits::H100;
 const EMULATED_MEMORY: u64 = 1 << 30;
 
 /// Runs the step's kernels in the SIMT interpreter, as the device driver would.
-fn emulate<T: KeopsFloat>(call: &StepCall<'_, '_, T>, options: &Options) -> Result<Output<T>> {
+fn emulate<T: KeopsFloat>(
+    call: &StepCall<'_, '_, T>,
+    options: &Options,
+) -> Result<(Output<T>, Transfers)> {
     let p = precision::<T>();
     let g = generated(call.step, call.widths, p, options.fast_math)?;
     // The embedded module must be what the interpreter runs.
@@ -303,9 +325,9 @@ fn emulate<T: KeopsFloat>(call: &StepCall<'_, '_, T>, options: &Options) -> Resu
             )));
         }
     }
-    let data = contiguous(&g.module, call)?;
-    let (n_outer, n_inner) = sizes(&g.module, call.m, call.n);
     let mut dev = exec::SimtDevice::new(&g.kernels, EMULATED_DEVICE, EMULATED_MEMORY);
+    let data = contiguous(&g.module, call, |r| exec::Device::holds(&dev, r))?;
+    let (n_outer, n_inner) = sizes(&g.module, call.m, call.n);
     exec::run(
         &mut dev,
         &g.module,
