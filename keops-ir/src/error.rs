@@ -1,12 +1,12 @@
 //! Errors of every compiler stage, located at the user's tokens.
 //!
-//! An [`Error`] holds a token range into the [`Source`] it came from, not a span, so that
+//! An [`Error`] holds a token range into the [`Source`](crate::parse::Source) it came from, not a span, so that
 //! it is `Send + Sync`: the macro maps the range back to `proc_macro2` spans, the
 //! run-time API renders it as the formula with a caret under the culprit.
 
 use std::fmt;
 
-/// A range of tokens `[start, end]` (inclusive) in a [`Source`].
+/// A range of tokens `[start, end]` (inclusive) in a [`Source`](crate::parse::Source).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct TokRange {
     /// First token.

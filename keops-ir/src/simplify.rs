@@ -169,7 +169,7 @@ pub static RULES: &[Rule] = &[
     },
 ];
 
-/// Maximum number of terms [`collect_terms`] looks at in one sum.
+/// Maximum number of terms `collect_terms` looks at in one sum.
 pub const COLLECT_LIMIT: usize = 32;
 
 /// Applies the first rule of [`RULES`] that matches.
