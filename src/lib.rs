@@ -100,7 +100,9 @@ pub use keops_ir as ir;
 pub use keops_ir::{Error, ErrorKind, FormulaError, Program, ReductionKind};
 pub use keops_macros::keops;
 pub use keops_runtime::cpu::CpuOptions;
-pub use keops_runtime::gpu::driver::{GpuError, available as gpu_available};
+pub use keops_runtime::gpu::driver::{
+    GpuError, available as gpu_available, device_count as gpu_device_count,
+};
 pub use keops_runtime::{
     Arg, Backend, DeviceArray, Flat, KeopsError, KeopsFloat, Options, Transfers, View,
     default_backend, last_backend, last_transfers, set_default_backend,
