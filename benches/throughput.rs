@@ -308,17 +308,17 @@ impl Config {
             eprintln!("M, N and the repetitions must be positive");
             usage()
         }
-        if let Ok(keops::Backend::Gpu(i)) = c.options.backend() {
-            if let Err(e) = keops::gpu_device_count().and_then(|count| {
+        if let Ok(keops::Backend::Gpu(i)) = c.options.backend()
+            && let Err(e) = keops::gpu_device_count().and_then(|count| {
                 if i < count {
                     Ok(())
                 } else {
                     Err(keops::GpuError::NoDevice { index: i, count })
                 }
-            }) {
-                eprintln!("--backend gpu:{i}: {e}");
-                std::process::exit(2);
-            }
+            })
+        {
+            eprintln!("--backend gpu:{i}: {e}");
+            std::process::exit(2);
         }
         c
     }
