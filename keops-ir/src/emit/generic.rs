@@ -587,32 +587,35 @@ pub fn emit_generic(
     // merge and finalize run the one-coordinate blocks per coordinate; shared registers
     // (LogSumExp's running maximum) are read from their one slot and written once.
     let a = hooks.acc.len();
-    let _ = writeln!(
-        out,
-        "fn merge(&self, acc_f: &mut [{f}], acc_i: &mut [u64], other_f: &[{f}], other_i: &[u64]) {{"
-    );
-    // Shared registers are read before any coordinate rewrites them.
-    for k in (0..a).filter(|k| shared[*k]) {
-        let _ = writeln!(out, "let old{k} = {};", acc_at(k, "0", "acc_f", "acc_i"));
-    }
-    let _ = writeln!(out, "for c in 0..{n} {{");
-    let bind: Vec<String> = (0..2 * a)
-        .map(|k| {
-            if k < a {
-                if shared[k] {
+    // Opens `for c in 0..n` and merges register `other(j)` of another accumulator into
+    // coordinate `c` of `acc_f` / `acc_i`; the caller closes the loop.
+    let merge_coordinates = |out: &mut String, other: &dyn Fn(usize) -> String| {
+        // Shared registers are read before any coordinate rewrites them.
+        for k in (0..a).filter(|k| shared[*k]) {
+            let _ = writeln!(out, "let old{k} = {};", acc_at(k, "0", "acc_f", "acc_i"));
+        }
+        let _ = writeln!(out, "for c in 0..{n} {{");
+        let bind: Vec<String> = (0..2 * a)
+            .map(|k| {
+                if k >= a {
+                    other(k - a)
+                } else if shared[k] {
                     format!("old{k}")
                 } else {
                     acc_at(k, "c", "acc_f", "acc_i")
                 }
-            } else {
-                acc_at(k - a, "c", "other_f", "other_i")
-            }
-        })
-        .collect();
-    let res = write_block(&mut out, &hooks.merge, &htys, &bind, prec, rt);
-    for (k, v) in res.iter().enumerate() {
-        let _ = writeln!(out, "{} = {v};", acc_at(k, "c", "acc_f", "acc_i"));
-    }
+            })
+            .collect();
+        let res = write_block(out, &hooks.merge, &htys, &bind, prec, rt);
+        for (k, v) in res.iter().enumerate() {
+            let _ = writeln!(out, "{} = {v};", acc_at(k, "c", "acc_f", "acc_i"));
+        }
+    };
+    let _ = writeln!(
+        out,
+        "fn merge(&self, acc_f: &mut [{f}], acc_i: &mut [u64], other_f: &[{f}], other_i: &[u64]) {{"
+    );
+    merge_coordinates(&mut out, &|j| acc_at(j, "c", "other_f", "other_i"));
     let _ = writeln!(out, "}}\n}}");
     let _ = writeln!(
         out,
@@ -764,34 +767,15 @@ pub fn emit_generic(
             k - 1
         );
     }
-    for k in (0..a).filter(|k| shared[*k]) {
-        let _ = writeln!(out, "let old{k} = {};", acc_at(k, "0", "acc_f", "acc_i"));
-    }
-    let _ = writeln!(out, "for c in 0..{n} {{");
-    let bind: Vec<String> = (0..2 * a)
-        .map(|k| {
-            if k < a {
-                if shared[k] {
-                    format!("old{k}")
-                } else {
-                    acc_at(k, "c", "acc_f", "acc_i")
-                }
-            } else {
-                let j = k - a;
-                // a shared register has the same value in every coordinate's copy
-                let cc = if shared[j] { "0" } else { "c" };
-                if j < nf {
-                    format!("la_f[{j}][{cc}][l]")
-                } else {
-                    format!("la_i[{}][{cc}][l]", j - nf)
-                }
-            }
-        })
-        .collect();
-    let res = write_block(&mut out, &hooks.merge, &htys, &bind, prec, rt);
-    for (k, v) in res.iter().enumerate() {
-        let _ = writeln!(out, "{} = {v};", acc_at(k, "c", "acc_f", "acc_i"));
-    }
+    merge_coordinates(&mut out, &|j| {
+        // a shared register has the same value in every coordinate's copy
+        let cc = if shared[j] { "0" } else { "c" };
+        if j < nf {
+            format!("la_f[{j}][{cc}][l]")
+        } else {
+            format!("la_i[{}][{cc}][l]", j - nf)
+        }
+    });
     let _ = writeln!(out, "}}\n}}\n}}\n}}");
     let _ = writeln!(
         out,
