@@ -82,6 +82,28 @@ impl<'a, T: Copy> View<'a, T> {
         View::row_major(data, rows, data.len() / rows)
     }
 
+    /// The rows, copied one after the other (`what` names the copy in the error when
+    /// memory for it cannot be had).
+    pub fn to_row_major(&self, what: &str) -> Result<Vec<T>> {
+        let len = self.rows.checked_mul(self.cols).ok_or_else(|| {
+            KeopsError::input(format!(
+                "{} rows of {} values overflow usize",
+                self.rows, self.cols
+            ))
+        })?;
+        let mut out = Vec::new();
+        if len == 0 {
+            return Ok(out);
+        }
+        out.try_reserve_exact(len)
+            .map_err(|_| KeopsError::OutOfMemory(format!("{len} values for {what}")))?;
+        out.resize(len, self.data[0]);
+        for (r, row) in out.chunks_exact_mut(self.cols).enumerate() {
+            self.copy_row(r, row);
+        }
+        Ok(out)
+    }
+
     /// Element `(r, c)`.
     #[inline]
     pub fn at(&self, r: usize, c: usize) -> T {
@@ -99,5 +121,34 @@ impl<'a, T: Copy> View<'a, T> {
                 *o = self.at(r, c);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::View;
+
+    #[test]
+    fn row_major_copies_of_strided_and_empty_views() {
+        // 2 x 3, column-major: rows (1, 3, 5) and (2, 4, 6).
+        let v = View::col_major(&[1, 2, 3, 4, 5, 6], 2, 3).unwrap();
+        assert_eq!(v.to_row_major("a test").unwrap(), vec![1, 3, 5, 2, 4, 6]);
+        let v = View::row_major(&[1, 2, 3, 4], 2, 2).unwrap();
+        assert_eq!(v.to_row_major("a test").unwrap(), vec![1, 2, 3, 4]);
+        let empty: [i32; 0] = [];
+        assert!(
+            View::row_major(&empty, 0, 3)
+                .unwrap()
+                .to_row_major("a test")
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            View::row_major(&empty, 4, 0)
+                .unwrap()
+                .to_row_major("a test")
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -350,15 +350,7 @@ impl Device for Ready<'_> {
     }
 
     fn upload<T: KeopsFloat>(&mut self, data: &[T]) -> Result<Buffer> {
-        let stream = &self.dev.stream;
-        let r = if T::BITS == 32 {
-            let v: Vec<f32> = data.iter().map(|x| x.f64() as f32).collect();
-            stream.clone_htod(&v[..]).map(Buffer::F32)
-        } else {
-            let v: Vec<f64> = data.iter().map(|x| x.f64()).collect();
-            stream.clone_htod(&v[..]).map(Buffer::F64)
-        };
-        Ok(r.map_err(|e| driver_error("cuMemcpyHtoD", e))?)
+        Ok(upload_to(&self.dev.stream, data)?)
     }
 
     fn zeros(&mut self, p: Option<Precision>, n: usize) -> Result<Buffer> {
@@ -452,10 +444,8 @@ impl Device for Ready<'_> {
     }
 }
 
-/// A copy of `data` on device `index`, for a [`DeviceArray`](super::DeviceArray).
-pub(crate) fn upload_resident<T: KeopsFloat>(index: usize, data: &[T]) -> Result<Buffer> {
-    let dev = device(index)?;
-    let stream = &dev.stream;
+/// A new device allocation holding `data`, in the precision of `T`.
+fn upload_to<T: KeopsFloat>(stream: &Arc<CudaStream>, data: &[T]) -> Result<Buffer, GpuError> {
     let r = if T::BITS == 32 {
         let v: Vec<f32> = data.iter().map(|x| x.f64() as f32).collect();
         stream.clone_htod(&v[..]).map(Buffer::F32)
@@ -463,7 +453,13 @@ pub(crate) fn upload_resident<T: KeopsFloat>(index: usize, data: &[T]) -> Result
         let v: Vec<f64> = data.iter().map(|x| x.f64()).collect();
         stream.clone_htod(&v[..]).map(Buffer::F64)
     };
-    let buf = r.map_err(|e| driver_error("cuMemcpyHtoD", e))?;
+    r.map_err(|e| driver_error("cuMemcpyHtoD", e))
+}
+
+/// A copy of `data` on device `index`, for a [`DeviceArray`](super::DeviceArray).
+pub(crate) fn upload_resident<T: KeopsFloat>(index: usize, data: &[T]) -> Result<Buffer> {
+    let dev = device(index)?;
+    let buf = upload_to(&dev.stream, data)?;
     dev.sync()?;
     Ok(buf)
 }

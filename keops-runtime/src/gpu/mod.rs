@@ -206,18 +206,22 @@ fn internal(msg: impl Into<String>) -> KeopsError {
     ))
 }
 
+/// Position of a precision's kernels in [`GpuStep::kernels`]: f32, f32 with `fast_math`, f64.
+fn variant(p: Precision, fast_math: bool) -> usize {
+    match (p, fast_math) {
+        (Precision::F32, false) => 0,
+        (Precision::F32, true) => 1,
+        (Precision::F64, _) => 2,
+    }
+}
+
 /// The module to run: the embedded one when the macro generated it, else regenerated.
 pub(crate) fn module_for<T: KeopsFloat>(
     call: &StepCall<'_, '_, T>,
     fast_math: bool,
 ) -> Result<ModuleRef> {
     let p = precision::<T>();
-    let variant = match (p, fast_math) {
-        (Precision::F32, false) => 0,
-        (Precision::F32, true) => 1,
-        (Precision::F64, _) => 2,
-    };
-    if let Some(k) = call.step.kernels.and_then(|k| k.get(variant)) {
+    if let Some(k) = call.step.kernels.and_then(|k| k.get(variant(p, fast_math))) {
         return Ok(ModuleRef::Static(k));
     }
     Ok(ModuleRef::Generated(generated(
@@ -284,16 +288,7 @@ pub(crate) fn contiguous<'d, T: KeopsFloat>(
             if let Some(r) = v.resident.filter(|r| on_device(r)) {
                 return Ok(exec::InputData::Resident(r));
             }
-            let mut out = Vec::new();
-            out.try_reserve_exact(rows * i.dim).map_err(|_| {
-                KeopsError::OutOfMemory(format!("{} values for a copy of an input", rows * i.dim))
-            })?;
-            let mut row = vec![T::zero(); i.dim];
-            for r in 0..rows {
-                v.copy_row(r, &mut row);
-                out.extend_from_slice(&row);
-            }
-            Ok(exec::InputData::Host(out))
+            Ok(exec::InputData::Host(v.to_row_major("a copy of an input")?))
         })
         .collect()
 }
@@ -312,18 +307,13 @@ fn emulate<T: KeopsFloat>(
     let p = precision::<T>();
     let g = generated(call.step, call.widths, p, options.fast_math)?;
     // The embedded module must be what the interpreter runs.
-    if let Some(k) = call.step.kernels {
-        let variant = match (p, options.fast_math) {
-            (Precision::F32, false) => 0,
-            (Precision::F32, true) => 1,
-            (Precision::F64, _) => 2,
-        };
-        if k.get(variant) != Some(&g.module) {
-            return Err(internal(format!(
-                "the embedded PTX of `{}` differs from the regenerated one",
-                call.step.formula
-            )));
-        }
+    if let Some(k) = call.step.kernels
+        && k.get(variant(p, options.fast_math)) != Some(&g.module)
+    {
+        return Err(internal(format!(
+            "the embedded PTX of `{}` differs from the regenerated one",
+            call.step.formula
+        )));
     }
     let mut dev = exec::SimtDevice::new(&g.kernels, EMULATED_DEVICE, EMULATED_MEMORY);
     let data = contiguous(&g.module, call, |r| exec::Device::holds(&dev, r))?;

@@ -101,20 +101,7 @@ impl<T: KeopsFloat> DeviceArray<T> {
 
     /// An array holding a copy of `view`'s rows.
     pub fn from_view(backend: Backend, view: View<'_, T>) -> Result<Self> {
-        let mut host = Vec::new();
-        let len = view.rows.checked_mul(view.cols).ok_or_else(|| {
-            KeopsError::input(format!(
-                "{} rows of {} values overflow usize",
-                view.rows, view.cols
-            ))
-        })?;
-        host.try_reserve_exact(len)
-            .map_err(|_| KeopsError::OutOfMemory(format!("{len} values of a device array")))?;
-        let mut row = vec![T::zero(); view.cols];
-        for r in 0..view.rows {
-            view.copy_row(r, &mut row);
-            host.extend_from_slice(&row);
-        }
+        let host = view.to_row_major("a device array")?;
         let backend = match backend {
             Backend::Auto if driver::available() => Backend::Gpu(0),
             Backend::Auto => Backend::Cpu,
