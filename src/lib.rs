@@ -79,6 +79,33 @@
 //! # Ok::<(), keops::KeopsError>(())
 //! ```
 //!
+//! Results can go into buffers the caller owns: `eval_into` (and `grad_x_into`, ...) writes
+//! into anything implementing [`Out`] (`&mut Vec<[T; D]>`, `&mut [[T; D]]`, nalgebra and
+//! ndarray matrices, `&mut DeviceArray<T>`). A [`DeviceArray`] on the device the call runs
+//! on is written in place by the kernel and nothing is copied back: it can be the input of
+//! the next call at no transfer; its host copy is fetched when asked for
+//! ([`DeviceArray::host`], [`DeviceArray::to_rows`]) or when a call elsewhere reads it.
+//!
+//! ```
+//! use keops::{keops, Backend, DeviceArray, Options};
+//!
+//! let k = keops!(x_i: 1; y_j: 1; b_j: 1; Sum_j(Exp(-Square(x_i - y_j)) * b_j));
+//! let x = vec![[0.0f64], [1.0], [2.0]];
+//! let backend = if keops::gpu_available() { Backend::Gpu(0) } else { Backend::Emulated };
+//! let opts = Options::on(backend);
+//! // Into a host buffer.
+//! let mut a = vec![[0.0f64]; 3];
+//! k.eval_into_with(&opts, &mut a, &x, &x, &vec![[1.0], [1.0], [1.0]])?;
+//! // Into a device array, then that array as the weights of the next call.
+//! let mut v = DeviceArray::from_rows(backend, &a)?;
+//! k.eval_into_with(&opts, &mut v, &x, &x, &a)?;
+//! assert_eq!(keops::last_transfers().downloaded, 0);
+//! let w = k.eval_with(&opts, &x, &x, &v)?;
+//! assert_eq!(w, k.eval_with(&opts, &x, &x, &k.eval(&x, &x, &a)?)?);
+//! assert_eq!(v.to_rows::<1>()?, k.eval(&x, &x, &a)?);
+//! # Ok::<(), keops::KeopsError>(())
+//! ```
+//!
 //! ## At run time
 //!
 //! ```
@@ -104,7 +131,7 @@ pub use keops_runtime::gpu::driver::{
     GpuError, available as gpu_available, device_count as gpu_device_count,
 };
 pub use keops_runtime::{
-    Arg, Backend, DeviceArray, Flat, KeopsError, KeopsFloat, Options, Transfers, View,
+    Arg, Backend, Dest, DeviceArray, Flat, KeopsError, KeopsFloat, Options, Out, Transfers, View,
     default_backend, last_backend, last_transfers, set_default_backend,
 };
 

@@ -482,7 +482,8 @@ fn device_arrays_are_written_in_place_and_checked() {
         assert_eq!(k.eval_with(&opts, &x, &y).unwrap(), vec![[6.0], [12.0]]);
         y.write(&[0.5, 0.25, 0.25]).unwrap();
         assert_eq!(k.eval_with(&opts, &x, &y).unwrap(), vec![[1.0], [2.0]]);
-        assert_eq!(y.host(), &[0.5, 0.25, 0.25]);
+        assert_eq!(y.host().unwrap(), &[0.5, 0.25, 0.25]);
+        assert!(y.is_host_current());
         let e = y.write(&[1.0, 2.0]).unwrap_err().to_string();
         assert!(
             e.contains("2 values written into a device array of 3 rows"),
@@ -502,5 +503,135 @@ fn device_arrays_are_written_in_place_and_checked() {
         assert!(matches!(e, keops::KeopsError::Gpu(_)), "{e}");
         let auto = keops::DeviceArray::from_rows(Backend::Auto, &[[1.0f32]]).unwrap();
         assert_eq!(auto.backend(), Backend::Cpu);
+    }
+}
+
+#[test]
+fn outputs_into_caller_buffers() {
+    // Host buffers (poisoned with NaN) and device arrays receive what `eval` returns; a
+    // device array on the call's device is written in place and nothing is downloaded.
+    let gauss = keops!(x_i: 3; y_j: 3; b_j: 2; Sum_j(Exp(-SqDist(x_i, y_j)) * b_j));
+    let kmin = keops!(x_i: 3; y_j: 3; KMin_j(SqDist(x_i, y_j), 4));
+    let mut rng = Rng(23);
+    let x: Vec<[f64; 3]> = rng.rows(70);
+    let y: Vec<[f64; 3]> = rng.rows(90);
+    let b: Vec<[f64; 2]> = rng.rows(90);
+    for backend in backends() {
+        let opts = Options::on(backend);
+        let want = gauss.eval_with(&opts, &x, &y, &b).unwrap();
+        let mut out = vec![[f64::NAN; 2]; 70];
+        gauss.eval_into_with(&opts, &mut out, &x, &y, &b).unwrap();
+        assert_eq!(out, want, "host buffer on {backend:?}");
+        assert_eq!(keops::last_backend(), Some(backend));
+        let mut short = vec![[0.0; 2]; 69];
+        let e = gauss
+            .eval_into_with(&opts, &mut short, &x, &y, &b)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the output buffer has 69 rows of width 2, the call writes 70 rows"),
+            "{e}"
+        );
+        let mut groups = [[f64::NAN; 4]; 70];
+        kmin.eval_into_with(&opts, &mut groups, &x, &y).unwrap();
+        let want_kmin = kmin.eval_with(&opts, &x, &y).unwrap();
+        assert_eq!(groups.to_vec(), want_kmin, "KMin values on {backend:?}");
+
+        // A device array written in place.
+        let mut o = keops::DeviceArray::from_rows(backend, &vec![[f64::NAN; 2]; 70]).unwrap();
+        gauss.eval_into_with(&opts, &mut o, &x, &y, &b).unwrap();
+        if backend != Backend::Cpu {
+            let t = keops::last_transfers();
+            assert_eq!(t.downloaded, 0, "nothing downloaded on {backend:?}");
+            assert_eq!(t.uploaded, (70 * 3 + 90 * 5) * 8);
+            assert!(!o.is_host_current(), "the host copy waits for a fetch");
+        }
+        assert_eq!(
+            o.to_rows::<2>().unwrap(),
+            want,
+            "device output on {backend:?}"
+        );
+        // ... then read in place by the next call (its values as b_j, x as y_j).
+        let want2 = gauss.eval_with(&opts, &y, &x, &want).unwrap();
+        let got2 = gauss.eval_with(&opts, &y, &x, &o).unwrap();
+        assert_eq!(got2, want2, "chained on {backend:?}");
+        if backend != Backend::Cpu {
+            assert_eq!(
+                keops::last_transfers().uploaded,
+                (90 * 3 + 70 * 3) * 8,
+                "the device output is not uploaded again"
+            );
+        }
+        // ... and by calls elsewhere, which fetch its values.
+        let cpu = gauss
+            .eval_with(&Options::on(Backend::Cpu), &y, &x, &o)
+            .unwrap();
+        close(
+            &cpu.flat().0,
+            &want2.flat().0,
+            1e-12,
+            &format!("a device output read on the CPU ({backend:?})"),
+        );
+        assert_eq!(o.host().unwrap(), want.as_flattened());
+        assert!(o.is_host_current());
+
+        // In pieces, each piece writes its rows in place.
+        if backend != Backend::Cpu {
+            let mut small = opts;
+            small.gpu.memory_limit = Some(3_000);
+            small.gpu.plan.block = Some(32);
+            let mut o = keops::DeviceArray::from_rows(backend, &vec![[f64::NAN; 2]; 70]).unwrap();
+            gauss.eval_into_with(&small, &mut o, &x, &y, &b).unwrap();
+            assert_eq!(keops::last_transfers().downloaded, 0);
+            close(
+                o.host().unwrap(),
+                want.as_flattened(),
+                1e-12,
+                &format!("device output in pieces on {backend:?}"),
+            );
+        }
+        // A width the output does not have.
+        let mut wide = keops::DeviceArray::from_rows(backend, &vec![[0.0; 3]; 70]).unwrap();
+        let e = gauss
+            .eval_into_with(&opts, &mut wide, &x, &y, &b)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("device array of width 3 receives an output of width 2"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn gradients_into_caller_buffers() {
+    // A gradient whose last step is a reduction (x) and one that sums rows after it (s).
+    let k = keops!(x_i: 3; y_j: 3; b_j: 2; s: 1; Sum_j(Exp(-SqDist(x_i, y_j) / s) * b_j));
+    let mut rng = Rng(29);
+    let x: Vec<[f64; 3]> = rng.rows(40);
+    let y: Vec<[f64; 3]> = rng.rows(50);
+    let b: Vec<[f64; 2]> = rng.rows(50);
+    let s = [[1.5f64]];
+    let cot: Vec<[f64; 2]> = rng.rows(40);
+    for backend in backends() {
+        let opts = Options::on(backend);
+        let gx = k.grad_x_with(&opts, &x, &y, &b, &s, &cot).unwrap();
+        let mut ox = keops::DeviceArray::from_rows(backend, &vec![[f64::NAN; 3]; 40]).unwrap();
+        k.grad_x_into_with(&opts, &mut ox, &x, &y, &b, &s, &cot)
+            .unwrap();
+        assert_eq!(ox.to_rows::<3>().unwrap(), gx, "grad x on {backend:?}");
+        let gs = k.grad_s_with(&opts, &x, &y, &b, &s, &cot).unwrap();
+        let mut os = [[f64::NAN; 1]];
+        k.grad_s_into_with(&opts, &mut os, &x, &y, &b, &s, &cot)
+            .unwrap();
+        assert_eq!(os[0], gs, "grad s on {backend:?}");
+        let mut ds = keops::DeviceArray::from_rows(backend, &[[f64::NAN]]).unwrap();
+        k.grad_s_into_with(&opts, &mut ds, &x, &y, &b, &s, &cot)
+            .unwrap();
+        assert!(
+            ds.is_host_current(),
+            "written with `write`, host copy included"
+        );
+        assert_eq!(ds.host().unwrap(), &gs);
     }
 }

@@ -56,3 +56,45 @@ fn ndarray_arrays_in_any_contiguous_order() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn matrices_and_arrays_as_output_buffers() {
+    let (x, y) = (points(7, 0.4), points(9, 1.7));
+    let b: Vec<[f64; 1]> = (0..9).map(|k| [0.5 * k as f64 - 2.0]).collect();
+    let cot: Vec<[f64; 1]> = (0..7).map(|k| [1.0 - 0.3 * k as f64]).collect();
+    let want = conv.grad_x(&x, &y, &b, &cot).unwrap();
+    let at = |r: usize, c: usize| want[r][c];
+    // N x 3 (column-major storage: written with strides), 3 x N, and N x 3 dynamic.
+    let mut nx3 =
+        nalgebra::OMatrix::<f64, nalgebra::Dyn, nalgebra::Const<3>>::from_element(7, f64::NAN);
+    conv.grad_x_into(&mut nx3, &x, &y, &b, &cot).unwrap();
+    assert_eq!(
+        nx3,
+        nalgebra::OMatrix::<f64, nalgebra::Dyn, nalgebra::Const<3>>::from_fn(7, at)
+    );
+    let mut t3xn = nalgebra::Matrix3xX::<f64>::from_element(7, f64::NAN);
+    conv.grad_x_into(&mut t3xn, &x, &y, &b, &cot).unwrap();
+    assert_eq!(t3xn, nalgebra::Matrix3xX::from_fn(7, |c, r| at(r, c)));
+    let mut dynamic = nalgebra::DMatrix::<f64>::from_element(7, 3, f64::NAN);
+    conv.grad_x_into(&mut dynamic, &x, &y, &b, &cot).unwrap();
+    assert_eq!(dynamic, nalgebra::DMatrix::from_fn(7, 3, at));
+    let mut wrong = nalgebra::DMatrix::<f64>::zeros(7, 2);
+    match conv.grad_x_into(&mut wrong, &x, &y, &b, &cot) {
+        Err(KeopsError::Input(m)) => assert!(m.contains("2 columns"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // ndarray: C order, and a Fortran-order view.
+    let mut c_order = ndarray::Array2::from_elem((7, 3), f64::NAN);
+    conv.grad_x_into(&mut c_order, &x, &y, &b, &cot).unwrap();
+    assert_eq!(
+        c_order,
+        ndarray::Array2::from_shape_fn((7, 3), |(r, c)| at(r, c))
+    );
+    let mut f_store = ndarray::Array2::from_elem((3, 7), f64::NAN);
+    conv.grad_x_into(f_store.view_mut().reversed_axes(), &x, &y, &b, &cot)
+        .unwrap();
+    assert_eq!(
+        f_store,
+        ndarray::Array2::from_shape_fn((3, 7), |(c, r)| at(r, c))
+    );
+}

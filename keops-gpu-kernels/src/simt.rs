@@ -114,6 +114,17 @@ impl GlobalMemory {
         (self.bufs.len() as u64) << ALLOC_SHIFT
     }
 
+    /// The bytes of the allocation that starts at `addr` (what kernels wrote there).
+    pub fn allocation_bytes(&self, addr: u64) -> Result<&[u8], String> {
+        let buf = (addr >> ALLOC_SHIFT) as usize;
+        if buf == 0 || buf > self.bufs.len() || addr & ((1 << ALLOC_SHIFT) - 1) != 0 {
+            return Err(format!(
+                "address {addr:#x} is not the start of an allocation"
+            ));
+        }
+        Ok(&self.bufs[buf - 1])
+    }
+
     /// A new allocation holding `data`.
     pub fn upload_u64(&mut self, data: &[u64]) -> u64 {
         let addr = self.alloc(data.len() * 8);

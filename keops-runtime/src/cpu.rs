@@ -10,7 +10,7 @@
 
 use crate::error::{KeopsError, Result};
 use crate::float::KeopsFloat;
-use crate::view::View;
+use crate::view::{View, fetch_stale, with_fetched};
 use keops_ir::eval::Output;
 use rayon::prelude::*;
 
@@ -148,6 +148,19 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(
     opts: &CpuOptions,
 ) -> Result<Output<T>> {
     check_shapes(k, a)?;
+    // Device arrays that kernels wrote on their device: their values, fetched.
+    let fetched = [
+        fetch_stale(&a.outer)?,
+        fetch_stale(&a.inner)?,
+        fetch_stale(&a.params)?,
+    ];
+    let a = &ReduceArgs {
+        outer: with_fetched(&a.outer, &fetched[0])?,
+        inner: with_fetched(&a.inner, &fetched[1])?,
+        params: with_fetched(&a.params, &fetched[2])?,
+        n_outer: a.n_outer,
+        n_inner: a.n_inner,
+    };
     let (nf, ni) = k.acc_len();
     let (vdim, idim) = k.out_len();
     let (wo, wi, _) = k.widths();

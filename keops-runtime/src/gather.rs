@@ -9,7 +9,7 @@
 
 use crate::error::{KeopsError, Result};
 use crate::float::KeopsFloat;
-use crate::view::View;
+use crate::view::{View, fetch_stale, with_fetched};
 use keops_ir::INDEX_NONE;
 use keops_ir::eval::Output;
 use rayon::prelude::*;
@@ -109,6 +109,25 @@ pub fn gather<T: KeopsFloat, K: CpuGather<T>>(k: &K, a: &GatherArgs<'_, T>) -> R
             "the selected indices do not fit the gather",
         ));
     }
+    // Device arrays that kernels wrote on their device: their values, fetched.
+    let weight_views: Vec<View<'_, T>> = a.weights.iter().map(|(v, _)| *v).collect();
+    let fetched = [
+        fetch_stale(&a.owner)?,
+        fetch_stale(&a.other)?,
+        fetch_stale(&a.params)?,
+        fetch_stale(&weight_views)?,
+    ];
+    let a = &GatherArgs {
+        owner: with_fetched(&a.owner, &fetched[0])?,
+        other: with_fetched(&a.other, &fetched[1])?,
+        params: with_fetched(&a.params, &fetched[2])?,
+        weights: with_fetched(&weight_views, &fetched[3])?
+            .into_iter()
+            .zip(&a.weights)
+            .map(|(v, (_, broadcast))| (v, *broadcast))
+            .collect(),
+        ..a.clone()
+    };
     let vdim = k.out_dim();
     let params: Vec<T> = a
         .params

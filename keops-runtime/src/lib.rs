@@ -14,6 +14,7 @@ pub mod float;
 pub mod gather;
 pub mod gpu;
 pub mod options;
+pub mod out;
 #[allow(unsafe_code)]
 pub mod simd;
 pub mod view;
@@ -25,4 +26,5 @@ pub use gpu::{DeviceArray, Transfers, last_backend, last_transfers};
 /// The compiler library, for generated code.
 pub use keops_ir as ir;
 pub use options::{Backend, Options, default_backend, set_default_backend};
+pub use out::{Dest, Out};
 pub use view::View;

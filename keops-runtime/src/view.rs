@@ -124,6 +124,48 @@ impl<'a, T: Copy> View<'a, T> {
     }
 }
 
+impl<'a, T: crate::KeopsFloat> View<'a, T> {
+    /// The current values of rows whose host copy is out of date (a
+    /// [`DeviceArray`](crate::gpu::DeviceArray) a kernel wrote on its device), fetched from
+    /// the device, row-major; `None` when the host values are current.
+    pub fn fetch_stale(&self) -> Result<Option<Vec<T>>> {
+        match self.resident.filter(|r| r.host_stale()) {
+            Some(r) => {
+                let len = self.rows.checked_mul(self.cols).ok_or_else(|| {
+                    KeopsError::input(format!(
+                        "{} rows of {} values overflow usize",
+                        self.rows, self.cols
+                    ))
+                })?;
+                r.fetch(len).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// [`View::fetch_stale`] of each view.
+pub(crate) fn fetch_stale<T: crate::KeopsFloat>(
+    views: &[View<'_, T>],
+) -> Result<Vec<Option<Vec<T>>>> {
+    views.iter().map(View::fetch_stale).collect()
+}
+
+/// The views with the values `fetch_stale` fetched in place of out-of-date host copies.
+pub(crate) fn with_fetched<'b, T: Copy>(
+    views: &[View<'b, T>],
+    fetched: &'b [Option<Vec<T>>],
+) -> Result<Vec<View<'b, T>>> {
+    views
+        .iter()
+        .zip(fetched)
+        .map(|(v, f)| match f {
+            Some(values) => View::row_major(values, v.rows, v.cols),
+            None => Ok(*v),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::View;

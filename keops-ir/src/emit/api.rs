@@ -238,6 +238,15 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
     )?;
     let call_args = arg_names.join(", ");
     let gen_use: String = gen_names.iter().map(|d| format!(", {d}")).collect();
+    let output_name = unique_name("output", &arg_names);
+    let sig = Sig {
+        rt,
+        vis,
+        gen_decl: &gen_decl,
+        gen_use: &gen_use,
+        output: &output_name,
+    };
+    sig.emit_runner(&mut out, "__keops_eval", &params, &body);
     let _ = writeln!(
         out,
         "/// Evaluates the reduction.\n{vis} fn eval<T: {rt}::KeopsFloat{gen_decl}>(&self, {}) -> {rt}::Result<{ret_ty}> {{\nself.eval_with::<T{gen_use}>(&Default::default(), {call_args})\n}}",
@@ -245,9 +254,14 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
     );
     let _ = writeln!(
         out,
-        "/// Evaluates the reduction with options (the backend, f64 accumulation of f32 sums, fast math on the GPU).\n{vis} fn eval_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, {}) -> {rt}::Result<{ret_ty}> {{\n{body}let result = {convert};\nOk(result)\n}}",
+        "/// Evaluates the reduction with options (the backend, f64 accumulation of f32 sums, fast math on the GPU).\n{vis} fn eval_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, {}) -> {rt}::Result<{ret_ty}> {{\nuse {rt} as __rt;\nlet out = self.__keops_eval::<T{gen_use}>(options, None, {call_args})?;\nlet result = {convert};\nOk(result)\n}}",
         params.join(", ")
     );
+    let fwd = p.output_info();
+    if fwd.indices.is(0) {
+        let w = width(&fwd.values, "the output")?;
+        sig.emit_into_methods(&mut out, "eval", "__keops_eval", &w, &params, &call_args);
+    }
 
     // gradients, one method per argument
     let cot = unique_name("cotangent", &arg_names);
@@ -297,6 +311,8 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
             gpu,
         )?;
         let an = &arg_names[pos];
+        let runner = format!("__keops_grad_{an}");
+        sig.emit_runner(&mut out, &runner, &gparams, &body);
         let _ = writeln!(
             out,
             "/// The gradient of `<{cot}, output>` with respect to `{an}`.\n{vis} fn grad_{an}<T: {rt}::KeopsFloat{gen_decl}>(&self, {}) -> {rt}::Result<{ty}> {{\nself.grad_{an}_with::<T{gen_use}>(&Default::default(), {call_args}, {cot})\n}}",
@@ -304,13 +320,73 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
         );
         let _ = writeln!(
             out,
-            "/// The gradient of `<{cot}, output>` with respect to `{an}`, with options.\n{vis} fn grad_{an}_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, {}) -> {rt}::Result<{ty}> {{\n{body}let result = {conv};\nOk(result)\n}}",
+            "/// The gradient of `<{cot}, output>` with respect to `{an}`, with options.\n{vis} fn grad_{an}_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, {}) -> {rt}::Result<{ty}> {{\nuse {rt} as __rt;\nlet out = self.{runner}::<T{gen_use}>(options, None, {call_args}, {cot})?;\nlet result = {conv};\nOk(result)\n}}",
             gparams.join(", ")
+        );
+        sig.emit_into_methods(
+            &mut out,
+            &format!("grad_{an}"),
+            &runner,
+            w,
+            &gparams,
+            &format!("{call_args}, {cot}"),
         );
     }
     let _ = writeln!(out, "}}");
     out.push_str(&kernels);
     Ok(Api { code: out })
+}
+
+/// What the methods of a kernel share: paths, generics, the name of the output parameter.
+struct Sig<'a> {
+    rt: &'a str,
+    vis: &'a str,
+    gen_decl: &'a str,
+    gen_use: &'a str,
+    output: &'a str,
+}
+
+impl Sig<'_> {
+    /// The private method running a program's steps (`body`), writing the last step in
+    /// place into `__dest` when it can; the public methods convert or copy its output.
+    fn emit_runner(&self, out: &mut String, name: &str, params: &[String], body: &str) {
+        let Sig { rt, gen_decl, .. } = self;
+        let _ = writeln!(
+            out,
+            "fn {name}<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, mut __dest: Option<&mut {rt}::Dest<'_, T>>, {}) -> {rt}::Result<{rt}::ir::eval::Output<T>> {{\n{body}Ok(out)\n}}",
+            params.join(", ")
+        );
+    }
+
+    /// `{method}_into` and `{method}_into_with`: the result written into a caller's buffer
+    /// of rows of width `w`.
+    fn emit_into_methods(
+        &self,
+        out: &mut String,
+        method: &str,
+        runner: &str,
+        w: &str,
+        params: &[String],
+        call_args: &str,
+    ) {
+        let Sig {
+            rt,
+            vis,
+            gen_decl,
+            gen_use,
+            output,
+        } = self;
+        let _ = writeln!(
+            out,
+            "/// [`Self::{method}`] written into `{output}` (rows of width {w}, as many as the result: `&mut Vec<[T; {w}]>`, `&mut [[T; {w}]]`, a `DeviceArray`, ...) instead of a new vector. A `DeviceArray` on the device the call runs on is written in place, with nothing copied back.\n{vis} fn {method}_into<T: {rt}::KeopsFloat{gen_decl}>(&self, {output}: impl {rt}::Out<T, {w}>, {}) -> {rt}::Result<()> {{\nself.{method}_into_with::<T{gen_use}>(&Default::default(), {output}, {call_args})\n}}",
+            params.join(", ")
+        );
+        let _ = writeln!(
+            out,
+            "/// [`Self::{method}_into`] with options.\n{vis} fn {method}_into_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, mut {output}: impl {rt}::Out<T, {w}>, {}) -> {rt}::Result<()> {{\nlet mut __dest = {rt}::Out::<T, {w}>::dest(&mut {output})?;\nlet out = self.{runner}::<T{gen_use}>(options, Some(&mut __dest), {call_args})?;\n{rt}::out::write_output(&out, __dest)\n}}",
+            params.join(", ")
+        );
+    }
 }
 
 /// The gradient program of argument `pos`, simplified, and instantiated when its widths
@@ -418,6 +494,17 @@ fn program_body(
         "let (m, n) = __rt::args::sizes(&[{}], None, None)?;",
         views.join(", ")
     );
+    let info = p.output_info();
+    let out_rows = match info.rows {
+        Cat::I => "m",
+        Cat::J => "n",
+        _ => "1",
+    };
+    let _ = writeln!(
+        b,
+        "if let Some(d) = __dest.as_deref() {{ d.expect({out_rows}, {})?; }}",
+        dim_expr(&info.values)
+    );
     let gen_args = gens.join(", ");
     let gen_params: String = gens
         .iter()
@@ -503,9 +590,16 @@ fn program_body(
                         );
                         let views: Vec<String> =
                             sources.iter().map(|s| source_view(*s, arg_names)).collect();
+                        // The last step may write a device array in place.
+                        let last = step_index + 1 == p.steps.len() && step.out() == p.output;
+                        let (func, dest) = if last {
+                            ("reduce_step_into", ", __dest.as_deref_mut()")
+                        } else {
+                            ("reduce_step", "")
+                        };
                         let _ = writeln!(
                             b,
-                            "let {buf} = match __rt::gpu::reduce_step::<T>(&__rt::gpu::StepCall {{ step: &{kname}_GPU, widths: &[{}], inputs: &[{}], m, n }}, options)? {{ Some(out) => out, None => {cpu} }};",
+                            "let {buf} = match __rt::gpu::{func}::<T>(&__rt::gpu::StepCall {{ step: &{kname}_GPU, widths: &[{}], inputs: &[{}], m, n }}, options{dest})? {{ Some(out) => out, None => {cpu} }};",
                             widths.join(", "),
                             views.join(", ")
                         );

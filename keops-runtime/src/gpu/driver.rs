@@ -23,7 +23,6 @@ use cudarc::driver::{
 use cudarc::nvrtc::Ptx;
 use keops_gpu_kernels::launch::DeviceLimits;
 use keops_gpu_kernels::module::GpuReduction;
-use keops_ir::eval::Output;
 use keops_ir::lower::Precision;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -396,21 +395,7 @@ impl Device for Ready<'_> {
     }
 
     fn download<T: KeopsFloat>(&mut self, b: &Buffer, n: usize) -> Result<Vec<T>> {
-        let stream = &self.dev.stream;
-        let r = match b {
-            Buffer::F32(s) => stream
-                .clone_dtoh(s)
-                .map(|v| v.into_iter().take(n).map(|x| T::of(x as f64)).collect()),
-            Buffer::F64(s) => stream
-                .clone_dtoh(s)
-                .map(|v| v.into_iter().take(n).map(T::of).collect()),
-            Buffer::U64(_) => {
-                return Err(KeopsError::input(
-                    "internal: float download of an index buffer",
-                ));
-            }
-        };
-        Ok(r.map_err(|e| driver_error("cuMemcpyDtoH", e))?)
+        download_from(&self.dev.stream, b, n)
     }
 
     fn holds(&self, r: &Resident) -> bool {
@@ -424,6 +409,11 @@ impl Device for Ready<'_> {
                 "internal: a device copy of another device passed to a GPU call",
             )),
         }
+    }
+
+    fn store(&mut self, _: &mut Resident, _: u64) -> Result<()> {
+        // The kernels wrote the device copy itself.
+        Ok(())
     }
 
     fn download_u64(&mut self, b: &Buffer, n: usize) -> Result<Vec<u64>> {
@@ -454,6 +444,34 @@ fn upload_to<T: KeopsFloat>(stream: &Arc<CudaStream>, data: &[T]) -> Result<Buff
         stream.clone_htod(&v[..]).map(Buffer::F64)
     };
     r.map_err(|e| driver_error("cuMemcpyHtoD", e))
+}
+
+/// The first `n` floats of a float buffer, copied to the host.
+fn download_from<T: KeopsFloat>(stream: &Arc<CudaStream>, b: &Buffer, n: usize) -> Result<Vec<T>> {
+    let r = match b {
+        Buffer::F32(s) => stream
+            .clone_dtoh(&s.slice(..n.min(s.len())))
+            .map(|v| v.into_iter().map(|x| T::of(x as f64)).collect()),
+        Buffer::F64(s) => stream
+            .clone_dtoh(&s.slice(..n.min(s.len())))
+            .map(|v| v.into_iter().map(T::of).collect()),
+        Buffer::U64(_) => {
+            return Err(KeopsError::input(
+                "internal: float download of an index buffer",
+            ));
+        }
+    };
+    Ok(r.map_err(|e| driver_error("cuMemcpyDtoH", e))?)
+}
+
+/// The first `n` values of a [`DeviceArray`](super::DeviceArray)'s device copy.
+pub(crate) fn download_resident<T: KeopsFloat>(
+    index: usize,
+    buf: &Buffer,
+    n: usize,
+) -> Result<Vec<T>> {
+    let dev = device(index)?;
+    download_from(&dev.stream, buf, n)
 }
 
 /// A copy of `data` on device `index`, for a [`DeviceArray`](super::DeviceArray).
@@ -491,12 +509,14 @@ pub(crate) fn write_resident<T: KeopsFloat>(
     Ok(dev.sync()?)
 }
 
-/// Runs a reduction step on device `index`.
+/// Runs a reduction step on device `index` (writing the values into `into`'s device copy
+/// when it can, see [`super::in_place_target`]).
 pub(crate) fn reduce<T: KeopsFloat>(
     call: &StepCall<'_, '_, T>,
     options: &Options,
     index: usize,
-) -> Result<(Output<T>, exec::Transfers)> {
+    into: Option<&mut super::DeviceArray<T>>,
+) -> Result<super::Ran<T>> {
     let dev = device(index)?;
     let module: ModuleRef = module_for(call, options.fast_math)?;
     let m = module.get();
@@ -508,7 +528,9 @@ pub(crate) fn reduce<T: KeopsFloat>(
     };
     let data = contiguous(m, call, |r| d.holds(r))?;
     let (n_outer, n_inner) = sizes(m, call.m, call.n);
-    exec::run(
+    let into = super::in_place_target(m, n_outer, into);
+    let in_place = into.is_some();
+    let (output, transfers) = exec::run(
         &mut d,
         m,
         &data,
@@ -516,5 +538,11 @@ pub(crate) fn reduce<T: KeopsFloat>(
         n_inner,
         &options.gpu.plan,
         options.gpu.memory_limit,
-    )
+        into,
+    )?;
+    Ok(super::Ran {
+        output,
+        transfers,
+        in_place,
+    })
 }

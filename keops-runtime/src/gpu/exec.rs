@@ -51,6 +51,9 @@ pub(crate) trait Device {
     fn holds(&self, r: &Resident) -> bool;
     /// The device address of a device copy that lives here.
     fn map(&mut self, r: &Resident) -> Result<u64>;
+    /// Makes what kernels wrote at `addr` (where [`Device::map`] mapped `r`) the contents
+    /// of `r` (a real device wrote it in place already).
+    fn store(&mut self, r: &mut Resident, addr: u64) -> Result<()>;
 }
 
 /// An input of a call: rows copied from the host, or a device copy already on the device.
@@ -106,7 +109,11 @@ pub(crate) fn pieces(
     (outer, inner)
 }
 
-/// Runs every chunk of `m` on `dev`; `data` holds the inputs, in module order.
+/// Runs every chunk of `m` on `dev`; `data` holds the inputs, in module order. With
+/// `into`, the output values are written in place into that device copy (which holds
+/// `n_outer` rows of `m.out_values`, on this device) and not downloaded: the returned
+/// output then has no values.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run<D: Device, T: KeopsFloat>(
     dev: &mut D,
     m: &GpuReduction,
@@ -115,6 +122,7 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
     n_inner: usize,
     tuning: &PlanOptions,
     memory_limit: Option<u64>,
+    mut into: Option<&mut Resident>,
 ) -> Result<(Output<T>, Transfers)> {
     let p = m.precision;
     let fsize = (T::BITS / 8) as u64;
@@ -138,6 +146,14 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
         };
         return Ok((out, transfers));
     }
+    let out_base = match into.as_deref_mut() {
+        Some(r) => {
+            // The host copy no longer holds the values, whatever happens below.
+            r.host_stale = true;
+            Some(dev.map(r)?)
+        }
+        None => None,
+    };
     // Device copies already there are read in place (at the piece's first row).
     let mut mapped: Vec<Option<u64>> = Vec::with_capacity(data.len());
     for d in data {
@@ -181,7 +197,14 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
     while r0 < n_outer {
         let r1 = (r0 + outer_piece).min(n_outer);
         let rows = r1 - r0;
-        let vbuf = dev.zeros(Some(p), rows * nv)?;
+        let vbuf = match out_base {
+            Some(_) => None,
+            None => Some(dev.zeros(Some(p), rows * nv)?),
+        };
+        let vptr = match (&vbuf, out_base) {
+            (Some(b), _) => dev.ptr(b),
+            (None, base) => base.unwrap_or(0) + (r0 * nv) as u64 * fsize,
+        };
         let ibuf = dev.zeros(None, rows * ni)?;
         let mut outer_bufs: Vec<Option<D::Buf>> = Vec::new();
         for (k, i) in m.inputs.iter().enumerate() {
@@ -245,7 +268,7 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
                 let mut params = vec![
                     rows as u64,
                     (j1 - j0) as u64,
-                    dev.ptr(&vbuf),
+                    vptr,
                     dev.ptr(&ibuf),
                     lp.tile_rows,
                     j0 as u64,
@@ -295,7 +318,7 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
                 let mut params = vec![
                     rows as u64,
                     n_inner as u64,
-                    dev.ptr(&vbuf),
+                    vptr,
                     dev.ptr(&ibuf),
                     lp.tile_rows,
                     0,
@@ -306,10 +329,16 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
                 dev.sync()?;
             }
         }
-        values.extend(dev.download::<T>(&vbuf, rows * nv)?);
+        if let Some(b) = &vbuf {
+            values.extend(dev.download::<T>(b, rows * nv)?);
+            transfers.downloaded += (rows * nv) as u64 * fsize;
+        }
         indices.extend(dev.download_u64(&ibuf, rows * ni)?);
-        transfers.downloaded += (rows * nv) as u64 * fsize + (rows * ni) as u64 * 8;
+        transfers.downloaded += (rows * ni) as u64 * 8;
         r0 = r1;
+    }
+    if let (Some(r), Some(addr)) = (into, out_base) {
+        dev.store(r, addr)?;
     }
     let out = Output {
         rows: n_outer,
@@ -420,6 +449,16 @@ impl Device for SimtDevice<'_> {
             super::resident::Placement::Gpu { .. } => {
                 Err(emulated("a GPU device copy passed to the emulated device"))
             }
+        }
+    }
+    fn store(&mut self, r: &mut Resident, addr: u64) -> Result<()> {
+        let written = self.mem.allocation_bytes(addr).map_err(emulated)?;
+        match &mut r.copy {
+            super::resident::Placement::Emulated(bytes) if bytes.len() == written.len() => {
+                bytes.copy_from_slice(written);
+                Ok(())
+            }
+            _ => Err(emulated("an output stored into another device's copy")),
         }
     }
 }

@@ -75,28 +75,73 @@ pub fn reduce_step<T: KeopsFloat>(
     call: &StepCall<'_, '_, T>,
     options: &Options,
 ) -> Result<Option<Output<T>>> {
+    reduce_step_into(call, options, None)
+}
+
+/// [`reduce_step`] for the last step of an `eval_into` call: when `dest` is a
+/// [`DeviceArray`] on the device the step runs on, the kernel writes the output values
+/// there in place (nothing is copied back) and `dest` records it.
+pub fn reduce_step_into<T: KeopsFloat>(
+    call: &StepCall<'_, '_, T>,
+    options: &Options,
+    mut dest: Option<&mut crate::out::Dest<'_, T>>,
+) -> Result<Option<Output<T>>> {
     let f64_rejected = || {
         KeopsError::input(
             "f64_accumulation is implemented by the CPU kernels only: use Backend::Cpu (or Auto), or f64 data",
         )
     };
-    let (used, out) = match options.backend()? {
-        Backend::Cpu => (Backend::Cpu, None),
-        Backend::Auto if options.f64_accumulation || !driver::available() => (Backend::Cpu, None),
-        Backend::Auto => (Backend::Gpu(0), Some(driver::reduce(call, options, 0)?)),
+    let used = match options.backend()? {
+        Backend::Cpu => Backend::Cpu,
+        Backend::Auto if options.f64_accumulation || !driver::available() => Backend::Cpu,
+        Backend::Auto => Backend::Gpu(0),
         Backend::Gpu(_) | Backend::Emulated if options.f64_accumulation => {
             return Err(f64_rejected());
         }
-        Backend::Gpu(device) => (
-            Backend::Gpu(device),
-            Some(driver::reduce(call, options, device)?),
-        ),
-        Backend::Emulated => (Backend::Emulated, Some(emulate(call, options)?)),
+        b => b,
+    };
+    // The output's device array, when it lives where the step runs.
+    let into = dest
+        .as_deref_mut()
+        .and_then(|d| d.device_array())
+        .filter(|a| a.backend() == used && used != Backend::Cpu);
+    let ran = match used {
+        Backend::Gpu(device) => Some(driver::reduce(call, options, device, into)?),
+        Backend::Emulated => Some(emulate(call, options, into)?),
+        _ => None,
     };
     LAST_BACKEND.with(|b| b.set(Some(used)));
-    let transfers = out.as_ref().map(|o| o.1).unwrap_or_default();
+    let transfers = ran.as_ref().map(|r| r.transfers).unwrap_or_default();
     LAST_TRANSFERS.with(|t| t.set(transfers));
-    Ok(out.map(|o| o.0))
+    Ok(ran.map(|r| {
+        if r.in_place
+            && let Some(d) = dest
+        {
+            d.set_written();
+        }
+        r.output
+    }))
+}
+
+/// What a device run of a step gives back.
+pub(crate) struct Ran<T> {
+    /// The output (without values when they were written in place).
+    pub(crate) output: Output<T>,
+    /// Bytes copied.
+    pub(crate) transfers: Transfers,
+    /// The values went into the output device array.
+    pub(crate) in_place: bool,
+}
+
+/// The device copy of `into` when the module's output can be written there in place
+/// (values only, as many rows and the same width).
+pub(crate) fn in_place_target<'a, T>(
+    m: &GpuReduction,
+    n_outer: usize,
+    into: Option<&'a mut DeviceArray<T>>,
+) -> Option<&'a mut Resident> {
+    into.filter(|a| a.rows() == n_outer && a.cols() == m.out_values && m.out_indices == 0)
+        .and_then(|a| a.resident_mut())
 }
 
 /// Bytes copied between host and device by the last reduction of this thread (zero when
@@ -288,7 +333,10 @@ pub(crate) fn contiguous<'d, T: KeopsFloat>(
             if let Some(r) = v.resident.filter(|r| on_device(r)) {
                 return Ok(exec::InputData::Resident(r));
             }
-            Ok(exec::InputData::Host(v.to_row_major("a copy of an input")?))
+            Ok(exec::InputData::Host(match v.fetch_stale()? {
+                Some(values) => values,
+                None => v.to_row_major("a copy of an input")?,
+            }))
         })
         .collect()
 }
@@ -303,7 +351,8 @@ const EMULATED_MEMORY: u64 = 1 << 30;
 fn emulate<T: KeopsFloat>(
     call: &StepCall<'_, '_, T>,
     options: &Options,
-) -> Result<(Output<T>, Transfers)> {
+    into: Option<&mut DeviceArray<T>>,
+) -> Result<Ran<T>> {
     let p = precision::<T>();
     let g = generated(call.step, call.widths, p, options.fast_math)?;
     // The embedded module must be what the interpreter runs.
@@ -318,7 +367,9 @@ fn emulate<T: KeopsFloat>(
     let mut dev = exec::SimtDevice::new(&g.kernels, EMULATED_DEVICE, EMULATED_MEMORY);
     let data = contiguous(&g.module, call, |r| exec::Device::holds(&dev, r))?;
     let (n_outer, n_inner) = sizes(&g.module, call.m, call.n);
-    exec::run(
+    let into = in_place_target(&g.module, n_outer, into);
+    let in_place = into.is_some();
+    let (output, transfers) = exec::run(
         &mut dev,
         &g.module,
         &data,
@@ -326,5 +377,11 @@ fn emulate<T: KeopsFloat>(
         n_inner,
         &options.gpu.plan,
         options.gpu.memory_limit,
-    )
+        into,
+    )?;
+    Ok(Ran {
+        output,
+        transfers,
+        in_place,
+    })
 }

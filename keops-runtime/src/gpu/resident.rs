@@ -11,10 +11,16 @@ use crate::view::View;
 /// written) and read in place by every GPU call that takes it as an argument; nothing of it
 /// is copied again.
 ///
-/// The array keeps its host copy too: calls that run elsewhere (the CPU, another device)
+/// The array keeps a host copy too: calls that run elsewhere (the CPU, another device)
 /// read that one, so a `DeviceArray` is an argument on every backend. Pass it by reference
 /// where a kernel takes `impl Arg<T, D>` (the `keops` crate's documentation has an
 /// example). [`last_transfers`](super::last_transfers) tells what a call copied.
+///
+/// A `DeviceArray` is also an output: `eval_into(&mut array, ..)` on its device writes the
+/// result in place, on the device only, and copies nothing back. Its host copy is then
+/// out of date until [`DeviceArray::host`] (or [`DeviceArray::sync_host`]) fetches it;
+/// calls that need it meanwhile (on the CPU, on another device) fetch the values
+/// themselves, at each call.
 pub struct DeviceArray<T> {
     host: Vec<T>,
     rows: usize,
@@ -26,6 +32,9 @@ pub struct DeviceArray<T> {
 /// The device copy of a [`DeviceArray`], as kernel calls see it through a [`View`].
 pub struct Resident {
     pub(crate) copy: Placement,
+    /// A kernel wrote the device copy since the host copy was made: host reads must
+    /// fetch the values from the device.
+    pub(crate) host_stale: bool,
 }
 
 /// Where a device copy lives.
@@ -51,6 +60,39 @@ impl std::fmt::Debug for Resident {
 }
 
 impl Resident {
+    /// Whether the values exist on the device only (a kernel wrote them there).
+    pub fn host_stale(&self) -> bool {
+        self.host_stale
+    }
+
+    /// The first `n` values of the device copy, copied to the host.
+    pub fn fetch<T: KeopsFloat>(&self, n: usize) -> Result<Vec<T>> {
+        match &self.copy {
+            Placement::Gpu { device, buf } => driver::download_resident(*device, buf, n),
+            Placement::Emulated(bytes) => {
+                let size = (T::BITS / 8) as usize;
+                if bytes.len() < n * size {
+                    return Err(KeopsError::input(format!(
+                        "internal: {n} values fetched from an emulated device copy of {} bytes",
+                        bytes.len()
+                    )));
+                }
+                Ok(bytes[..n * size]
+                    .chunks_exact(size)
+                    .map(|c| {
+                        if size == 4 {
+                            T::of(f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+                        } else {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(c);
+                            T::of(f64::from_le_bytes(b))
+                        }
+                    })
+                    .collect())
+            }
+        }
+    }
+
     /// The backend holding this copy.
     pub fn backend(&self) -> Backend {
         match self.copy {
@@ -114,9 +156,11 @@ impl<T: KeopsFloat> DeviceArray<T> {
                     device,
                     buf: driver::upload_resident(device, &host)?,
                 },
+                host_stale: false,
             }),
             Backend::Emulated => Some(Resident {
                 copy: Placement::Emulated(bytes_of(&host)),
+                host_stale: false,
             }),
         };
         Ok(DeviceArray {
@@ -140,12 +184,56 @@ impl<T: KeopsFloat> DeviceArray<T> {
             )));
         }
         self.host.copy_from_slice(data);
-        match self.copy.as_mut().map(|r| &mut r.copy) {
-            Some(Placement::Gpu { device, buf }) => driver::write_resident(*device, buf, data)?,
-            Some(Placement::Emulated(bytes)) => *bytes = bytes_of(data),
-            None => {}
+        if let Some(r) = self.copy.as_mut() {
+            match &mut r.copy {
+                Placement::Gpu { device, buf } => driver::write_resident(*device, buf, data)?,
+                Placement::Emulated(bytes) => *bytes = bytes_of(data),
+            }
+            r.host_stale = false;
         }
         Ok(())
+    }
+
+    /// Brings the host copy up to date when a kernel wrote the device copy (a download;
+    /// nothing otherwise).
+    pub fn sync_host(&mut self) -> Result<()> {
+        if let Some(r) = self.copy.as_mut().filter(|r| r.host_stale) {
+            let values = r.fetch::<T>(self.host.len())?;
+            self.host.copy_from_slice(&values);
+            r.host_stale = false;
+        }
+        Ok(())
+    }
+
+    /// The values, row after row, fetched from the device first when a kernel wrote them
+    /// there (see [`DeviceArray::sync_host`]).
+    pub fn host(&mut self) -> Result<&[T]> {
+        self.sync_host()?;
+        Ok(&self.host)
+    }
+
+    /// A copy of the values, row after row, fetched from the device when a kernel wrote
+    /// them there (the host copy is left as is).
+    pub fn to_vec(&self) -> Result<Vec<T>> {
+        match self.copy.as_ref().filter(|r| r.host_stale) {
+            Some(r) => r.fetch(self.host.len()),
+            None => Ok(self.host.clone()),
+        }
+    }
+
+    /// The values as rows of `D` (an error when the width is not `D`), fetched from the
+    /// device when a kernel wrote them there.
+    pub fn to_rows<const D: usize>(&self) -> Result<Vec<[T; D]>> {
+        if self.cols != D {
+            return Err(KeopsError::input(format!(
+                "a device array of width {} read as rows of {D}",
+                self.cols
+            )));
+        }
+        let values = self.to_vec()?;
+        Ok((0..self.rows)
+            .map(|r| std::array::from_fn(|k| values[r * D + k]))
+            .collect())
     }
 }
 
@@ -165,9 +253,15 @@ impl<T> DeviceArray<T> {
         self.backend
     }
 
-    /// The values, row after row (the host copy).
-    pub fn host(&self) -> &[T] {
-        &self.host
+    /// Whether the host copy holds the current values (false after a kernel wrote the
+    /// device copy, until [`DeviceArray::sync_host`]).
+    pub fn is_host_current(&self) -> bool {
+        self.copy.as_ref().is_none_or(|r| !r.host_stale)
+    }
+
+    /// The device copy, for kernels that write their output in place.
+    pub(crate) fn resident_mut(&mut self) -> Option<&mut Resident> {
+        self.copy.as_mut()
     }
 
     /// A view of the array that carries its device copy.

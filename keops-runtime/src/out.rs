@@ -1,0 +1,323 @@
+//! Outputs into caller-provided buffers: the `eval_into` methods of generated kernels
+//! write their result into anything implementing [`Out`] instead of returning a new
+//! vector. Host buffers are filled row by row; a [`DeviceArray`] on the device the call
+//! runs on is written in place by the kernel, with nothing copied back to the host.
+
+use crate::KeopsFloat;
+use crate::error::{KeopsError, Result};
+use crate::gpu::DeviceArray;
+use keops_ir::eval::Output;
+
+/// A buffer of rows of width `D` that a kernel call writes its result into.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot receive a kernel output of width {D} and element type `{T}`",
+    label = "expected mutable rows of {D} values of type `{T}`",
+    note = "pass `&mut Vec<[T; {D}]>`, `&mut [[T; {D}]]` (as many rows as the output) or `&mut DeviceArray<T>`"
+)]
+pub trait Out<T, const D: usize> {
+    /// Where the rows go, checked to have width `D`.
+    fn dest(&mut self) -> Result<Dest<'_, T>>;
+}
+
+/// Where a call writes its output: rows in host memory (any strides), or a
+/// [`DeviceArray`].
+#[derive(Debug)]
+pub struct Dest<'a, T> {
+    target: Target<'a, T>,
+    /// The kernel wrote the values in place (nothing is left to copy).
+    written: bool,
+}
+
+#[derive(Debug)]
+enum Target<'a, T> {
+    Host {
+        data: &'a mut [T],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    },
+    Device(&'a mut DeviceArray<T>),
+}
+
+impl<'a, T> Dest<'a, T> {
+    /// Host rows: element `(r, c)` is `data[r * row_stride + c * col_stride]`; an error
+    /// when `data` is too short for that.
+    pub fn host(
+        data: &'a mut [T],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Result<Self> {
+        let last = if rows == 0 || cols == 0 {
+            Some(0)
+        } else {
+            (rows - 1)
+                .checked_mul(row_stride)
+                .and_then(|a| (cols - 1).checked_mul(col_stride).map(|b| (a, b)))
+                .and_then(|(a, b)| a.checked_add(b))
+                .and_then(|l| l.checked_add(1))
+        };
+        match last {
+            Some(need) if need <= data.len() => Ok(Dest {
+                target: Target::Host {
+                    data,
+                    rows,
+                    cols,
+                    row_stride,
+                    col_stride,
+                },
+                written: false,
+            }),
+            _ => Err(KeopsError::input(format!(
+                "an output buffer of {} values cannot hold {rows} rows of width {cols} with strides ({row_stride}, {col_stride})",
+                data.len()
+            ))),
+        }
+    }
+
+    /// Row-major host rows (`data.len()` must be `rows * cols`).
+    pub fn row_major(data: &'a mut [T], rows: usize, cols: usize) -> Result<Self> {
+        if rows.checked_mul(cols) != Some(data.len()) {
+            return Err(KeopsError::input(format!(
+                "an output buffer of {} values does not hold {rows} rows of width {cols}",
+                data.len()
+            )));
+        }
+        Self::host(data, rows, cols, cols, 1)
+    }
+
+    /// A device array (its device copy is written in place when the call runs on its
+    /// device).
+    pub fn device(array: &'a mut DeviceArray<T>) -> Self {
+        Dest {
+            target: Target::Device(array),
+            written: false,
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        match &self.target {
+            Target::Host { rows, .. } => *rows,
+            Target::Device(a) => a.rows(),
+        }
+    }
+
+    /// Width of each row.
+    pub fn cols(&self) -> usize {
+        match &self.target {
+            Target::Host { cols, .. } => *cols,
+            Target::Device(a) => a.cols(),
+        }
+    }
+
+    /// Checks that the buffer has the shape of the call's output, before anything runs.
+    pub fn expect(&self, rows: usize, cols: usize) -> Result<()> {
+        if self.rows() != rows || self.cols() != cols {
+            return Err(KeopsError::input(format!(
+                "the output buffer has {} rows of width {}, the call writes {rows} rows of width {cols}",
+                self.rows(),
+                self.cols()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The device array, when the output goes to one.
+    pub(crate) fn device_array(&mut self) -> Option<&mut DeviceArray<T>> {
+        match &mut self.target {
+            Target::Device(a) => Some(a),
+            Target::Host { .. } => None,
+        }
+    }
+
+    /// Records that a kernel wrote the values in place.
+    pub(crate) fn set_written(&mut self) {
+        self.written = true;
+    }
+}
+
+/// Writes a call's output into `dest` (nothing when a kernel already wrote it in place):
+/// host rows are copied, a device array is written with [`DeviceArray::write`].
+pub fn write_output<T: KeopsFloat>(o: &Output<T>, dest: Dest<'_, T>) -> Result<()> {
+    if dest.written {
+        return Ok(());
+    }
+    dest.expect(o.rows, o.vdim)?;
+    match dest.target {
+        Target::Host {
+            data,
+            cols,
+            row_stride,
+            col_stride,
+            ..
+        } => {
+            if cols > 0 {
+                for (r, row) in o.values.chunks_exact(cols).enumerate() {
+                    for (c, x) in row.iter().enumerate() {
+                        data[r * row_stride + c * col_stride] = *x;
+                    }
+                }
+            }
+            Ok(())
+        }
+        Target::Device(a) => a.write(&o.values),
+    }
+}
+
+impl<T, const D: usize> Out<T, D> for &mut [[T; D]] {
+    fn dest(&mut self) -> Result<Dest<'_, T>> {
+        let rows = self.len();
+        Dest::row_major(self.as_flattened_mut(), rows, D)
+    }
+}
+
+impl<T, const D: usize> Out<T, D> for &mut Vec<[T; D]> {
+    fn dest(&mut self) -> Result<Dest<'_, T>> {
+        let rows = self.len();
+        Dest::row_major(self.as_flattened_mut(), rows, D)
+    }
+}
+
+impl<T, const D: usize, const N: usize> Out<T, D> for &mut [[T; D]; N] {
+    fn dest(&mut self) -> Result<Dest<'_, T>> {
+        Dest::row_major(self.as_flattened_mut(), N, D)
+    }
+}
+
+impl<T, const D: usize> Out<T, D> for &mut DeviceArray<T> {
+    fn dest(&mut self) -> Result<Dest<'_, T>> {
+        if self.cols() != D {
+            return Err(KeopsError::input(format!(
+                "a device array of width {} receives an output of width {D}",
+                self.cols()
+            )));
+        }
+        Ok(Dest::device(self))
+    }
+}
+
+/// nalgebra matrices as outputs: `N x D` (`OMatrix<T, Dyn, Const<D>>`, one point per row),
+/// `D x N` (`OMatrix<T, Const<D>, Dyn>`, one point per column) and `DMatrix<T>` (`N x D`,
+/// width checked at run time), of as many points as the output.
+#[cfg(feature = "nalgebra")]
+mod nalgebra_out {
+    use super::{Dest, Out};
+    use crate::error::{KeopsError, Result};
+    use nalgebra::{Const, DMatrix, Dyn, OMatrix, Scalar};
+
+    impl<T: Scalar, const D: usize> Out<T, D> for &mut OMatrix<T, Dyn, Const<D>> {
+        fn dest(&mut self) -> Result<Dest<'_, T>> {
+            let rows = self.nrows();
+            Dest::host(self.as_mut_slice(), rows, D, 1, rows)
+        }
+    }
+
+    impl<T: Scalar, const D: usize> Out<T, D> for &mut OMatrix<T, Const<D>, Dyn> {
+        fn dest(&mut self) -> Result<Dest<'_, T>> {
+            let rows = self.ncols();
+            Dest::row_major(self.as_mut_slice(), rows, D)
+        }
+    }
+
+    impl<T: Scalar, const D: usize> Out<T, D> for &mut DMatrix<T> {
+        fn dest(&mut self) -> Result<Dest<'_, T>> {
+            if self.ncols() != D {
+                return Err(KeopsError::input(format!(
+                    "an output matrix with {} columns where the kernel writes {D} (one point per row)",
+                    self.ncols()
+                )));
+            }
+            let rows = self.nrows();
+            Dest::host(self.as_mut_slice(), rows, D, 1, rows)
+        }
+    }
+}
+
+/// ndarray arrays as outputs (`&mut Array2<T>`, `ArrayViewMut2<T>`): one point per row, any
+/// memory order with non-negative strides.
+#[cfg(feature = "ndarray")]
+mod ndarray_out {
+    use super::{Dest, Out};
+    use crate::error::{KeopsError, Result};
+    use ndarray::{Array2, ArrayBase, ArrayViewMut2, DataMut, Ix2};
+
+    fn dest2<T, S: DataMut<Elem = T>, const D: usize>(
+        a: &mut ArrayBase<S, Ix2>,
+    ) -> Result<Dest<'_, T>> {
+        let (rows, cols) = a.dim();
+        if cols != D {
+            return Err(KeopsError::input(format!(
+                "an output array with {cols} columns where the kernel writes {D} (one point per row)"
+            )));
+        }
+        let s = a.strides();
+        if (rows > 1 && s[0] < 0) || (cols > 1 && s[1] < 0) {
+            return Err(KeopsError::input(
+                "an output array with negative strides: pass a standard-layout array",
+            ));
+        }
+        let (rs, cs) = (
+            if rows > 1 { s[0].unsigned_abs() } else { cols },
+            if cols > 1 { s[1].unsigned_abs() } else { 1 },
+        );
+        let data = a.as_slice_memory_order_mut().ok_or_else(|| {
+            KeopsError::input("a non-contiguous output array: pass a standard-layout array")
+        })?;
+        Dest::host(data, rows, cols, rs, cs)
+    }
+
+    impl<T, const D: usize> Out<T, D> for &mut Array2<T> {
+        fn dest(&mut self) -> Result<Dest<'_, T>> {
+            dest2::<T, _, D>(*self)
+        }
+    }
+
+    impl<T, const D: usize> Out<T, D> for ArrayViewMut2<'_, T> {
+        fn dest(&mut self) -> Result<Dest<'_, T>> {
+            dest2::<T, _, D>(self)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(rows: usize, vdim: usize) -> Output<f64> {
+        Output {
+            rows,
+            vdim,
+            values: (0..rows * vdim).map(|k| k as f64).collect(),
+            idim: 0,
+            indices: vec![],
+        }
+    }
+
+    #[test]
+    fn host_rows_any_strides() {
+        let o = output(2, 3);
+        let mut rows = vec![[0.0; 3]; 2];
+        write_output(&o, (&mut rows).dest().unwrap()).unwrap();
+        assert_eq!(rows, vec![[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]);
+        // Column-major 2 x 3.
+        let mut cm = [0.0; 6];
+        write_output(&o, Dest::host(&mut cm, 2, 3, 1, 2).unwrap()).unwrap();
+        assert_eq!(cm, [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    }
+
+    #[test]
+    fn shapes_are_checked() {
+        let o = output(2, 3);
+        let mut short = vec![[0.0; 3]; 1];
+        let e = write_output(&o, (&mut short).dest().unwrap()).unwrap_err();
+        assert!(e.to_string().contains("1 rows of width 3"), "{e}");
+        let mut data = [0.0; 5];
+        assert!(Dest::host(&mut data, 2, 3, 1, 2).is_err());
+        assert!(Dest::row_major(&mut data, 2, 3).is_err());
+        let mut empty: [f64; 0] = [];
+        assert!(Dest::host(&mut empty, 0, 3, 3, 1).is_ok());
+    }
+}
