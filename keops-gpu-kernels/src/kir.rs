@@ -454,3 +454,28 @@ pub fn inst_regs(i: &KInst) -> Vec<KReg> {
         KInst::Label(_) | KInst::Bar | KInst::Ret => vec![],
     }
 }
+
+/// The register an instruction writes.
+pub fn inst_write(i: &KInst) -> Option<KReg> {
+    match i {
+        KInst::Scalar { dst, .. }
+        | KInst::Int { dst, .. }
+        | KInst::Cmp { dst, .. }
+        | KInst::IntConst { dst, .. }
+        | KInst::Special { dst, .. }
+        | KInst::Param { dst, .. }
+        | KInst::SharedBase { dst }
+        | KInst::Load { dst, .. }
+        | KInst::Mov { dst, .. } => Some(*dst),
+        KInst::Store { .. } | KInst::Bra { .. } | KInst::Label(_) | KInst::Bar | KInst::Ret => None,
+    }
+}
+
+/// The registers an instruction reads.
+pub fn inst_reads(i: &KInst) -> Vec<KReg> {
+    let mut regs = inst_regs(i);
+    if inst_write(i).is_some() {
+        regs.remove(0);
+    }
+    regs
+}

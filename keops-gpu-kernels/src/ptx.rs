@@ -4,7 +4,9 @@
 //! Floating-point arithmetic is written with explicit rounding (`add.rn`, `mul.rn`,
 //! `fma.rn`, `div.rn`, `sqrt.rn`) so that ptxas neither contracts nor approximates it: the
 //! device computes exactly what the interpreter and the CPU kernels compute. Subnormals are
-//! kept (no `.ftz`).
+//! kept (no `.ftz`), except by the approximate instructions of `fast_math` kernels
+//! (`ex2.approx.ftz.f32`, ...), which flush them as nvcc's `-use_fast_math` does; their
+//! semantics in `SOp::eval` flush them too.
 
 use crate::kir::{ICmp, IOp, KInst, KReg, KTy, Kernel, Space, Special};
 use keops_ir::lower::SOp;
@@ -112,12 +114,12 @@ impl Printer<'_> {
             SOp::IOr => format!("or.{} {d}, {}, {}", bits(dt), a[0], a[1]),
             SOp::IShl(k) => format!("shl.{} {d}, {}, {k}", bits(dt), a[0]),
             SOp::IShr(k) => format!("shr.{t} {d}, {}, {k}", a[0]),
-            SOp::Ex2Approx => format!("ex2.approx.f32 {d}, {}", a[0]),
-            SOp::Lg2Approx => format!("lg2.approx.f32 {d}, {}", a[0]),
-            SOp::SinApprox => format!("sin.approx.f32 {d}, {}", a[0]),
-            SOp::CosApprox => format!("cos.approx.f32 {d}, {}", a[0]),
-            SOp::RsqrtApprox => format!("rsqrt.approx.f32 {d}, {}", a[0]),
-            SOp::RcpApprox => format!("rcp.approx.f32 {d}, {}", a[0]),
+            SOp::Ex2Approx => format!("ex2.approx.ftz.f32 {d}, {}", a[0]),
+            SOp::Lg2Approx => format!("lg2.approx.ftz.f32 {d}, {}", a[0]),
+            SOp::SinApprox => format!("sin.approx.ftz.f32 {d}, {}", a[0]),
+            SOp::CosApprox => format!("cos.approx.ftz.f32 {d}, {}", a[0]),
+            SOp::RsqrtApprox => format!("rsqrt.approx.ftz.f32 {d}, {}", a[0]),
+            SOp::RcpApprox => format!("rcp.approx.ftz.f32 {d}, {}", a[0]),
             other => {
                 return Err(format!(
                     "{other:?} should have been expanded by the math library before PTX emission"

@@ -411,12 +411,18 @@ fn chunk_kernels(
     let plan = plan(k, p, opts, weighted, width, cols.clone());
     let nf = plan.hooks.acc.iter().filter(|t| **t == Ty::F).count();
     let ni = plan.hooks.acc.len() - nf;
+    let mut reduce = kernel_reduce(&plan, &format!("{name}_reduce"));
+    let mut merge = kernel_2d_merge(&plan, &format!("{name}_merge"));
+    if opts.fast_math && p == Precision::F32 {
+        fast_math::contract(&mut reduce);
+        fast_math::contract(&mut merge);
+    }
     ChunkKernels {
         columns: cols,
         acc_floats: nf,
         acc_indices: ni,
-        reduce: kernel_reduce(&plan, &format!("{name}_reduce")),
-        merge: kernel_2d_merge(&plan, &format!("{name}_merge")),
+        reduce,
+        merge,
     }
 }
 

@@ -330,14 +330,15 @@ impl SOp {
             IShr(k) => Val::N(a[0].n() >> k),
             ILt => Val::P(a[0].n() < a[1].n()),
             IEq => Val::P(a[0].n() == a[1].n()),
-            // The approximate instructions, as their exact values rounded: within the
-            // hardware's error bounds of what a GPU computes.
-            Ex2Approx => Val::F(R::of(f(0).f64().exp2())),
-            Lg2Approx => Val::F(R::of(f(0).f64().log2())),
-            SinApprox => Val::F(R::of(f(0).f64().sin())),
-            CosApprox => Val::F(R::of(f(0).f64().cos())),
-            RsqrtApprox => Val::F(R::of(1.0 / f(0).f64().sqrt())),
-            RcpApprox => Val::F(R::of(1.0 / f(0).f64())),
+            // The approximate instructions (`.ftz`: f32 subnormal inputs and results
+            // flushed to zero), as their exact values rounded: within the hardware's error
+            // bounds of what a GPU computes.
+            Ex2Approx => Val::F(R::of(ftz(ftz(f(0).f64()).exp2()))),
+            Lg2Approx => Val::F(R::of(ftz(ftz(f(0).f64()).log2()))),
+            SinApprox => Val::F(R::of(ftz(ftz(f(0).f64()).sin()))),
+            CosApprox => Val::F(R::of(ftz(ftz(f(0).f64()).cos()))),
+            RsqrtApprox => Val::F(R::of(ftz(1.0 / ftz(f(0).f64()).sqrt()))),
+            RcpApprox => Val::F(R::of(ftz(1.0 / ftz(f(0).f64())))),
         }
     }
 }
@@ -368,5 +369,14 @@ impl fmt::Display for Inst {
             write!(f, "{}{a}", if k == 0 { " " } else { ", " })?;
         }
         Ok(())
+    }
+}
+
+/// `x` with f32 subnormals flushed to a zero of the same sign (the `.ftz` of PTX).
+fn ftz(x: f64) -> f64 {
+    if x != 0.0 && x.abs() < f32::MIN_POSITIVE as f64 {
+        0.0f64.copysign(x)
+    } else {
+        x
     }
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Machine instructions per (i, j) pair in the inner loop of a generated reduction kernel,
+# read from the SASS that ptxas makes of it (no GPU needed): the innermost loop whose body
+# holds the most special-function instructions (ptxas unrolls the tile loop), its instructions
+# divided by its MUFU count (one per pair for the Gaussian kernel).
+#
+#   scripts/sass-per-pair.sh [--arch sm_90] [show_ptx options] FORMULA
+#   scripts/sass-per-pair.sh --fast-math "x_i: 3; y_j: 3; b_j: 1; Sum_j(Exp(-SqDist(x_i, y_j)) * b_j)"
+#
+# Installs ptxas (scripts/install-ptxas.sh) and nvdisasm (PyPI `nvidia-cuda-nvdisasm`, into
+# .venv-sass) on first use.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+ARCH=sm_90
+if [ "${1:-}" = "--arch" ]; then ARCH=$2; shift 2; fi
+[ -x .venv-ptxas/bin/ptxas ] || scripts/install-ptxas.sh >/dev/null
+if [ ! -d .venv-sass ]; then
+    python3 -m venv .venv-sass
+    .venv-sass/bin/pip install -q nvidia-cuda-nvdisasm==13.5.37
+fi
+NVDISASM=$(find .venv-sass -name nvdisasm -type f | head -1)
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+cargo run -q --release -p keops-gpu-kernels --example show_ptx -- "$@" > "$TMP/k.ptx"
+.venv-ptxas/bin/ptxas -arch="$ARCH" -O3 "$TMP/k.ptx" -o "$TMP/k.cubin"
+"$NVDISASM" -c "$TMP/k.cubin" 2>/dev/null > "$TMP/k.sass"
+python3 - "$TMP/k.sass" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+insts, labels = [], {}
+for line in lines:
+    m = re.match(r'\s*(\.L_x_\d+):', line)
+    if m:
+        labels[m.group(1)] = len(insts)
+        continue
+    m = re.match(r'\s*/\*([0-9a-f]+)\*/\s+(.*?)\s*;', line)
+    if m:
+        insts.append(m.group(2))
+loops = []
+for end, text in enumerate(insts):
+    m = re.search(r'BRA\s+`\((\.L_x_\d+)\)', text)
+    if m and labels.get(m.group(1), end + 1) <= end:
+        loops.append((labels[m.group(1)], end))
+best = None
+for start, end in loops:
+    # Innermost loops only: no other loop inside.
+    if any(start <= s and e < end for s, e in loops if (s, e) != (start, end)):
+        continue
+    body = insts[start:end + 1]
+    mufu = sum('MUFU' in i for i in body)
+    if mufu and (best is None or mufu > best[0]):
+        best = (mufu, body)
+if best is None:
+    sys.exit("no loop with a special-function instruction")
+mufu, body = best
+kinds = {}
+for i in body:
+    op = i.split()[1] if i.startswith('@') else i.split()[0]
+    kinds[op.split('.')[0]] = kinds.get(op.split('.')[0], 0) + 1
+print(f"loop: {len(body)} instructions, {mufu} MUFU -> {len(body) / mufu:.2f} instructions per pair")
+print("  " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])))
+PY
