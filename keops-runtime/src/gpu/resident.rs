@@ -264,7 +264,10 @@ impl<T> DeviceArray<T> {
         self.copy.as_mut()
     }
 
-    /// A view of the array that carries its device copy.
+    /// A view of the array that carries its device copy. Its `data` is the host copy, out
+    /// of date when [`DeviceArray::is_host_current`] is false: kernel calls then fetch the
+    /// values themselves ([`View::fetch_stale`]); other readers should call
+    /// [`DeviceArray::sync_host`] first.
     pub fn view(&self) -> View<'_, T> {
         View {
             data: &self.host,
