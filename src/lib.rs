@@ -80,7 +80,7 @@
 //! ```
 //!
 //! Results can go into buffers the caller owns: `eval_into` (and `grad_x_into`, ...) writes
-//! into anything implementing [`Out`] (`&mut Vec<[T; D]>`, `&mut [[T; D]]`, nalgebra and
+//! values into anything implementing [`Out`] and selected indices into [`OutIndices`] (`&mut Vec<[T; D]>`, `&mut [[T; D]]`, nalgebra and
 //! ndarray matrices, `&mut DeviceArray<T>`). A [`DeviceArray`] on the device the call runs
 //! on is written in place by the kernel and nothing is copied back: it can be the input of
 //! the next call at no transfer; its host copy is fetched when asked for
@@ -131,8 +131,8 @@ pub use keops_runtime::gpu::driver::{
     GpuError, available as gpu_available, device_count as gpu_device_count,
 };
 pub use keops_runtime::{
-    Arg, Backend, Dest, DeviceArray, Flat, KeopsError, KeopsFloat, Options, Out, Transfers, View,
-    default_backend, last_backend, last_transfers, set_default_backend,
+    Arg, Backend, Dest, DeviceArray, Flat, KeopsError, KeopsFloat, Options, Out, OutIndices,
+    Transfers, View, default_backend, last_backend, last_transfers, set_default_backend,
 };
 
 #[doc(hidden)]

@@ -635,3 +635,56 @@ fn gradients_into_caller_buffers() {
         assert_eq!(ds.host().unwrap(), &gs);
     }
 }
+
+#[test]
+fn selected_indices_into_caller_buffers() {
+    // ArgKMin into rows of indices; Min_ArgMin into values and indices; KMin_ArgKMin of a
+    // vector formula into flat rows (K * D values, K * D indices).
+    let knn = keops!(x_i: 3; y_j: 3; ArgKMin_j(SqDist(x_i, y_j), 4));
+    let min = keops!(x_i: 2; y_j: 2; Min_ArgMin_j(SqDist(x_i, y_j)));
+    let kmin2 = keops!(x_i: 2; y_j: 2; KMin_ArgKMin_j(x_i - y_j, 3));
+    let mut rng = Rng(31);
+    let x: Vec<[f64; 3]> = rng.rows(50);
+    let y: Vec<[f64; 3]> = rng.rows(60);
+    let x2: Vec<[f64; 2]> = rng.rows(50);
+    let y2: Vec<[f64; 2]> = rng.rows(2);
+    on_backends(|opts| {
+        let mut idx = vec![[usize::MAX - 1; 4]; 50];
+        knn.eval_into_with(opts, &mut idx, &x, &y).unwrap();
+        assert_eq!(idx, knn.eval_with(opts, &x, &y).unwrap());
+        let mut short = vec![[0usize; 4]; 49];
+        let e = knn
+            .eval_into_with(opts, &mut short, &x, &y)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("index buffer has 49 rows"), "{e}");
+
+        let (mut v, mut i) = (vec![[f64::NAN; 1]; 50], vec![[0usize; 1]; 50]);
+        min.eval_into_with(opts, &mut v, &mut i, &x2, &y2).unwrap();
+        assert_eq!((v, i), min.eval_with(opts, &x2, &y2).unwrap());
+
+        // K = 3 beyond N = 2: the third selection is empty (usize::MAX).
+        let (mut v, mut i) = (vec![[f64::NAN; 6]; 50], vec![[0usize; 6]; 50]);
+        kmin2
+            .eval_into_with(opts, &mut v, &mut i, &x2, &y2)
+            .unwrap();
+        let (wv, wi) = kmin2.eval_with(opts, &x2, &y2).unwrap();
+        let flat_v: Vec<[f64; 6]> = wv
+            .iter()
+            .map(|g| std::array::from_fn(|k| g[k / 2][k % 2]))
+            .collect();
+        let flat_i: Vec<[usize; 6]> = wi
+            .iter()
+            .map(|g| std::array::from_fn(|k| g[k / 2][k % 2]))
+            .collect();
+        assert!(
+            flat_i
+                .iter()
+                .all(|r| r[4] == usize::MAX && r[5] == usize::MAX)
+        );
+        assert_eq!(i, flat_i);
+        for (a, b) in v.iter().flatten().zip(flat_v.iter().flatten()) {
+            assert!(a == b || (a.is_infinite() && b.is_infinite()), "{a} vs {b}");
+        }
+    });
+}

@@ -26,5 +26,5 @@ pub use gpu::{DeviceArray, Transfers, last_backend, last_transfers};
 /// The compiler library, for generated code.
 pub use keops_ir as ir;
 pub use options::{Backend, Options, default_backend, set_default_backend};
-pub use out::{Dest, Out};
+pub use out::{Dest, Out, OutIndices};
 pub use view::View;

@@ -167,6 +167,55 @@ pub fn write_output<T: KeopsFloat>(o: &Output<T>, dest: Dest<'_, T>) -> Result<(
     }
 }
 
+/// A buffer of rows of `D` indices that a kernel call writes the selected indices into
+/// (`usize::MAX` where nothing was selected, as `eval` returns them).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot receive rows of {D} indices",
+    label = "expected mutable rows of {D} `usize`",
+    note = "pass `&mut Vec<[usize; {D}]>` or `&mut [[usize; {D}]]` (as many rows as the output)"
+)]
+pub trait OutIndices<const D: usize> {
+    /// The rows, row-major.
+    fn rows_mut(&mut self) -> &mut [[usize; D]];
+}
+
+impl<const D: usize> OutIndices<D> for &mut [[usize; D]] {
+    fn rows_mut(&mut self) -> &mut [[usize; D]] {
+        self
+    }
+}
+
+impl<const D: usize> OutIndices<D> for &mut Vec<[usize; D]> {
+    fn rows_mut(&mut self) -> &mut [[usize; D]] {
+        self
+    }
+}
+
+impl<const D: usize, const N: usize> OutIndices<D> for &mut [[usize; D]; N] {
+    fn rows_mut(&mut self) -> &mut [[usize; D]] {
+        &mut self[..]
+    }
+}
+
+/// Writes a call's selected indices into `dest`.
+pub fn write_indices<T, const D: usize>(o: &Output<T>, mut dest: impl OutIndices<D>) -> Result<()> {
+    let rows = dest.rows_mut();
+    if rows.len() != o.rows || o.idim != D {
+        return Err(KeopsError::input(format!(
+            "the index buffer has {} rows of {D} indices, the call writes {} rows of {}",
+            rows.len(),
+            o.rows,
+            o.idim
+        )));
+    }
+    for (row, src) in rows.iter_mut().zip(o.indices.chunks_exact(D.max(1))) {
+        for (d, s) in row.iter_mut().zip(src) {
+            *d = usize::try_from(*s).unwrap_or(usize::MAX);
+        }
+    }
+    Ok(())
+}
+
 impl<T, const D: usize> Out<T, D> for &mut [[T; D]] {
     fn dest(&mut self) -> Result<Dest<'_, T>> {
         let rows = self.len();

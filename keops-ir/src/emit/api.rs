@@ -257,10 +257,33 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
         "/// Evaluates the reduction with options (the backend, f64 accumulation of f32 sums, fast math on the GPU).\n{vis} fn eval_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, {}) -> {rt}::Result<{ret_ty}> {{\nuse {rt} as __rt;\nlet out = self.__keops_eval::<T{gen_use}>(options, None, {call_args})?;\nlet result = {convert};\nOk(result)\n}}",
         params.join(", ")
     );
+    // The `_into` methods take rows of a flat width: generic kernels whose output width is
+    // composite (`3 * D`, KMin of a vector) have none.
     let fwd = p.output_info();
-    if fwd.indices.is(0) {
-        let w = width(&fwd.values, "the output")?;
-        sig.emit_into_methods(&mut out, "eval", "__keops_eval", &w, &params, &call_args);
+    let flat = |d: &Dim| -> Option<Option<String>> {
+        if d.is(0) {
+            Some(None)
+        } else {
+            width(d, "the output").ok().map(Some)
+        }
+    };
+    match (flat(&fwd.values), flat(&fwd.indices)) {
+        (Some(Some(w)), Some(None)) => {
+            sig.emit_into_methods(&mut out, "eval", "__keops_eval", &w, &params, &call_args);
+        }
+        (Some(vw), Some(Some(iw))) => {
+            let idx = unique_name("indices", &arg_names);
+            emit_index_into_methods(
+                &sig,
+                &mut out,
+                &idx,
+                vw.as_deref(),
+                &iw,
+                &params,
+                &call_args,
+            );
+        }
+        _ => {}
     }
 
     // gradients, one method per argument
@@ -387,6 +410,61 @@ impl Sig<'_> {
             params.join(", ")
         );
     }
+}
+
+/// `eval_into` and `eval_into_with` of a reduction that selects indices: into rows of `iw`
+/// indices, and rows of `vw` values when it has values too.
+fn emit_index_into_methods(
+    sig: &Sig<'_>,
+    out: &mut String,
+    idx: &str,
+    vw: Option<&str>,
+    iw: &str,
+    params: &[String],
+    call_args: &str,
+) {
+    let Sig {
+        rt,
+        vis,
+        gen_decl,
+        gen_use,
+        output,
+    } = sig;
+    let (value_param, value_arg, dest, write_values) = match vw {
+        Some(vw) => (
+            format!("mut {output}: impl {rt}::Out<T, {vw}>, "),
+            format!("{output}, "),
+            format!("let mut __dest = {rt}::Out::<T, {vw}>::dest(&mut {output})?;\n"),
+            format!("{rt}::out::write_output(&out, __dest)\n"),
+        ),
+        None => (
+            String::new(),
+            String::new(),
+            String::new(),
+            "Ok(())\n".into(),
+        ),
+    };
+    let dest_arg = if vw.is_some() {
+        "Some(&mut __dest)"
+    } else {
+        "None"
+    };
+    let what = if vw.is_some() {
+        format!("`{output}` (rows of values) and `{idx}` (rows of {iw} indices)")
+    } else {
+        format!("`{idx}` (rows of {iw} indices)")
+    };
+    let _ = writeln!(
+        out,
+        "/// [`Self::eval`] written into {what}, as many rows as the result (`&mut Vec<[usize; {iw}]>`, `&mut [[usize; {iw}]]`, ...), instead of new vectors; `usize::MAX` where nothing was selected.\n{vis} fn eval_into<T: {rt}::KeopsFloat{gen_decl}>(&self, {}{idx}: impl {rt}::OutIndices<{iw}>, {}) -> {rt}::Result<()> {{\nself.eval_into_with::<T{gen_use}>(&Default::default(), {value_arg}{idx}, {call_args})\n}}",
+        value_param.trim_start_matches("mut "),
+        params.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "/// [`Self::eval_into`] with options.\n{vis} fn eval_into_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, {value_param}{idx}: impl {rt}::OutIndices<{iw}>, {}) -> {rt}::Result<()> {{\n{dest}let out = self.__keops_eval::<T{gen_use}>(options, {dest_arg}, {call_args})?;\n{rt}::out::write_indices(&out, {idx})?;\n{write_values}}}",
+        params.join(", ")
+    );
 }
 
 /// The gradient program of argument `pos`, simplified, and instantiated when its widths
