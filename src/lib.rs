@@ -80,8 +80,9 @@
 //! ```
 //!
 //! Results can go into buffers the caller owns: `eval_into` (and `grad_x_into`, ...) writes
-//! values into anything implementing [`Out`] and selected indices into [`OutIndices`] (`&mut Vec<[T; D]>`, `&mut [[T; D]]`, nalgebra and
-//! ndarray matrices, `&mut DeviceArray<T>`). A [`DeviceArray`] on the device the call runs
+//! values into anything implementing [`Out`] (`&mut Vec<[T; D]>`, `&mut [[T; D]]`, nalgebra
+//! and ndarray matrices, `&mut DeviceArray<T>`) and selected indices into [`OutIndices`]
+//! (`&mut Vec<[usize; K]>`, ...). A [`DeviceArray`] on the device the call runs
 //! on is written in place by the kernel and nothing is copied back: it can be the input of
 //! the next call at no transfer; its host copy is fetched when asked for
 //! ([`DeviceArray::host`], [`DeviceArray::to_rows`]) or when a call elsewhere reads it.
