@@ -13,7 +13,7 @@
 //! per call), and multiplications whose only use is an addition are contracted into a
 //! fused multiply-add ([`contract`]): one rounding instead of two.
 
-use crate::kir::{KInst, KReg, Kernel, inst_reads, inst_write};
+use crate::kir::{KInst, KReg, Kernel, inst_reads, inst_writes};
 use keops_ir::lower::math::expand_op;
 use keops_ir::lower::{Block, Hooks, Lower, Precision, Reg, SOp, Ty};
 use std::collections::HashMap;
@@ -128,7 +128,7 @@ pub fn contract(k: &mut Kernel) {
             k.insts[idx] = i;
         }
         let inst = &k.insts[idx];
-        if let Some(w) = inst_write(inst) {
+        for w in inst_writes(inst) {
             // What `w` held, and products of it, are gone.
             products.retain(|r, (_, a, b, _)| *r != w && *a != w && *b != w);
             match inst {

@@ -191,6 +191,18 @@ pub enum KInst {
         /// Constant byte offset.
         offset: u32,
     },
+    /// `dsts[k] = [addr + offset + k * size]` in one vector access (`ld.v2`, `ld.v4`), all
+    /// of one float type; `addr + offset` must be a multiple of the vector's bytes.
+    LoadVector {
+        /// Destinations, 2 or 4.
+        dsts: Vec<KReg>,
+        /// Memory space.
+        space: Space,
+        /// Byte address.
+        addr: KReg,
+        /// Constant byte offset.
+        offset: u32,
+    },
     /// `[addr + offset] = src`, typed by `src`.
     Store {
         /// Memory space.
@@ -414,6 +426,19 @@ impl Kernel {
                     want(*a, KTy::U64)?;
                     want(*b, KTy::U64)?;
                 }
+                KInst::LoadVector { dsts, addr, .. } => {
+                    want(*addr, KTy::U64)?;
+                    if !matches!(dsts.len(), 2 | 4) {
+                        return Err(fail(index, format!("a vector of {} loads", dsts.len())));
+                    }
+                    let t = self.ty(dsts[0]);
+                    if !matches!(t, KTy::F32 | KTy::F64) {
+                        return Err(fail(index, "vector loads are of floats".into()));
+                    }
+                    for d in dsts {
+                        want(*d, t)?;
+                    }
+                }
                 KInst::Load { dst: v, addr, .. } | KInst::Store { src: v, addr, .. } => {
                     want(*addr, KTy::U64)?;
                     if self.ty(*v) == KTy::Pred {
@@ -448,6 +473,9 @@ pub fn inst_regs(i: &KInst) -> Vec<KReg> {
         | KInst::Param { dst, .. }
         | KInst::SharedBase { dst } => vec![*dst],
         KInst::Load { dst, addr, .. } => vec![*dst, *addr],
+        KInst::LoadVector { dsts, addr, .. } => {
+            dsts.iter().copied().chain(std::iter::once(*addr)).collect()
+        }
         KInst::Store { addr, src, .. } => vec![*addr, *src],
         KInst::Mov { dst, src } => vec![*dst, *src],
         KInst::Bra { pred, .. } => pred.iter().map(|(r, _)| *r).collect(),
@@ -455,8 +483,8 @@ pub fn inst_regs(i: &KInst) -> Vec<KReg> {
     }
 }
 
-/// The register an instruction writes.
-pub fn inst_write(i: &KInst) -> Option<KReg> {
+/// The registers an instruction writes.
+pub fn inst_writes(i: &KInst) -> Vec<KReg> {
     match i {
         KInst::Scalar { dst, .. }
         | KInst::Int { dst, .. }
@@ -466,16 +494,17 @@ pub fn inst_write(i: &KInst) -> Option<KReg> {
         | KInst::Param { dst, .. }
         | KInst::SharedBase { dst }
         | KInst::Load { dst, .. }
-        | KInst::Mov { dst, .. } => Some(*dst),
-        KInst::Store { .. } | KInst::Bra { .. } | KInst::Label(_) | KInst::Bar | KInst::Ret => None,
+        | KInst::Mov { dst, .. } => vec![*dst],
+        KInst::LoadVector { dsts, .. } => dsts.clone(),
+        KInst::Store { .. } | KInst::Bra { .. } | KInst::Label(_) | KInst::Bar | KInst::Ret => {
+            vec![]
+        }
     }
 }
 
 /// The registers an instruction reads.
 pub fn inst_reads(i: &KInst) -> Vec<KReg> {
     let mut regs = inst_regs(i);
-    if inst_write(i).is_some() {
-        regs.remove(0);
-    }
+    regs.drain(..inst_writes(i).len());
     regs
 }

@@ -205,6 +205,27 @@ impl Printer<'_> {
                 );
                 self.line(s);
             }
+            KInst::LoadVector {
+                dsts,
+                space,
+                addr,
+                offset,
+            } => {
+                let sp = match space {
+                    Space::Global => "global.nc",
+                    Space::Shared => "shared",
+                    Space::GlobalAtUse => "volatile.global",
+                };
+                let regs: Vec<String> = dsts.iter().map(|d| self.reg(*d)).collect();
+                let s = format!(
+                    "ld.{sp}.v{}.{} {{{}}}, [{}+{offset}]",
+                    dsts.len(),
+                    suffix(self.ty(dsts[0])),
+                    regs.join(", "),
+                    self.reg(*addr)
+                );
+                self.line(s);
+            }
             KInst::Store {
                 space,
                 addr,

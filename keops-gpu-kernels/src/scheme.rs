@@ -267,7 +267,8 @@ struct Plan {
     vars: Vec<VarPlan>,
     /// Formula parameter register -> (input, component).
     param_of: HashMap<Reg, (usize, u64)>,
-    /// Floats per tile row.
+    /// Floats per tile row: the staged variables one after the other, padded to a whole
+    /// number of 16-byte vectors.
     tile_width: u64,
     /// Output placement of this chunk's columns.
     columns: Range<usize>,
@@ -293,6 +294,28 @@ impl Plan {
     fn fsize(&self) -> u64 {
         float_size(self.p)
     }
+
+    /// The formula parameter of column `col` of a staged tile row, if any (else padding or
+    /// another chunk's column).
+    fn tile_column(&self, col: u64) -> Option<Reg> {
+        let (v, var) = self.vars.iter().enumerate().find(|(_, var)| {
+            var.in_memory
+                && var.cat != self.out_rows
+                && var.cat != Cat::P
+                && col >= var.tile_prefix
+                && col < var.tile_prefix + (var.hi - var.lo)
+        })?;
+        let c = col - var.tile_prefix + var.lo;
+        self.param_of
+            .iter()
+            .find(|(_, (pv, pc))| *pv == v && *pc == c)
+            .map(|(r, _)| *r)
+    }
+}
+
+/// Floats per 16-byte vector (the widest shared-memory load).
+fn vector_len(p: Precision) -> u64 {
+    16 / float_size(p)
 }
 
 fn plan(
@@ -377,6 +400,8 @@ fn plan(
             tile_width += v.hi - v.lo;
         }
     }
+    // Tile rows padded to whole 16-byte vectors: the formula reads them with vector loads.
+    let tile_width = tile_width.next_multiple_of(vector_len(p));
     let full_columns = width;
     let nf = if weighted { k.fdim } else { fw };
     let ng = if weighted { gw } else { 1 };
@@ -490,7 +515,9 @@ struct Prologue {
     n_inner: KReg,
     tile_rows: KReg,
     j_offset: KReg,
-    /// Per staged variable: the address of its region in shared memory.
+    /// The staged tile's address in shared memory.
+    shared: KReg,
+    /// Per staged variable: the address of its first column in the staged tile.
     tile_base: Vec<Option<KReg>>,
     /// Per output-row variable read from memory: the address of its row.
     row_base: Vec<Option<KReg>>,
@@ -527,8 +554,7 @@ fn prologue(b: &mut KBuilder, pl: &Plan) -> Prologue {
         let staged = var.in_memory && var.cat != pl.out_rows && var.cat != Cat::P;
         if staged {
             let pre = b.int(var.tile_prefix * fsize);
-            let off = b.iop(IOp::Mul, tile_rows, pre);
-            tile_base[v] = Some(b.iop(IOp::Add, shared, off));
+            tile_base[v] = Some(b.iop(IOp::Add, shared, pre));
             let w = b.int(var.hi - var.lo);
             let r0 = b.iop(IOp::Div, tid, w);
             let c0 = b.iop(IOp::Rem, tid, w);
@@ -587,6 +613,7 @@ fn prologue(b: &mut KBuilder, pl: &Plan) -> Prologue {
         n_inner,
         tile_rows,
         j_offset,
+        shared,
         tile_base,
         row_base,
         stage_start,
@@ -616,9 +643,10 @@ fn sorted(m: &HashMap<Reg, (usize, u64)>) -> Vec<(Reg, (usize, u64))> {
 }
 
 /// Copies rows `[jstart, jstart + rows)` of the staged variables into shared memory:
-/// element `e` of a variable's region goes to its thread `e mod block`.
+/// element `e` of a variable's rows goes to its thread `e mod block`.
 fn stage_tile(b: &mut KBuilder, pl: &Plan, pro: &Prologue, jstart: KReg, rows: KReg) {
     let fsize = pl.fsize();
+    let stride = b.int(pl.tile_width);
     for (v, var) in pl.vars.iter().enumerate() {
         let (Some(base), Some([r0, c0, dr, dc])) = (pro.tile_base[v], pro.stage_start[v]) else {
             continue;
@@ -657,8 +685,11 @@ fn stage_tile(b: &mut KBuilder, pl: &Plan, pro: &Prologue, jstart: KReg, rows: K
             addr: src,
             offset: 0,
         });
-        let eb = b.iop(IOp::Mul, e, fs);
-        let dst = b.iop(IOp::Add, base, eb);
+        // Element (r, c) of the variable sits at column `c` of tile row `r`.
+        let row_start = b.iop(IOp::Mul, r, stride);
+        let cell = b.iop(IOp::Add, row_start, c);
+        let cell_bytes = b.iop(IOp::Mul, cell, fs);
+        let dst = b.iop(IOp::Add, base, cell_bytes);
         b.push(KInst::Store {
             space: Space::Shared,
             addr: dst,
@@ -719,30 +750,47 @@ fn formula_at(b: &mut KBuilder, pl: &Plan, pro: &Prologue, jj: KReg) -> Vec<KReg
             cost.insert(i.dst, c + 1);
         }
     }
-    let mut tile_row: HashMap<usize, KReg> = HashMap::new();
-    let mut load = |b: &mut KBuilder, r: Reg| match pl.src(r) {
-        None | Some(Src::Register) => {}
-        Some(Src::Global { v, c }) => {
-            let addr = pro.row_base[v].expect("row address of a live variable");
-            b.push(KInst::Load {
-                dst: kr(r),
-                space: Space::GlobalAtUse,
-                addr,
-                offset: (c * fsize) as u32,
-            });
-        }
-        Some(Src::Tile { v, c }) => {
-            let addr = *tile_row.entry(v).or_insert_with(|| {
-                let w = b.int((pl.vars[v].hi - pl.vars[v].lo) * fsize);
-                let off = b.iop(IOp::Mul, jj, w);
-                b.iop(IOp::Add, pro.tile_base[v].expect("staged variable"), off)
-            });
-            b.push(KInst::Load {
-                dst: kr(r),
-                space: Space::Shared,
-                addr,
-                offset: (c * fsize) as u32,
-            });
+    let mut tile_row: Option<KReg> = None;
+    // Loads `r`; returns the other formula parameters that the load defined too (the
+    // columns of its 16-byte vector in the staged tile row).
+    let mut load = |b: &mut KBuilder, r: Reg| -> Vec<Reg> {
+        match pl.src(r) {
+            None | Some(Src::Register) => vec![],
+            Some(Src::Global { v, c }) => {
+                let addr = pro.row_base[v].expect("row address of a live variable");
+                b.push(KInst::Load {
+                    dst: kr(r),
+                    space: Space::GlobalAtUse,
+                    addr,
+                    offset: (c * fsize) as u32,
+                });
+                vec![]
+            }
+            Some(Src::Tile { v, c }) => {
+                let addr = *tile_row.get_or_insert_with(|| {
+                    let w = b.int(pl.tile_width * fsize);
+                    let off = b.iop(IOp::Mul, jj, w);
+                    b.iop(IOp::Add, pro.shared, off)
+                });
+                let vl = vector_len(pl.p);
+                let first = (pl.vars[v].tile_prefix + c) / vl * vl;
+                let lanes: Vec<Option<Reg>> =
+                    (first..first + vl).map(|col| pl.tile_column(col)).collect();
+                let dsts: Vec<KReg> = lanes
+                    .iter()
+                    .map(|l| match l {
+                        Some(reg) => kr(*reg),
+                        None => b.reg(KTy::of(Ty::F, pl.p)),
+                    })
+                    .collect();
+                b.push(KInst::LoadVector {
+                    dsts,
+                    space: Space::Shared,
+                    addr,
+                    offset: (first * fsize) as u32,
+                });
+                lanes.into_iter().flatten().filter(|l| *l != r).collect()
+            }
         }
     };
     // Emitted once for the whole formula / once per output column.
@@ -763,7 +811,11 @@ fn formula_at(b: &mut KBuilder, pl: &Plan, pro: &Prologue, jj: KReg) -> Vec<KReg
             }
             let Some(&k) = def.get(&r) else {
                 set.insert(r);
-                load(b, r);
+                // Tile parameters are all rematerializable: their vector neighbours
+                // join the same scope.
+                for other in load(b, r) {
+                    scope.insert(other);
+                }
                 continue;
             };
             let inst = &block.insts[k];

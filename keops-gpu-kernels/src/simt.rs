@@ -543,6 +543,29 @@ impl Run<'_> {
                     .map_err(|e| (pc, e))?;
                     regs[dst.0 as usize] = Some(from_bits::<R>(ty, bits));
                 }
+                KInst::LoadVector {
+                    dsts,
+                    space,
+                    addr,
+                    offset,
+                } => {
+                    let a = idx(regs, *addr)?.wrapping_add(*offset as u64);
+                    let ty = k.ty(dsts[0]);
+                    let size = ty.bytes();
+                    let bytes = size * dsts.len() as u64;
+                    if !a.is_multiple_of(bytes) {
+                        return Err((pc, format!("misaligned {bytes}-byte vector load at {a:#x}")));
+                    }
+                    for (lane, d) in dsts.iter().enumerate() {
+                        let at = a + lane as u64 * size;
+                        let bits = match space {
+                            Space::Shared => shared.load(at, size, t as u32),
+                            Space::Global | Space::GlobalAtUse => self.global_load(at, size, who),
+                        }
+                        .map_err(|e| (pc, e))?;
+                        regs[d.0 as usize] = Some(from_bits::<R>(ty, bits));
+                    }
+                }
                 KInst::Store {
                     space,
                     addr,
