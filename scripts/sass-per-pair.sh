@@ -2,9 +2,12 @@
 # Machine instructions per (i, j) pair in the inner loop of a generated reduction kernel,
 # read from the SASS that ptxas makes of it (no GPU needed): the innermost loop whose body
 # holds the most special-function instructions (ptxas unrolls the tile loop), its instructions
-# divided by its MUFU count (one per pair for the Gaussian kernel).
+# divided by its MUFU count (one per pair for the Gaussian kernel). With --per-load: the
+# innermost loop with the most shared-memory loads, divided by their count (one per pair
+# when a staged tile row is one 16-byte vector, e.g. y_j of width 3, or y_j and b_j of
+# widths 3 and 1).
 #
-#   scripts/sass-per-pair.sh [--arch sm_90] [show_ptx options] FORMULA
+#   scripts/sass-per-pair.sh [--arch sm_90] [--per-load] [show_ptx options] FORMULA
 #   scripts/sass-per-pair.sh --fast-math "x_i: 3; y_j: 3; b_j: 1; Sum_j(Exp(-SqDist(x_i, y_j)) * b_j)"
 #
 # Installs ptxas (scripts/install-ptxas.sh) and nvdisasm (PyPI `nvidia-cuda-nvdisasm`, into
@@ -14,6 +17,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 ARCH=sm_90
 if [ "${1:-}" = "--arch" ]; then ARCH=$2; shift 2; fi
+PER=MUFU
+if [ "${1:-}" = "--per-load" ]; then PER=LDS; shift; fi
 [ -x .venv-ptxas/bin/ptxas ] || scripts/install-ptxas.sh >/dev/null
 if [ ! -d .venv-sass ]; then
     python3 -m venv .venv-sass
@@ -25,7 +30,7 @@ trap 'rm -rf "$TMP"' EXIT
 cargo run -q --release -p keops-gpu-kernels --example show_ptx -- "$@" > "$TMP/k.ptx"
 .venv-ptxas/bin/ptxas -arch="$ARCH" -O3 "$TMP/k.ptx" -o "$TMP/k.cubin"
 "$NVDISASM" -c "$TMP/k.cubin" 2>/dev/null > "$TMP/k.sass"
-python3 - "$TMP/k.sass" <<'PY'
+python3 - "$TMP/k.sass" "$PER" <<'PY'
 import re, sys
 lines = open(sys.argv[1]).read().splitlines()
 insts, labels = [], {}
@@ -37,6 +42,10 @@ for line in lines:
     m = re.match(r'\s*/\*([0-9a-f]+)\*/\s+(.*?)\s*;', line)
     if m:
         insts.append(m.group(2))
+def opcode(inst):
+    words = inst.split()
+    return words[1] if words[0].startswith('@') else words[0]
+
 loops = []
 for end, text in enumerate(insts):
     m = re.search(r'BRA\s+`\((\.L_x_\d+)\)', text)
@@ -48,16 +57,16 @@ for start, end in loops:
     if any(start <= s and e < end for s, e in loops if (s, e) != (start, end)):
         continue
     body = insts[start:end + 1]
-    mufu = sum('MUFU' in i for i in body)
+    mufu = sum(opcode(i).startswith(sys.argv[2]) for i in body)
     if mufu and (best is None or mufu > best[0]):
         best = (mufu, body)
 if best is None:
-    sys.exit("no loop with a special-function instruction")
+    sys.exit(f"no loop with a {sys.argv[2]} instruction")
 mufu, body = best
 kinds = {}
 for i in body:
-    op = i.split()[1] if i.startswith('@') else i.split()[0]
-    kinds[op.split('.')[0]] = kinds.get(op.split('.')[0], 0) + 1
-print(f"loop: {len(body)} instructions, {mufu} MUFU -> {len(body) / mufu:.2f} instructions per pair")
+    op = opcode(i).split('.')[0]
+    kinds[op] = kinds.get(op, 0) + 1
+print(f"loop: {len(body)} instructions, {mufu} {sys.argv[2]} -> {len(body) / mufu:.2f} instructions per pair")
 print("  " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])))
 PY

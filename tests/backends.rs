@@ -688,3 +688,37 @@ fn selected_indices_into_caller_buffers() {
         }
     });
 }
+
+#[test]
+fn k_selections_with_ties_nan_and_infinities() {
+    // The GPU kernels skip the K-step insertion of values worse than the K-th best: with
+    // many exact ties, NaNs and infinities, every backend must select exactly what the
+    // reference selects (ties to the lowest index, NaN never selected), in the 1D scheme
+    // and in the 2D scheme (slices merged).
+    let kmin = keops!(x_i: 1; y_j: 1; KMin_ArgKMin_j(Square(x_i - y_j), 4));
+    let kmax = keops!(x_i: 1; y_j: 1; ArgKMin_j(-Square(x_i - y_j), 3));
+    let x: Vec<[f64; 1]> = (0..23).map(|k| [(k % 5) as f64]).collect();
+    let special = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
+    let y: Vec<[f64; 1]> = (0..300)
+        .map(|k| [if k % 37 == 5 { special[k % 3] } else { (k % 7) as f64 }])
+        .collect();
+    let args = [flat(&x), flat(&y)];
+    let (want_v, want_i) = reference("KMin_ArgKMin_j(Square(x_i - y_j), 4)", &args);
+    let (_, want_max) = reference("ArgKMin_j(-Square(x_i - y_j), 3)", &args);
+    for slices in [None, Some(5)] {
+        on_backends(|opts| {
+            let mut opts = *opts;
+            opts.gpu.plan.block = Some(32);
+            opts.gpu.plan.slices = slices;
+            let (v, i) = kmin.eval_with(&opts, &x, &y).unwrap().flat();
+            assert_eq!(i, want_i, "KMin indices, {slices:?} slices");
+            assert_eq!(
+                v.iter().map(|a| a.to_bits()).collect::<Vec<_>>(),
+                want_v.iter().map(|a| a.to_bits()).collect::<Vec<_>>(),
+                "KMin values, {slices:?} slices"
+            );
+            let (_, i) = kmax.eval_with(&opts, &x, &y).unwrap().flat();
+            assert_eq!(i, want_max, "ArgKMin of the negated formula, {slices:?} slices");
+        });
+    }
+}

@@ -263,6 +263,9 @@ struct Plan {
     nin: usize,
     formula: Block,
     hooks: keops_ir::lower::Hooks,
+    /// For K-selections: whether a value may enter the accumulator (see
+    /// [`selection_guard`]); the accumulation is skipped when it cannot.
+    skip_unless: Option<Block>,
     tys: Vec<Ty>,
     vars: Vec<VarPlan>,
     /// Formula parameter register -> (input, component).
@@ -313,6 +316,40 @@ impl Plan {
     }
 }
 
+/// For a selection of K >= 2 slots of a scalar formula: the block `(worst value, x) -> x
+/// may enter the slots` (`x <= worst` for minima, `x >= worst` for maxima; false for NaN),
+/// where the worst slot is the last one. The slots are sorted by (value, index), so a value
+/// worse than the last slot enters none and the accumulation would leave them as they are:
+/// the kernel tests this first and skips the K-step insertion, which almost every value of
+/// a long reduction does (the test KeOps' insertion starts with). Equal values go through
+/// the insertion, which breaks the tie by index exactly as without the test.
+fn selection_guard(
+    tys: Vec<Ty>,
+    kind: ReductionKind,
+    fdim: usize,
+    hooks: &keops_ir::lower::Hooks,
+) -> (Option<Block>, Vec<Ty>) {
+    let slots = kind.slots();
+    let (nf, ni) = kind.acc_width(fdim, 0);
+    let Some(smaller) = kind.order() else {
+        return (None, tys);
+    };
+    if slots < 2 || fdim != 1 || hooks.acc.len() != nf + ni || nf != slots {
+        return (None, tys);
+    }
+    let mut l = Lower::with_types(tys);
+    let (worst, x) = (l.param(Ty::F), l.param(Ty::F));
+    let better = if smaller {
+        l.lt(x, worst)
+    } else {
+        l.lt(worst, x)
+    };
+    let same = l.eq(x, worst);
+    let may_enter = l.or(better, same);
+    let block = l.finish(vec![worst, x], vec![may_enter]);
+    (Some(block), l.tys)
+}
+
 /// Floats per 16-byte vector (the widest shared-memory load).
 fn vector_len(p: Precision) -> u64 {
     16 / float_size(p)
@@ -352,6 +389,7 @@ fn plan(
     let mut l = Lower::with_types(tys);
     let hooks = lower_hooks(&mut l, k.kind, fw, gw, weighted, SumMode::Plain);
     let (hooks, tys) = fast_math::expand_hooks(&l.tys, &hooks, p, opts.fast_math);
+    let (skip_unless, tys) = selection_guard(tys, k.kind, fw, &hooks);
 
     // Which components of which inputs the chunk reads.
     let mut used: HashSet<Reg> = formula
@@ -413,6 +451,7 @@ fn plan(
         nin: k.inputs.len(),
         formula,
         hooks,
+        skip_unless,
         tys,
         vars,
         param_of,
@@ -888,11 +927,23 @@ fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: 
     let values = formula_at(b, pl, pro, jj);
     let j_rel = b.iop(IOp::Add, jstart, jj);
     let j = b.iop(IOp::Add, j_rel, pro.j_offset);
+    let skip = b.label();
+    if let Some(guard) = &pl.skip_unless {
+        let worst = [tacc[pl.kind.slots() - 1], values[0]];
+        let may_enter = inline(b, guard, &worst)[0];
+        b.push(KInst::Bra {
+            target: skip,
+            pred: Some((may_enter, true)),
+        });
+    }
     let mut args = tacc.clone();
     args.extend(values);
     args.push(j);
     let res = inline(b, &pl.hooks.accumulate, &args);
     assign(b, &tacc, &res[..nacc]);
+    if pl.skip_unless.is_some() {
+        b.push(KInst::Label(skip));
+    }
     let next = b.iop(IOp::Add, jj, one);
     b.push(KInst::Mov { dst: jj, src: next });
     b.push(KInst::Bra {
