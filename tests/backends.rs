@@ -700,7 +700,13 @@ fn k_selections_with_ties_nan_and_infinities() {
     let x: Vec<[f64; 1]> = (0..23).map(|k| [(k % 5) as f64]).collect();
     let special = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
     let y: Vec<[f64; 1]> = (0..300)
-        .map(|k| [if k % 37 == 5 { special[k % 3] } else { (k % 7) as f64 }])
+        .map(|k| {
+            [if k % 37 == 5 {
+                special[k % 3]
+            } else {
+                (k % 7) as f64
+            }]
+        })
         .collect();
     let args = [flat(&x), flat(&y)];
     let (want_v, want_i) = reference("KMin_ArgKMin_j(Square(x_i - y_j), 4)", &args);
@@ -718,7 +724,31 @@ fn k_selections_with_ties_nan_and_infinities() {
                 "KMin values, {slices:?} slices"
             );
             let (_, i) = kmax.eval_with(&opts, &x, &y).unwrap().flat();
-            assert_eq!(i, want_max, "ArgKMin of the negated formula, {slices:?} slices");
+            assert_eq!(
+                i, want_max,
+                "ArgKMin of the negated formula, {slices:?} slices"
+            );
         });
     }
+    // Fewer finite values than slots: infinities equal to the empty slots' +inf must still
+    // enter (with their indices), NaN never.
+    let y: Vec<[f64; 1]> = [
+        f64::INFINITY,
+        2.0,
+        f64::NAN,
+        f64::NEG_INFINITY,
+        1.0,
+        f64::INFINITY,
+    ]
+    .iter()
+    .map(|v| [*v])
+    .collect();
+    let args = [flat(&x), flat(&y)];
+    let (want_v, want_i) = reference("KMin_ArgKMin_j(Square(x_i - y_j), 4)", &args);
+    assert!(want_i.iter().step_by(4).all(|i| *i == 1 || *i == 4));
+    on_backends(|opts| {
+        let (v, i) = kmin.eval_with(opts, &x, &y).unwrap().flat();
+        assert_eq!(i, want_i, "indices with infinities");
+        assert_eq!(v, want_v, "values with infinities");
+    });
 }
