@@ -259,7 +259,7 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
     );
     // The `_into` methods take rows of a flat width: generic kernels whose output width is
     // composite (`3 * D`, KMin of a vector) have none.
-    let fwd = p.output_info();
+    let out_info = p.output_info();
     let flat = |d: &Dim| -> Option<Option<String>> {
         if d.is(0) {
             Some(None)
@@ -267,28 +267,25 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
             width(d, "the output").ok().map(Some)
         }
     };
-    match (flat(&fwd.values), flat(&fwd.indices)) {
-        (Some(Some(w)), Some(None)) => {
-            sig.emit_into_methods(&mut out, "eval", "__keops_eval", &w, &params, &call_args);
-        }
-        (Some(vw), Some(Some(iw))) => {
-            let idx = unique_name("indices", &arg_names);
-            emit_index_into_methods(
-                &sig,
-                &mut out,
-                &idx,
-                vw.as_deref(),
-                &iw,
-                &params,
-                &call_args,
-            );
-        }
-        _ => {}
+    if let (Some(vw), Some(iw)) = (flat(&out_info.values), flat(&out_info.indices))
+        && (vw.is_some() || iw.is_some())
+    {
+        let idx = unique_name("indices", &arg_names);
+        sig.emit_into_methods(
+            &mut out,
+            &IntoMethods {
+                method: "eval",
+                runner: "__keops_eval",
+                values: vw.as_deref(),
+                indices: iw.as_deref().map(|iw| (idx.as_str(), iw)),
+            },
+            &params,
+            &call_args,
+        );
     }
 
     // gradients, one method per argument
     let cot = unique_name("cotangent", &arg_names);
-    let out_info = p.output_info();
     let cot_dim = if out_info.values.is(0) {
         out_info.indices.clone()
     } else {
@@ -348,9 +345,12 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
         );
         sig.emit_into_methods(
             &mut out,
-            &format!("grad_{an}"),
-            &runner,
-            w,
+            &IntoMethods {
+                method: &format!("grad_{an}"),
+                runner: &runner,
+                values: Some(w),
+                indices: None,
+            },
             &gparams,
             &format!("{call_args}, {cot}"),
         );
@@ -381,14 +381,13 @@ impl Sig<'_> {
         );
     }
 
-    /// `{method}_into` and `{method}_into_with`: the result written into a caller's buffer
-    /// of rows of width `w`.
+    /// `{method}_into` and `{method}_into_with`: the result written into the caller's
+    /// buffers (rows of values, `Out`; rows of selected indices, `OutIndices`) instead of
+    /// new vectors.
     fn emit_into_methods(
         &self,
         out: &mut String,
-        method: &str,
-        runner: &str,
-        w: &str,
+        into: &IntoMethods<'_>,
         params: &[String],
         call_args: &str,
     ) {
@@ -399,72 +398,54 @@ impl Sig<'_> {
             gen_use,
             output,
         } = self;
+        let IntoMethods { method, runner, .. } = into;
+        // Buffer parameters, their names passed on, and what `_into_with` does with them.
+        let (mut bufs, mut bufs_with, mut names) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut before, mut after, mut what) = (String::new(), String::new(), Vec::new());
+        let mut dest = "None";
+        if let Some(w) = into.values {
+            bufs.push(format!("{output}: impl {rt}::Out<T, {w}>"));
+            bufs_with.push(format!("mut {output}: impl {rt}::Out<T, {w}>"));
+            names.push(output.to_string());
+            before = format!("let mut __dest = {rt}::Out::<T, {w}>::dest(&mut {output})?;\n");
+            dest = "Some(&mut __dest)";
+            what.push(format!("`{output}` (rows of width {w}: `&mut Vec<[T; {w}]>`, `&mut [[T; {w}]]`, a `DeviceArray`, ...; a `DeviceArray` on the device the call runs on is written in place, with nothing copied back)"));
+        }
+        if let Some((idx, iw)) = into.indices {
+            bufs.push(format!("{idx}: impl {rt}::OutIndices<{iw}>"));
+            bufs_with.push(format!("{idx}: impl {rt}::OutIndices<{iw}>"));
+            names.push(idx.to_string());
+            after = format!("{rt}::out::write_indices(&out, {idx})?;\n");
+            what.push(format!("`{idx}` (rows of {iw} indices: `&mut Vec<[usize; {iw}]>`, ...; `usize::MAX` where nothing was selected)"));
+        }
+        let finish = if into.values.is_some() {
+            format!("{rt}::out::write_output(&out, __dest)")
+        } else {
+            "Ok(())".to_string()
+        };
+        let (what, names) = (what.join(" and "), names.join(", "));
+        let (bufs, bufs_with) = (bufs.join(", "), bufs_with.join(", "));
         let _ = writeln!(
             out,
-            "/// [`Self::{method}`] written into `{output}` (rows of width {w}, as many as the result: `&mut Vec<[T; {w}]>`, `&mut [[T; {w}]]`, a `DeviceArray`, ...) instead of a new vector. A `DeviceArray` on the device the call runs on is written in place, with nothing copied back.\n{vis} fn {method}_into<T: {rt}::KeopsFloat{gen_decl}>(&self, {output}: impl {rt}::Out<T, {w}>, {}) -> {rt}::Result<()> {{\nself.{method}_into_with::<T{gen_use}>(&Default::default(), {output}, {call_args})\n}}",
+            "/// [`Self::{method}`] written into {what}, as many rows as the result.\n{vis} fn {method}_into<T: {rt}::KeopsFloat{gen_decl}>(&self, {bufs}, {}) -> {rt}::Result<()> {{\nself.{method}_into_with::<T{gen_use}>(&Default::default(), {names}, {call_args})\n}}",
             params.join(", ")
         );
         let _ = writeln!(
             out,
-            "/// [`Self::{method}_into`] with options.\n{vis} fn {method}_into_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, mut {output}: impl {rt}::Out<T, {w}>, {}) -> {rt}::Result<()> {{\nlet mut __dest = {rt}::Out::<T, {w}>::dest(&mut {output})?;\nlet out = self.{runner}::<T{gen_use}>(options, Some(&mut __dest), {call_args})?;\n{rt}::out::write_output(&out, __dest)\n}}",
+            "/// [`Self::{method}_into`] with options.\n{vis} fn {method}_into_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, {bufs_with}, {}) -> {rt}::Result<()> {{\n{before}let out = self.{runner}::<T{gen_use}>(options, {dest}, {call_args})?;\n{after}{finish}\n}}",
             params.join(", ")
         );
     }
 }
 
-/// `eval_into` and `eval_into_with` of a reduction that selects indices: into rows of `iw`
-/// indices, and rows of `vw` values when it has values too.
-fn emit_index_into_methods(
-    sig: &Sig<'_>,
-    out: &mut String,
-    idx: &str,
-    vw: Option<&str>,
-    iw: &str,
-    params: &[String],
-    call_args: &str,
-) {
-    let Sig {
-        rt,
-        vis,
-        gen_decl,
-        gen_use,
-        output,
-    } = sig;
-    let (value_param, value_arg, dest, write_values) = match vw {
-        Some(vw) => (
-            format!("mut {output}: impl {rt}::Out<T, {vw}>, "),
-            format!("{output}, "),
-            format!("let mut __dest = {rt}::Out::<T, {vw}>::dest(&mut {output})?;\n"),
-            format!("{rt}::out::write_output(&out, __dest)\n"),
-        ),
-        None => (
-            String::new(),
-            String::new(),
-            String::new(),
-            "Ok(())\n".into(),
-        ),
-    };
-    let dest_arg = if vw.is_some() {
-        "Some(&mut __dest)"
-    } else {
-        "None"
-    };
-    let what = if vw.is_some() {
-        format!("`{output}` (rows of values) and `{idx}` (rows of {iw} indices)")
-    } else {
-        format!("`{idx}` (rows of {iw} indices)")
-    };
-    let _ = writeln!(
-        out,
-        "/// [`Self::eval`] written into {what}, as many rows as the result (`&mut Vec<[usize; {iw}]>`, `&mut [[usize; {iw}]]`, ...), instead of new vectors; `usize::MAX` where nothing was selected.\n{vis} fn eval_into<T: {rt}::KeopsFloat{gen_decl}>(&self, {}{idx}: impl {rt}::OutIndices<{iw}>, {}) -> {rt}::Result<()> {{\nself.eval_into_with::<T{gen_use}>(&Default::default(), {value_arg}{idx}, {call_args})\n}}",
-        value_param.trim_start_matches("mut "),
-        params.join(", ")
-    );
-    let _ = writeln!(
-        out,
-        "/// [`Self::eval_into`] with options.\n{vis} fn eval_into_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, {value_param}{idx}: impl {rt}::OutIndices<{iw}>, {}) -> {rt}::Result<()> {{\n{dest}let out = self.__keops_eval::<T{gen_use}>(options, {dest_arg}, {call_args})?;\n{rt}::out::write_indices(&out, {idx})?;\n{write_values}}}",
-        params.join(", ")
-    );
+/// The `_into` methods of one result: the method they stand for, the private method that
+/// runs the program, and the widths of the value and index buffers (with the index
+/// buffer's parameter name).
+struct IntoMethods<'a> {
+    method: &'a str,
+    runner: &'a str,
+    values: Option<&'a str>,
+    indices: Option<(&'a str, &'a str)>,
 }
 
 /// The gradient program of argument `pos`, simplified, and instantiated when its widths
