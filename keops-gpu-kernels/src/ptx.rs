@@ -29,6 +29,16 @@ fn prefix(t: KTy) -> &'static str {
     }
 }
 
+/// The state space and qualifier of a load: inputs are read-only for the whole kernel
+/// (`.nc`); rows read at their use are `volatile` so that they are not kept in registers.
+fn load_space(space: Space) -> &'static str {
+    match space {
+        Space::Global => "global.nc",
+        Space::Shared => "shared",
+        Space::GlobalAtUse => "volatile.global",
+    }
+}
+
 fn suffix(t: KTy) -> &'static str {
     match t {
         KTy::Pred => "pred",
@@ -192,11 +202,7 @@ impl Printer<'_> {
                 addr,
                 offset,
             } => {
-                let sp = match space {
-                    Space::Global => "global.nc",
-                    Space::Shared => "shared",
-                    Space::GlobalAtUse => "volatile.global",
-                };
+                let sp = load_space(*space);
                 let s = format!(
                     "ld.{sp}.{} {}, [{}+{offset}]",
                     suffix(self.ty(*dst)),
@@ -211,11 +217,7 @@ impl Printer<'_> {
                 addr,
                 offset,
             } => {
-                let sp = match space {
-                    Space::Global => "global.nc",
-                    Space::Shared => "shared",
-                    Space::GlobalAtUse => "volatile.global",
-                };
+                let sp = load_space(*space);
                 let regs: Vec<String> = dsts.iter().map(|d| self.reg(*d)).collect();
                 let s = format!(
                     "ld.{sp}.v{}.{} {{{}}}, [{}+{offset}]",

@@ -536,11 +536,9 @@ impl Run<'_> {
                     let a = idx(regs, *addr)?.wrapping_add(*offset as u64);
                     let ty = k.ty(*dst);
                     let size = ty.bytes();
-                    let bits = match space {
-                        Space::Shared => shared.load(a, size, t as u32),
-                        Space::Global | Space::GlobalAtUse => self.global_load(a, size, who),
-                    }
-                    .map_err(|e| (pc, e))?;
+                    let bits = self
+                        .load(shared, *space, a, size, t as u32, who)
+                        .map_err(|e| (pc, e))?;
                     regs[dst.0 as usize] = Some(from_bits::<R>(ty, bits));
                 }
                 KInst::LoadVector {
@@ -558,11 +556,9 @@ impl Run<'_> {
                     }
                     for (lane, d) in dsts.iter().enumerate() {
                         let at = a + lane as u64 * size;
-                        let bits = match space {
-                            Space::Shared => shared.load(at, size, t as u32),
-                            Space::Global | Space::GlobalAtUse => self.global_load(at, size, who),
-                        }
-                        .map_err(|e| (pc, e))?;
+                        let bits = self
+                            .load(shared, *space, at, size, t as u32, who)
+                            .map_err(|e| (pc, e))?;
                         regs[d.0 as usize] = Some(from_bits::<R>(ty, bits));
                     }
                 }
@@ -606,6 +602,22 @@ impl Run<'_> {
                     return Ok(());
                 }
             }
+        }
+    }
+
+    /// `size` bytes at `a` in `space`, read by thread `t` (`who` in the grid).
+    fn load(
+        &mut self,
+        shared: &mut Shared,
+        space: Space,
+        a: u64,
+        size: u64,
+        t: u32,
+        who: (u64, u64, u64),
+    ) -> Result<u64, String> {
+        match space {
+            Space::Shared => shared.load(a, size, t),
+            Space::Global | Space::GlobalAtUse => self.global_load(a, size, who),
         }
     }
 
