@@ -3,7 +3,7 @@
 # by side, for the three benchmark reductions (f32, fast math, sm_90), without a GPU:
 # keops-rs' PTX (show_ptx) and KeOps' CUDA source (keopscore's generator, compiled to PTX
 # with NVRTC from PyPI, as pykeops does) both go through ptxas 12.9 and nvdisasm 13.5; the
-# count is the innermost loop divided by its shared-memory loads (scripts/sass-per-pair.sh).
+# count is the innermost loop divided by its shared-memory loads (scripts/sass_loop.py).
 # Needs .venv-bench (scripts/bench_vs_pykeops.sh makes it) for keopscore.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,34 +14,7 @@ if [ ! -d .venv-sass ]; then python3 -m venv .venv-sass; fi
 NVDISASM=$(find .venv-sass -name nvdisasm -type f | head -1)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-count() { # SASS file -> "instructions per pair"
-    python3 - "$1" <<'PY'
-import re, sys
-insts, labels = [], {}
-for line in open(sys.argv[1]).read().splitlines():
-    m = re.match(r'\s*(\.L_x_\d+):', line)
-    if m:
-        labels[m.group(1)] = len(insts)
-        continue
-    m = re.match(r'\s*/\*([0-9a-f]+)\*/\s+(.*?)\s*;', line)
-    if m:
-        insts.append(m.group(2))
-op = lambda i: i.split()[1] if i.split()[0].startswith('@') else i.split()[0]
-loops = []
-for end, text in enumerate(insts):
-    m = re.search(r'BRA\s+`\((\.L_x_\d+)\)', text)
-    if m and labels.get(m.group(1), end + 1) <= end:
-        loops.append((labels[m.group(1)], end))
-best = None
-for s, e in loops:
-    if any(s <= a and b < e for a, b in loops if (a, b) != (s, e)):
-        continue
-    loads = sum(op(i).startswith('LDS') for i in insts[s:e + 1])
-    if loads and (best is None or loads > best[0]):
-        best = (loads, e - s + 1)
-print(f"{best[1] / best[0]:.2f}" if best else "n/a")
-PY
-}
+count() { python3 scripts/sass_loop.py "$1" LDS --brief; }
 printf '%-32s %10s %10s\n' "reduction (f32, fast math)" keops-rs "KeOps 2.3"
 while IFS='|' read -r name ours keops aliases; do
     cargo run -q --release -p keops-gpu-kernels --example show_ptx -- --fast-math "$ours" > "$TMP/o.ptx"

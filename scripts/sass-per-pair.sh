@@ -30,43 +30,4 @@ trap 'rm -rf "$TMP"' EXIT
 cargo run -q --release -p keops-gpu-kernels --example show_ptx -- "$@" > "$TMP/k.ptx"
 .venv-ptxas/bin/ptxas -arch="$ARCH" -O3 "$TMP/k.ptx" -o "$TMP/k.cubin"
 "$NVDISASM" -c "$TMP/k.cubin" 2>/dev/null > "$TMP/k.sass"
-python3 - "$TMP/k.sass" "$PER" <<'PY'
-import re, sys
-lines = open(sys.argv[1]).read().splitlines()
-insts, labels = [], {}
-for line in lines:
-    m = re.match(r'\s*(\.L_x_\d+):', line)
-    if m:
-        labels[m.group(1)] = len(insts)
-        continue
-    m = re.match(r'\s*/\*([0-9a-f]+)\*/\s+(.*?)\s*;', line)
-    if m:
-        insts.append(m.group(2))
-def opcode(inst):
-    words = inst.split()
-    return words[1] if words[0].startswith('@') else words[0]
-
-loops = []
-for end, text in enumerate(insts):
-    m = re.search(r'BRA\s+`\((\.L_x_\d+)\)', text)
-    if m and labels.get(m.group(1), end + 1) <= end:
-        loops.append((labels[m.group(1)], end))
-best = None
-for start, end in loops:
-    # Innermost loops only: no other loop inside.
-    if any(start <= s and e < end for s, e in loops if (s, e) != (start, end)):
-        continue
-    body = insts[start:end + 1]
-    mufu = sum(opcode(i).startswith(sys.argv[2]) for i in body)
-    if mufu and (best is None or mufu > best[0]):
-        best = (mufu, body)
-if best is None:
-    sys.exit(f"no loop with a {sys.argv[2]} instruction")
-mufu, body = best
-kinds = {}
-for i in body:
-    op = opcode(i).split('.')[0]
-    kinds[op] = kinds.get(op, 0) + 1
-print(f"loop: {len(body)} instructions, {mufu} {sys.argv[2]} -> {len(body) / mufu:.2f} instructions per pair")
-print("  " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])))
-PY
+python3 scripts/sass_loop.py "$TMP/k.sass" "$PER"
