@@ -248,7 +248,7 @@ mod nalgebra_args {
 /// ndarray arrays as arguments (`ArrayView2<T>`, `&Array2<T>`): one point per row, any
 /// contiguous memory order; the width is checked at run time.
 #[cfg(feature = "ndarray")]
-mod ndarray_args {
+pub(crate) mod ndarray_args {
     use super::Arg;
     use crate::error::{KeopsError, Result};
     use crate::view::View;
@@ -263,26 +263,37 @@ mod ndarray_args {
                 "an array with {cols} columns where the kernel needs {D} (one point per row)"
             )));
         }
-        let s = a.strides();
-        if (rows > 1 && s[0] < 0) || (cols > 1 && s[1] < 0) {
-            return Err(KeopsError::input(
+        let (row_stride, col_stride) = strides(rows, cols, a.strides()).ok_or_else(|| {
+            KeopsError::input(
                 "an array with negative strides: make it contiguous first (e.g. `.as_standard_layout()`)",
-            ));
-        }
+            )
+        })?;
         let data = a.as_slice_memory_order().ok_or_else(|| {
             KeopsError::input(
                 "a non-contiguous array: make it contiguous first (e.g. `.as_standard_layout()`)",
             )
         })?;
-        let (rs, cs) = (s[0].unsigned_abs(), s[1].unsigned_abs());
         Ok(View {
             data,
             rows,
             cols,
-            row_stride: if rows > 1 { rs } else { cols },
-            col_stride: if cols > 1 { cs } else { 1 },
+            row_stride,
+            col_stride,
             resident: None,
         })
+    }
+
+    /// Row and column strides, in elements, of a `rows x cols` array with ndarray strides
+    /// `s` (those of a length-1 axis do not matter: they are made row-major); `None` when
+    /// a stride that matters is negative.
+    pub(crate) fn strides(rows: usize, cols: usize, s: &[isize]) -> Option<(usize, usize)> {
+        if (rows > 1 && s[0] < 0) || (cols > 1 && s[1] < 0) {
+            return None;
+        }
+        Some((
+            if rows > 1 { s[0].unsigned_abs() } else { cols },
+            if cols > 1 { s[1].unsigned_abs() } else { 1 },
+        ))
     }
 
     impl<'a, T: Copy, const D: usize> Arg<T, D> for ArrayView2<'a, T> {

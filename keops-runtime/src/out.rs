@@ -290,6 +290,7 @@ mod nalgebra_out {
 #[cfg(feature = "ndarray")]
 mod ndarray_out {
     use super::{Dest, Out};
+    use crate::args::ndarray_args::strides;
     use crate::error::{KeopsError, Result};
     use ndarray::{Array2, ArrayBase, ArrayViewMut2, DataMut, Ix2};
 
@@ -302,16 +303,9 @@ mod ndarray_out {
                 "an output array with {cols} columns where the kernel writes {D} (one point per row)"
             )));
         }
-        let s = a.strides();
-        if (rows > 1 && s[0] < 0) || (cols > 1 && s[1] < 0) {
-            return Err(KeopsError::input(
-                "an output array with negative strides: pass a standard-layout array",
-            ));
-        }
-        let (rs, cs) = (
-            if rows > 1 { s[0].unsigned_abs() } else { cols },
-            if cols > 1 { s[1].unsigned_abs() } else { 1 },
-        );
+        let (rs, cs) = strides(rows, cols, a.strides()).ok_or_else(|| {
+            KeopsError::input("an output array with negative strides: pass a standard-layout array")
+        })?;
         let data = a.as_slice_memory_order_mut().ok_or_else(|| {
             KeopsError::input("a non-contiguous output array: pass a standard-layout array")
         })?;
