@@ -158,7 +158,8 @@ pub fn index_groups<T, const K: usize, const D: usize>(o: &Output<T>) -> Vec<[[u
         .collect()
 }
 
-fn to_index(i: u64) -> usize {
+/// A selected index as returned to the caller (`usize::MAX` where nothing was selected).
+pub(crate) fn to_index(i: u64) -> usize {
     usize::try_from(i).unwrap_or(usize::MAX)
 }
 

@@ -210,7 +210,7 @@ pub fn write_indices<T, const D: usize>(o: &Output<T>, mut dest: impl OutIndices
     }
     for (row, src) in rows.iter_mut().zip(o.indices.chunks_exact(D.max(1))) {
         for (d, s) in row.iter_mut().zip(src) {
-            *d = usize::try_from(*s).unwrap_or(usize::MAX);
+            *d = crate::args::to_index(*s);
         }
     }
     Ok(())
