@@ -298,13 +298,16 @@ impl Plan {
         float_size(self.p)
     }
 
+    /// Whether a variable is staged in shared memory tile by tile (the reduced index's).
+    fn is_staged(&self, var: &VarPlan) -> bool {
+        var.in_memory && var.cat != self.out_rows && var.cat != Cat::P
+    }
+
     /// The formula parameter of column `col` of a staged tile row, if any (else padding or
     /// another chunk's column).
     fn tile_column(&self, col: u64) -> Option<Reg> {
         let (v, var) = self.vars.iter().enumerate().find(|(_, var)| {
-            var.in_memory
-                && var.cat != self.out_rows
-                && var.cat != Cat::P
+            self.is_staged(var)
                 && col >= var.tile_prefix
                 && col < var.tile_prefix + (var.hi - var.lo)
         })?;
@@ -590,8 +593,7 @@ fn prologue(b: &mut KBuilder, pl: &Plan) -> Prologue {
         if var.hi <= var.lo {
             continue;
         }
-        let staged = var.in_memory && var.cat != pl.out_rows && var.cat != Cat::P;
-        if staged {
+        if pl.is_staged(var) {
             let pre = b.int(var.tile_prefix * fsize);
             tile_base[v] = Some(b.iop(IOp::Add, shared, pre));
             let w = b.int(var.hi - var.lo);
