@@ -9,9 +9,9 @@
 //! when the data does not fit in device memory, the output rows and the reduced rows are
 //! processed in pieces (partial accumulators of the pieces merged by the merge kernel).
 
-use super::exec::{self, Device};
+use super::exec::Device;
 use super::resident::{Placement, Resident};
-use super::{ModuleRef, StepCall, contiguous, module_for, sizes};
+use super::{ModuleRef, StepCall, module_for};
 use crate::KeopsFloat;
 use crate::error::{KeopsError, Result};
 use crate::options::Options;
@@ -526,23 +526,5 @@ pub(crate) fn reduce<T: KeopsFloat>(
         index,
         loaded: &loaded,
     };
-    let data = contiguous(m, call, |r| d.holds(r))?;
-    let (n_outer, n_inner) = sizes(m, call.m, call.n);
-    let into = super::in_place_target(m, n_outer, into);
-    let in_place = into.is_some();
-    let (output, transfers) = exec::run(
-        &mut d,
-        m,
-        &data,
-        n_outer,
-        n_inner,
-        &options.gpu.plan,
-        options.gpu.memory_limit,
-        into,
-    )?;
-    Ok(super::Ran {
-        output,
-        transfers,
-        in_place,
-    })
+    super::run_module(&mut d, m, call, options, into)
 }

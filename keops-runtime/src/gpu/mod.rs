@@ -133,9 +133,40 @@ pub(crate) struct Ran<T> {
     pub(crate) in_place: bool,
 }
 
+/// Runs a step's module on `dev`: the inputs checked and copied row-major (device arrays
+/// on `dev` read in place), the output values written into `into`'s device copy when it
+/// can take them (see [`in_place_target`]).
+pub(crate) fn run_module<D: exec::Device, T: KeopsFloat>(
+    dev: &mut D,
+    m: &GpuReduction,
+    call: &StepCall<'_, '_, T>,
+    options: &Options,
+    into: Option<&mut DeviceArray<T>>,
+) -> Result<Ran<T>> {
+    let data = contiguous(m, call, |r| dev.holds(r))?;
+    let (n_outer, n_inner) = sizes(m, call.m, call.n);
+    let into = in_place_target(m, n_outer, into);
+    let in_place = into.is_some();
+    let (output, transfers) = exec::run(
+        dev,
+        m,
+        &data,
+        n_outer,
+        n_inner,
+        &options.gpu.plan,
+        options.gpu.memory_limit,
+        into,
+    )?;
+    Ok(Ran {
+        output,
+        transfers,
+        in_place,
+    })
+}
+
 /// The device copy of `into` when the module's output can be written there in place
 /// (values only, as many rows and the same width).
-pub(crate) fn in_place_target<'a, T>(
+fn in_place_target<'a, T>(
     m: &GpuReduction,
     n_outer: usize,
     into: Option<&'a mut DeviceArray<T>>,
@@ -365,23 +396,5 @@ fn emulate<T: KeopsFloat>(
         )));
     }
     let mut dev = exec::SimtDevice::new(&g.kernels, EMULATED_DEVICE, EMULATED_MEMORY);
-    let data = contiguous(&g.module, call, |r| exec::Device::holds(&dev, r))?;
-    let (n_outer, n_inner) = sizes(&g.module, call.m, call.n);
-    let into = in_place_target(&g.module, n_outer, into);
-    let in_place = into.is_some();
-    let (output, transfers) = exec::run(
-        &mut dev,
-        &g.module,
-        &data,
-        n_outer,
-        n_inner,
-        &options.gpu.plan,
-        options.gpu.memory_limit,
-        into,
-    )?;
-    Ok(Ran {
-        output,
-        transfers,
-        in_place,
-    })
+    run_module(&mut dev, &g.module, call, options, into)
 }
