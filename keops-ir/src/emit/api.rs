@@ -473,47 +473,38 @@ fn output_type(p: &Program) -> Result<(String, String)> {
     let rt = "__rt";
     let k = r.kind.k().unwrap_or(1);
     let f1 = p.graph.dim(r.formula).is(1);
-    let values = || -> Result<(String, String)> {
-        Ok(if r.kind.k().is_some() {
-            if f1 {
-                (
-                    format!("Vec<[T; {k}]>"),
-                    format!("{rt}::args::value_rows::<T, {k}>(&out)"),
-                )
-            } else {
-                (
-                    format!("Vec<[[T; {fdim}]; {k}]>"),
-                    format!("{rt}::args::value_groups::<T, {k}, {fdim}>(&out)"),
-                )
-            }
-        } else {
-            let v = width(&out.values, "the output")?;
-            (
-                format!("Vec<[T; {v}]>"),
-                format!("{rt}::args::value_rows::<T, {v}>(&out)"),
-            )
-        })
-    };
-    let indices = || -> (String, String) {
+    // Values (`T`, `value_*`) and indices (`usize`, `index_*`) are shaped alike: rows of K
+    // (groups of K rows of the formula's width for a KMin of a vector), else rows of
+    // `w`.
+    let rows_of = |elem: &str, conv: &str, w: String| -> (String, String) {
         if r.kind.k().is_some() {
             if f1 {
                 (
-                    format!("Vec<[usize; {k}]>"),
-                    format!("{rt}::args::index_rows::<T, {k}>(&out)"),
+                    format!("Vec<[{elem}; {k}]>"),
+                    format!("{rt}::args::{conv}_rows::<T, {k}>(&out)"),
                 )
             } else {
                 (
-                    format!("Vec<[[usize; {fdim}]; {k}]>"),
-                    format!("{rt}::args::index_groups::<T, {k}, {fdim}>(&out)"),
+                    format!("Vec<[[{elem}; {fdim}]; {k}]>"),
+                    format!("{rt}::args::{conv}_groups::<T, {k}, {fdim}>(&out)"),
                 )
             }
         } else {
             (
-                format!("Vec<[usize; {fdim}]>"),
-                format!("{rt}::args::index_rows::<T, {fdim}>(&out)"),
+                format!("Vec<[{elem}; {w}]>"),
+                format!("{rt}::args::{conv}_rows::<T, {w}>(&out)"),
             )
         }
     };
+    let values = || -> Result<(String, String)> {
+        // The output's width matters (and must be expressible) only without K.
+        let w = match r.kind.k() {
+            Some(_) => String::new(),
+            None => width(&out.values, "the output")?,
+        };
+        Ok(rows_of("T", "value", w))
+    };
+    let indices = || rows_of("usize", "index", fdim.clone());
     Ok(match (r.kind.has_values(), r.kind.has_indices()) {
         (true, false) => values()?,
         (false, _) => indices(),
