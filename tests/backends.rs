@@ -295,31 +295,63 @@ fn gradients_of_selections_through_the_selected_indices() {
 
 #[test]
 fn f64_accumulation_of_f32_sums() {
-    // 200k terms of 0.1: a plain f32 running sum drifts; blocked sums and f64 accumulation
-    // of tile sums stay close to 20000.
+    // 200k terms near 0.1: a plain f32 running sum drifts; tile sums (256 terms) added
+    // into an f64 running sum stay within a few f32 roundings of the exact sum, on every
+    // backend and in both GPU schemes (the 2D scheme's partial sums are f64 too).
     let k = keops!(x_i: 1; y_j: 1; Sum_j(x_i * 0 + y_j));
-    let x = vec![[1.0f32]];
-    let y = vec![[0.1f32]; 200_000];
-    let exact = 200_000.0 * 0.1f32 as f64;
-    let blocked = k.eval_with(&Options::on(Backend::Cpu), &x, &y).unwrap()[0][0] as f64;
-    // On the CPU whatever the default backend: f64 accumulation is a CPU feature (the
-    // GPU backends reject it, and Auto runs such calls on the CPU).
-    let options = keops::Options {
-        backend: Some(Backend::Auto),
-        f64_accumulation: true,
-        ..Default::default()
+    let x = vec![[1.0f32], [2.0]];
+    let y: Vec<[f32; 1]> = (0..200_000)
+        .map(|j| [0.1 + (j % 7) as f32 * 1e-3])
+        .collect();
+    let exact: f64 = y.iter().map(|v| v[0] as f64).sum();
+    let rel = |r: &[[f32; 1]]| {
+        r.iter()
+            .map(|v| (v[0] as f64 - exact).abs() / exact)
+            .fold(0.0, f64::max)
     };
-    let rejected = keops::Options {
-        backend: Some(Backend::Emulated),
-        ..options
-    };
-    assert!(
-        k.eval_with(&rejected, &x, &y).is_err(),
-        "f64 accumulation on the emulated GPU"
-    );
-    let f64acc = k.eval_with(&options, &x, &y).unwrap()[0][0] as f64;
-    assert!((blocked - exact).abs() / exact < 1e-5, "blocked {blocked}");
-    assert!((f64acc - exact).abs() / exact < 2e-7, "f64 {f64acc}");
+    // The plain f32 running sum, for comparison: f64 accumulation must do better.
+    let naive = y.iter().fold(0.0f32, |s, v| s + v[0]) as f64;
+    assert!((naive - exact).abs() / exact > 1e-4, "naive {naive}");
+    for backend in backends() {
+        // The 1D scheme (one slice) and the 2D scheme (8 slices) where there is a GPU.
+        let slices: &[Option<u64>] = match backend {
+            Backend::Cpu => &[None],
+            _ => &[Some(1), Some(8)],
+        };
+        for &s in slices {
+            for fast_math in [false, true] {
+                let mut options = Options::on(backend);
+                options.gpu.plan.slices = s;
+                options.fast_math = fast_math;
+                let plain = k.eval_with(&options, &x, &y).unwrap();
+                options.f64_accumulation = true;
+                let wide = k.eval_with(&options, &x, &y).unwrap();
+                assert_eq!(keops::last_backend(), Some(backend));
+                let what = format!("{backend:?}, slices {s:?}, fast math {fast_math}");
+                assert!(rel(&plain) < 1e-5, "blocked f32 {plain:?} on {what}");
+                assert!(rel(&wide) < 1e-7, "f64 accumulation {wide:?} on {what}");
+            }
+        }
+    }
+    // Reductions that are not sums, and f64 data, ignore the option.
+    let m = keops!(x_i: 1; y_j: 1; Max_j(x_i * y_j));
+    let xd: Vec<[f64; 1]> = x.iter().map(|v| [v[0] as f64]).collect();
+    let yd: Vec<[f64; 1]> = y.iter().map(|v| [v[0] as f64]).collect();
+    for backend in backends() {
+        let options = Options {
+            f64_accumulation: true,
+            ..Options::on(backend)
+        };
+        assert_eq!(
+            m.eval_with(&options, &x, &y).unwrap(),
+            m.eval_with(&Options::on(backend), &x, &y).unwrap()
+        );
+        let wide = k.eval_with(&options, &xd, &yd).unwrap();
+        assert!(
+            (wide[0][0] - exact).abs() / exact < 1e-12,
+            "f64 data on {backend:?}"
+        );
+    }
 }
 
 #[test]

@@ -214,6 +214,24 @@ pub enum KInst {
         /// Value.
         src: KReg,
     },
+    /// `dst = src` converted between f32 and f64 (rounded to nearest): the f64
+    /// accumulators of f32 sums.
+    Convert {
+        /// Destination.
+        dst: KReg,
+        /// Source, of the other float type.
+        src: KReg,
+    },
+    /// `dst = a + b` in f64 (rounded to nearest), whatever the kernel's precision: the
+    /// f64 accumulators of f32 sums.
+    AddF64 {
+        /// Destination.
+        dst: KReg,
+        /// Left operand.
+        a: KReg,
+        /// Right operand.
+        b: KReg,
+    },
     /// `dst = src` (same type).
     Mov {
         /// Destination.
@@ -446,6 +464,17 @@ impl Kernel {
                     }
                 }
                 KInst::Mov { dst, src } => want(*src, self.ty(*dst))?,
+                KInst::Convert { dst, src } => match (self.ty(*dst), self.ty(*src)) {
+                    (KTy::F32, KTy::F64) | (KTy::F64, KTy::F32) => {}
+                    (d, s) => {
+                        return Err(fail(index, format!("no conversion from {s:?} to {d:?}")));
+                    }
+                },
+                KInst::AddF64 { dst, a, b } => {
+                    want(*dst, KTy::F64)?;
+                    want(*a, KTy::F64)?;
+                    want(*b, KTy::F64)?;
+                }
                 KInst::Bra { target, pred } => {
                     if !labels.contains(target) {
                         return Err(fail(index, format!("unknown label {}", target.0)));
@@ -467,7 +496,9 @@ pub fn inst_regs(i: &KInst) -> Vec<KReg> {
         KInst::Scalar { dst, args, .. } => {
             std::iter::once(*dst).chain(args.iter().copied()).collect()
         }
-        KInst::Int { dst, a, b, .. } | KInst::Cmp { dst, a, b, .. } => vec![*dst, *a, *b],
+        KInst::Int { dst, a, b, .. }
+        | KInst::Cmp { dst, a, b, .. }
+        | KInst::AddF64 { dst, a, b } => vec![*dst, *a, *b],
         KInst::IntConst { dst, .. }
         | KInst::Special { dst, .. }
         | KInst::Param { dst, .. }
@@ -477,7 +508,7 @@ pub fn inst_regs(i: &KInst) -> Vec<KReg> {
             dsts.iter().copied().chain(std::iter::once(*addr)).collect()
         }
         KInst::Store { addr, src, .. } => vec![*addr, *src],
-        KInst::Mov { dst, src } => vec![*dst, *src],
+        KInst::Mov { dst, src } | KInst::Convert { dst, src } => vec![*dst, *src],
         KInst::Bra { pred, .. } => pred.iter().map(|(r, _)| *r).collect(),
         KInst::Label(_) | KInst::Bar | KInst::Ret => vec![],
     }
@@ -494,7 +525,9 @@ pub fn inst_writes(i: &KInst) -> Vec<KReg> {
         | KInst::Param { dst, .. }
         | KInst::SharedBase { dst }
         | KInst::Load { dst, .. }
-        | KInst::Mov { dst, .. } => vec![*dst],
+        | KInst::Mov { dst, .. }
+        | KInst::Convert { dst, .. }
+        | KInst::AddF64 { dst, .. } => vec![*dst],
         KInst::LoadVector { dsts, .. } => dsts.clone(),
         KInst::Store { .. } | KInst::Bra { .. } | KInst::Label(_) | KInst::Bar | KInst::Ret => {
             vec![]

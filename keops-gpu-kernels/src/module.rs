@@ -10,6 +10,7 @@ use crate::scheme::{ChunkKernels, KernelOptions, ReductionKernels, reduction_ker
 use keops_ir::graph::{Cat, VarSource};
 use keops_ir::lower::{Precision, SumMode, lower_reduction};
 use keops_ir::program::Reduce;
+use keops_ir::reduction::ReductionKind;
 use keops_ir::{Error, ErrorKind, Program};
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -226,23 +227,65 @@ impl GpuReduction {
     }
 }
 
+/// The kernel variants the `keops!` macro embeds for a reduction, in order: f32, f32
+/// with `fast_math`, f64, then, for f32 sums only (where it changes the kernels), f32 and
+/// f32 with `fast_math` with `f64_accumulation`. [`variant_index`] gives the position.
+pub fn variants(kind: ReductionKind) -> Vec<(Precision, KernelOptions)> {
+    let opts = |fast_math, f64_accumulation| KernelOptions {
+        fast_math,
+        f64_accumulation,
+    };
+    let mut v = vec![
+        (Precision::F32, opts(false, false)),
+        (Precision::F32, opts(true, false)),
+        (Precision::F64, opts(false, false)),
+    ];
+    if kind == ReductionKind::Sum {
+        v.push((Precision::F32, opts(false, true)));
+        v.push((Precision::F32, opts(true, true)));
+    }
+    v
+}
+
+/// Position of a variant in [`variants`]' list (options that have no effect in f64
+/// ignored); a position past a reduction's list (f64 accumulation of a reduction that is
+/// not a sum) means that the options change nothing: see [`embedded_variant`].
+pub fn variant_index(p: Precision, opts: &KernelOptions) -> usize {
+    match (p, opts.fast_math, opts.f64_accumulation) {
+        (Precision::F64, _, _) => 2,
+        (Precision::F32, fast, false) => fast as usize,
+        (Precision::F32, fast, true) => 3 + fast as usize,
+    }
+}
+
+/// The embedded kernels of a variant, from a list built by [`variants`].
+pub fn embedded_variant<'a>(
+    list: &'a [GpuReduction],
+    p: Precision,
+    opts: &KernelOptions,
+) -> Option<&'a GpuReduction> {
+    list.get(variant_index(p, opts)).or_else(|| {
+        // Not a sum: f64 accumulation does not change its kernels.
+        let plain = KernelOptions {
+            f64_accumulation: false,
+            ..*opts
+        };
+        (list.len() == 3).then(|| &list[variant_index(p, &plain)])
+    })
+}
+
 /// The `keops!` macro's GPU code generator (`keops_ir::emit::api::GpuEmbed`): the kernels
-/// of reduction `r` (step `step` of an instantiated program) in f32, f32 with
-/// `fast_math`, and f64, as a Rust expression `Some(&[{rt}::gpu::GpuReduction; 3])`.
+/// of reduction `r` (step `step` of an instantiated program) for each of [`variants`], as
+/// a Rust expression `Some(&[{rt}::gpu::GpuReduction; _])`.
 pub fn embed_reduction(p: &Program, r: &Reduce, step: usize, rt: &str) -> Result<String, Error> {
     let prefix = kernel_prefix(step);
     let (ir, gpu) = (format!("{rt}::ir"), format!("{rt}::gpu"));
-    let parts = [
-        (Precision::F32, false),
-        (Precision::F32, true),
-        (Precision::F64, false),
-    ]
-    .into_iter()
-    .map(|(precision, fast_math)| {
-        compile_reduction(p, r, precision, &KernelOptions { fast_math }, &prefix)
-            .map(|g| g.rust_const(&ir, &gpu))
-    })
-    .collect::<Result<Vec<_>, Error>>()?;
+    let parts = variants(r.kind)
+        .into_iter()
+        .map(|(precision, opts)| {
+            compile_reduction(p, r, precision, &opts, &prefix).map(|g| g.rust_const(&ir, &gpu))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     Ok(format!("Some(&[{}])", parts.join(", ")))
 }
 

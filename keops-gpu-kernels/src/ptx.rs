@@ -255,6 +255,27 @@ impl Printer<'_> {
                 );
                 self.line(s);
             }
+            KInst::Convert { dst, src } => {
+                // Widening is exact; narrowing rounds to nearest.
+                let rounding = if self.ty(*dst) == KTy::F32 { ".rn" } else { "" };
+                let s = format!(
+                    "cvt{rounding}.{}.{} {}, {}",
+                    suffix(self.ty(*dst)),
+                    suffix(self.ty(*src)),
+                    self.reg(*dst),
+                    self.reg(*src)
+                );
+                self.line(s);
+            }
+            KInst::AddF64 { dst, a, b } => {
+                let s = format!(
+                    "add.rn.f64 {}, {}, {}",
+                    self.reg(*dst),
+                    self.reg(*a),
+                    self.reg(*b)
+                );
+                self.line(s);
+            }
             KInst::Label(l) => {
                 let _ = writeln!(self.out, "L{}:", l.0);
             }

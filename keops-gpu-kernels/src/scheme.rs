@@ -6,7 +6,9 @@
 //! cooperatively into shared memory (coalesced, element by element), then every thread
 //! evaluates its formula against the whole tile. Sums in f32 are accumulated per tile and
 //! the tile's sum added to the running sum (KeOps' block sums: the rounding error grows
-//! with `N / tile + tile` instead of `N`).
+//! with `N / tile + tile` instead of `N`). With [`KernelOptions::f64_accumulation`], the
+//! f32 sum of every [`FLUSH_ROWS`] rows is added into an f64 running sum instead (a
+//! conversion and an f64 addition per 16 pairs and output column).
 //!
 //! **2D scheme**: blocks also split the reduced index (grid y): block `(x, y)` reduces its
 //! rows over slice `y` and writes its partial accumulators to a buffer
@@ -62,6 +64,10 @@ pub mod param {
 /// (f32 sums count twice: running and tile sums).
 pub const ACC_REGISTERS: usize = 64;
 
+/// Rows whose f32 sum is added into an f64 running sum at a time (the CPU kernels' 16
+/// terms per lane): with [`KernelOptions::f64_accumulation`].
+const FLUSH_ROWS: u64 = 16;
+
 /// Most instructions (loads included) of a value recomputed at each use rather than kept
 /// alive (see `formula_at`).
 const REMAT_COST: usize = 4;
@@ -76,7 +82,8 @@ pub struct ChunkKernels {
     /// Columns computed: of F, or of G for weighted reductions (LogSumExp with a weight,
     /// SumSoftMaxWeight).
     pub columns: Range<usize>,
-    /// Floats of the accumulator (per row of the 2D partials buffer).
+    /// Floats of the accumulator (per row of the 2D partials buffer), in the data's float
+    /// size: an f64 accumulator of an f32 kernel counts 2.
     pub acc_floats: usize,
     /// Indices of the accumulator (per row of the 2D partials buffer).
     pub acc_indices: usize,
@@ -125,13 +132,31 @@ fn block_sum(kind: ReductionKind, p: Precision) -> bool {
     kind == ReductionKind::Sum && p == Precision::F32
 }
 
+/// Whether the running sum is an f64 accumulator of the f32 tile sums.
+fn wide_sum(kind: ReductionKind, p: Precision, opts: &KernelOptions) -> bool {
+    opts.f64_accumulation && block_sum(kind, p)
+}
+
 /// Accumulator registers for output columns of width `w`.
-fn acc_registers(k: &LoweredKernel, weighted: bool, w: usize, p: Precision) -> usize {
+fn acc_registers(
+    k: &LoweredKernel,
+    weighted: bool,
+    w: usize,
+    p: Precision,
+    opts: &KernelOptions,
+) -> usize {
     let (f, g) = if weighted { (k.fdim, w) } else { (w, k.gdim) };
     let (nf, ni) = k.kind.acc_width(f, g);
     let fw = float_size(p) as usize / 4;
     let regs = nf * fw + 2 * ni;
-    if block_sum(k.kind, p) { 2 * regs } else { regs }
+    if wide_sum(k.kind, p, opts) {
+        // An f64 running sum and an f32 tile sum per float.
+        3 * regs
+    } else if block_sum(k.kind, p) {
+        2 * regs
+    } else {
+        regs
+    }
 }
 
 /// Code generation choices.
@@ -140,6 +165,11 @@ pub struct KernelOptions {
     /// f32 kernels use the GPU's approximate exp, log, sin, cos, rsqrt and reciprocal (see
     /// [`crate::fast_math`] for their error bounds).
     pub fast_math: bool,
+    /// f32 sums add the f32 sum of every [`FLUSH_ROWS`] terms into an f64 running sum,
+    /// and the 2D scheme's partial sums are f64: the rounding error is that of 16-term
+    /// f32 sums instead of growing with the number of terms. No effect on other
+    /// reductions nor in f64.
+    pub f64_accumulation: bool,
 }
 
 /// All kernels of a lowered reduction (math functions not yet expanded), named
@@ -159,7 +189,7 @@ pub fn reduction_kernels(
         _ => k.fdim,
     };
     let mut per_chunk = width;
-    while per_chunk > 1 && acc_registers(k, weighted, per_chunk, p) > ACC_REGISTERS {
+    while per_chunk > 1 && acc_registers(k, weighted, per_chunk, p, opts) > ACC_REGISTERS {
         per_chunk = per_chunk.div_ceil(2).min(per_chunk - 1);
     }
     let n = width.div_ceil(per_chunk.max(1)).max(1);
@@ -258,6 +288,8 @@ struct VarPlan {
 /// The chunk's lowered blocks and how their parameters are read.
 struct Plan {
     p: Precision,
+    /// The running sum is f64 (see [`KernelOptions::f64_accumulation`]).
+    wide_sum: bool,
     kind: ReductionKind,
     out_rows: Cat,
     nin: usize,
@@ -296,6 +328,20 @@ impl Plan {
 
     fn fsize(&self) -> u64 {
         float_size(self.p)
+    }
+
+    /// The register type of a running accumulator of type `t`.
+    fn acc_ty(&self, t: Ty) -> KTy {
+        if self.wide_sum && t == Ty::F {
+            KTy::F64
+        } else {
+            KTy::of(t, self.p)
+        }
+    }
+
+    /// Bytes of an accumulator float in the 2D scheme's partials buffer.
+    fn acc_float_size(&self) -> u64 {
+        if self.wide_sum { 8 } else { self.fsize() }
     }
 
     /// Whether a variable is staged in shared memory tile by tile (the reduced index's).
@@ -449,6 +495,7 @@ fn plan(
     let (out_values, out_indices) = k.kind.output_width(nf, ng);
     Plan {
         p,
+        wide_sum: wide_sum(k.kind, p, opts),
         kind: k.kind,
         out_rows: k.out_rows,
         nin: k.inputs.len(),
@@ -478,6 +525,7 @@ fn chunk_kernels(
     let plan = plan(k, p, opts, weighted, width, cols.clone());
     let nf = plan.hooks.acc.iter().filter(|t| **t == Ty::F).count();
     let ni = plan.hooks.acc.len() - nf;
+    let nf = nf * (plan.acc_float_size() / plan.fsize()) as usize;
     let mut reduce = kernel_reduce(&plan, &format!("{name}_reduce"));
     let mut merge = kernel_2d_merge(&plan, &format!("{name}_merge"));
     if opts.fast_math && p == Precision::F32 {
@@ -638,14 +686,15 @@ fn prologue(b: &mut KBuilder, pl: &Plan) -> Prologue {
     }
     // The running accumulator has registers of its own: the hooks' parameters are
     // rebound at every call.
-    let acc: Vec<KReg> = pl
-        .hooks
-        .acc
-        .iter()
-        .map(|t| b.reg(KTy::of(*t, pl.p)))
-        .collect();
+    let acc = running_acc(b, pl);
     let init = inline(b, &pl.hooks.init, &[]);
-    assign(b, &acc, &init);
+    if pl.wide_sum {
+        for (a, i) in acc.iter().zip(&init) {
+            b.push(KInst::Convert { dst: *a, src: *i });
+        }
+    } else {
+        assign(b, &acc, &init);
+    }
     Prologue {
         row,
         active,
@@ -659,6 +708,37 @@ fn prologue(b: &mut KBuilder, pl: &Plan) -> Prologue {
         row_base,
         stage_start,
         acc,
+    }
+}
+
+/// Fresh registers for a running accumulator.
+fn running_acc(b: &mut KBuilder, pl: &Plan) -> Vec<KReg> {
+    pl.hooks.acc.iter().map(|t| b.reg(pl.acc_ty(*t))).collect()
+}
+
+/// `acc = merge(acc, other)`: the merge hook, or with f64 running sums, `acc += other`
+/// in f64 (`other` an f32 tile sum or an f64 partial sum).
+fn merge_into(b: &mut KBuilder, pl: &Plan, acc: &[KReg], other: &[KReg]) {
+    if pl.wide_sum {
+        for (a, o) in acc.iter().zip(other) {
+            let o = if b.tys[o.0 as usize] == KTy::F64 {
+                *o
+            } else {
+                let w = b.reg(KTy::F64);
+                b.push(KInst::Convert { dst: w, src: *o });
+                w
+            };
+            b.push(KInst::AddF64 {
+                dst: *a,
+                a: *a,
+                b: o,
+            });
+        }
+    } else {
+        let mut args = acc.to_vec();
+        args.extend(other);
+        let res = inline(b, &pl.hooks.merge, &args);
+        assign(b, acc, &res);
     }
 }
 
@@ -903,21 +983,25 @@ fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: 
         target: skip_compute,
         pred: Some((pro.active, true)),
     });
-    // With block sums, the tile is reduced into fresh accumulator registers, then merged.
+    // With block sums, the tile is reduced into fresh accumulator registers, then merged
+    // (f64 running sums: every FLUSH_ROWS rows).
     let blocked = block_sum(pl.kind, pl.p);
     let tacc: Vec<KReg> = if blocked {
-        let init = inline(b, &pl.hooks.init, &[]);
-        let t: Vec<KReg> = pl
-            .hooks
+        pl.hooks
             .acc
             .iter()
             .map(|ty| b.reg(KTy::of(*ty, pl.p)))
-            .collect();
-        assign(b, &t, &init);
-        t
+            .collect()
     } else {
         pro.acc.clone()
     };
+    let init_tile_sum = |b: &mut KBuilder| {
+        let init = inline(b, &pl.hooks.init, &[]);
+        assign(b, &tacc, &init);
+    };
+    if blocked && !pl.wide_sum {
+        init_tile_sum(b);
+    }
     let jj = b.int(0);
     let (inner_top, inner_done) = (b.label(), b.label());
     b.push(KInst::Label(inner_top));
@@ -925,6 +1009,21 @@ fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: 
     b.push(KInst::Bra {
         target: inner_done,
         pred: Some((end, false)),
+    });
+    // f64 running sums: an inner loop over the next FLUSH_ROWS rows of the tile.
+    let flush = pl.wide_sum.then(|| {
+        init_tile_sum(b);
+        let n = b.int(FLUSH_ROWS);
+        let next = b.iop(IOp::Add, jj, n);
+        let flush_end = b.iop(IOp::Min, next, rows);
+        let (flush_top, flush_done) = (b.label(), b.label());
+        b.push(KInst::Label(flush_top));
+        let end = b.cmp(ICmp::Ge, jj, flush_end);
+        b.push(KInst::Bra {
+            target: flush_done,
+            pred: Some((end, false)),
+        });
+        (flush_top, flush_done)
     });
     let values = formula_at(b, pl, pro, jj);
     let j_rel = b.iop(IOp::Add, jstart, jj);
@@ -948,16 +1047,21 @@ fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: 
     }
     let next = b.iop(IOp::Add, jj, one);
     b.push(KInst::Mov { dst: jj, src: next });
+    if let Some((flush_top, flush_done)) = flush {
+        b.push(KInst::Bra {
+            target: flush_top,
+            pred: None,
+        });
+        b.push(KInst::Label(flush_done));
+        merge_into(b, pl, &pro.acc, &tacc);
+    }
     b.push(KInst::Bra {
         target: inner_top,
         pred: None,
     });
     b.push(KInst::Label(inner_done));
-    if blocked {
-        let mut args = pro.acc.clone();
-        args.extend(&tacc);
-        let res = inline(b, &pl.hooks.merge, &args);
-        assign(b, &pro.acc, &res);
+    if blocked && !pl.wide_sum {
+        merge_into(b, pl, &pro.acc, &tacc);
     }
     b.push(KInst::Label(skip_compute));
     b.push(KInst::Bar);
@@ -976,7 +1080,18 @@ fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: 
 /// Stores the finalized row: values then indices, at their columns of the full output.
 fn store_outputs(b: &mut KBuilder, pl: &Plan, acc: &[KReg], row: KReg) {
     let fsize = pl.fsize();
-    let out = inline(b, &pl.hooks.finalize, acc);
+    let acc: Vec<KReg> = if pl.wide_sum {
+        acc.iter()
+            .map(|a| {
+                let n = b.reg(KTy::of(Ty::F, pl.p));
+                b.push(KInst::Convert { dst: n, src: *a });
+                n
+            })
+            .collect()
+    } else {
+        acc.to_vec()
+    };
+    let out = inline(b, &pl.hooks.finalize, &acc);
     let w = pl.columns.len() as u64;
     let (full, c0) = (pl.full_columns as u64, pl.columns.start as u64);
     // Output layout of a chunk column: `[slot][column]`, slot 0 only except for KMin.
@@ -1062,7 +1177,7 @@ fn partials(
     n_outer: KReg,
     store: bool,
 ) {
-    let fsize = pl.fsize();
+    let fsize = pl.acc_float_size();
     let nf = pl.hooks.acc.iter().filter(|t| **t == Ty::F).count() as u64;
     let ni = pl.hooks.acc.len() as u64 - nf;
     let (fptr, iptr) = (
@@ -1123,15 +1238,14 @@ fn kernel_2d_merge(pl: &Plan, name: &str) -> Kernel {
     });
     let slices = param(&mut b, param::FIRST_INPUT + pl.nin + 2);
     let nacc = pl.hooks.acc.len();
-    // The merge block's first accumulator holds the running result.
-    let a: Vec<KReg> = pl.hooks.merge.params[..nacc]
-        .iter()
-        .map(|r| kr(*r))
-        .collect();
-    let other: Vec<KReg> = pl.hooks.merge.params[nacc..]
-        .iter()
-        .map(|r| kr(*r))
-        .collect();
+    // The merge block's parameters hold the running result and the next slice's (f64
+    // sums have registers of their own).
+    let (a, other): (Vec<KReg>, Vec<KReg>) = if pl.wide_sum {
+        (running_acc(&mut b, pl), running_acc(&mut b, pl))
+    } else {
+        let params: Vec<KReg> = pl.hooks.merge.params.iter().map(|r| kr(*r)).collect();
+        (params[..nacc].to_vec(), params[nacc..].to_vec())
+    };
     let zero = b.int(0);
     partials(&mut b, pl, &a, row, zero, n_outer, false);
     let y = b.reg(KTy::U64);
@@ -1145,10 +1259,7 @@ fn kernel_2d_merge(pl: &Plan, name: &str) -> Kernel {
         pred: Some((fin, false)),
     });
     partials(&mut b, pl, &other, row, y, n_outer, false);
-    let mut args = a.clone();
-    args.extend(&other);
-    let res = inline(&mut b, &pl.hooks.merge, &args);
-    assign(&mut b, &a, &res);
+    merge_into(&mut b, pl, &a, &other);
     let next = b.iop(IOp::Add, y, one);
     b.push(KInst::Mov { dst: y, src: next });
     b.push(KInst::Bra {

@@ -209,6 +209,8 @@ enum State {
 struct Thread<R> {
     pc: usize,
     regs: Vec<Option<Val<R>>>,
+    /// f64 registers of an f32 kernel (its f64 accumulators), which `Val<f32>` cannot hold.
+    wide: Vec<Option<f64>>,
     state: State,
     steps: u64,
 }
@@ -384,6 +386,7 @@ impl Run<'_> {
             .map(|_| Thread {
                 pc: 0,
                 regs: vec![None; k.tys.len()],
+                wide: vec![None; k.tys.len()],
                 state: State::Run,
                 steps: 0,
             })
@@ -481,7 +484,76 @@ impl Run<'_> {
                     other => Err((pc, format!("register {r} holds {other:?}, not an index"))),
                 }
             };
+            // f64 registers: in `regs` in an f64 kernel, in `wide` in an f32 one.
+            let narrow = R::BITS == 32;
+            let is_wide = |r: KReg| narrow && k.ty(r) == KTy::F64;
+            let get_f64 = |regs: &[Option<Val<R>>],
+                           wide: &[Option<f64>],
+                           r: KReg|
+             -> Result<f64, (usize, String)> {
+                if is_wide(r) {
+                    wide[r.0 as usize]
+                        .ok_or_else(|| (pc, format!("register {r} is read before it is written")))
+                } else {
+                    Ok(get(regs, r)?.f().f64())
+                }
+            };
             match inst {
+                KInst::Convert { dst, src } => {
+                    let x = get_f64(regs, &th.wide, *src)?;
+                    if is_wide(*dst) {
+                        th.wide[dst.0 as usize] = Some(x);
+                    } else {
+                        // Rounds to nearest: the float type of `dst` is the kernel's.
+                        regs[dst.0 as usize] = Some(Val::F(R::of(x)));
+                    }
+                }
+                KInst::AddF64 { dst, a, b } => {
+                    let sum = get_f64(regs, &th.wide, *a)? + get_f64(regs, &th.wide, *b)?;
+                    if is_wide(*dst) {
+                        th.wide[dst.0 as usize] = Some(sum);
+                    } else {
+                        regs[dst.0 as usize] = Some(Val::F(R::of(sum)));
+                    }
+                }
+                KInst::Load {
+                    dst,
+                    space,
+                    addr,
+                    offset,
+                } if is_wide(*dst) => {
+                    let a = idx(regs, *addr)?.wrapping_add(*offset as u64);
+                    let bits = self
+                        .load(shared, *space, a, 8, t as u32, who)
+                        .map_err(|e| (pc, e))?;
+                    th.wide[dst.0 as usize] = Some(f64::from_bits(bits));
+                }
+                KInst::Store {
+                    space,
+                    addr,
+                    offset,
+                    src,
+                } if is_wide(*src) => {
+                    let a = idx(regs, *addr)?.wrapping_add(*offset as u64);
+                    let bits = get_f64(regs, &th.wide, *src)?.to_bits();
+                    match space {
+                        Space::Shared => shared.store(a, 8, bits, t as u32),
+                        Space::Global | Space::GlobalAtUse => self.global_store(a, 8, bits, who),
+                    }
+                    .map_err(|e| (pc, e))?;
+                }
+                KInst::Mov { dst, src } if is_wide(*dst) => {
+                    th.wide[dst.0 as usize] = Some(get_f64(regs, &th.wide, *src)?);
+                }
+                KInst::Scalar { dst, .. } if is_wide(*dst) => {
+                    return Err((
+                        pc,
+                        format!("f64 register {dst} in a scalar op of an f32 kernel"),
+                    ));
+                }
+                KInst::LoadVector { dsts, .. } if dsts.iter().any(|d| is_wide(*d)) => {
+                    return Err((pc, "f64 vector load in an f32 kernel".into()));
+                }
                 KInst::Scalar { dst, op, args } => {
                     let mut a = [Val::I(0); 3];
                     for (slot, r) in a.iter_mut().zip(args) {

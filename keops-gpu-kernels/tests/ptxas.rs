@@ -18,9 +18,8 @@ mod common;
 mod op_cases;
 
 use keops_gpu_kernels::kir::Kernel;
-use keops_gpu_kernels::module::reduction_kernels_of;
+use keops_gpu_kernels::module::{reduction_kernels_of, variants};
 use keops_gpu_kernels::ptx;
-use keops_gpu_kernels::scheme::KernelOptions;
 use keops_ir::lower::Precision;
 use keops_ir::{Program, Step};
 use op_cases::{GradKind, grad_cases, value_cases};
@@ -102,25 +101,23 @@ impl Group {
                 .map_err(|e| format!("{text}: {e}"))?;
             for (s, step) in prog.steps.iter().enumerate() {
                 let Step::Reduce(r) = step else { continue };
-                let variants = [
-                    ("f32", Precision::F32, false),
-                    ("f64", Precision::F64, false),
-                    ("f32-fast", Precision::F32, true),
-                ];
-                for (key, precision, fast_math) in
-                    variants.into_iter().filter(|v| self.fast || !v.2)
+                // Every variant the macro embeds (f64 accumulation for sums).
+                for (precision, opts) in variants(r.kind)
+                    .into_iter()
+                    .filter(|(_, o)| self.fast || !o.fast_math)
                 {
+                    let key = match (precision, opts.fast_math, opts.f64_accumulation) {
+                        (Precision::F64, _, _) => "f64",
+                        (_, false, false) => "f32",
+                        (_, true, false) => "f32-fast",
+                        (_, false, true) => "f32-f64acc",
+                        (_, true, true) => "f32-fast-f64acc",
+                    };
                     let list = self.kernels.entry(key).or_default();
                     let prefix = format!("k{}_s{s}", list.len());
                     self.legend.push((format!("{key} {prefix}"), what.clone()));
-                    let rk = reduction_kernels_of(
-                        &prog,
-                        r,
-                        precision,
-                        &KernelOptions { fast_math },
-                        &prefix,
-                    )
-                    .map_err(|e| format!("{text}: {e}"))?;
+                    let rk = reduction_kernels_of(&prog, r, precision, &opts, &prefix)
+                        .map_err(|e| format!("{text}: {e}"))?;
                     list.extend(rk.kernels().cloned());
                 }
             }

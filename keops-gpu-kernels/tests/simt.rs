@@ -582,7 +582,10 @@ fn fast_math_kernels_use_approximate_instructions_within_bounds() {
             "rsqrt.approx.ftz.f32",
         ),
     ];
-    let fast = KernelOptions { fast_math: true };
+    let fast = KernelOptions {
+        fast_math: true,
+        ..Default::default()
+    };
     let plan = PlanOptions {
         block: Some(32),
         tile_rows: None,

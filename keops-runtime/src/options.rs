@@ -106,9 +106,10 @@ pub struct Options {
     /// the GPU (as pykeops does by default); see `docs/math-accuracy.md` for their error.
     /// No effect on the CPU nor in f64.
     pub fast_math: bool,
-    /// Sums of f32 kernels add each tile's partial sum into an f64 accumulator (CPU
-    /// only: with [`Backend::Auto`] such calls run on the CPU, and [`Backend::Gpu`]
-    /// rejects them).
+    /// Sums (`Sum_i`, `Sum_j`) of f32 data add f32 partial sums of 16 terms into an f64
+    /// running sum, on every backend (CPU: 16 terms per vector lane; GPU: every 16 rows
+    /// of a tile, and f64 partial sums in the 2D scheme): the rounding error no longer
+    /// grows with the number of terms. No effect on other reductions nor in f64.
     pub f64_accumulation: bool,
     /// CPU tuning (its `f64_accumulation` is ignored: see above).
     pub cpu: CpuOptions,

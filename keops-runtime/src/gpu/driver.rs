@@ -518,7 +518,7 @@ pub(crate) fn reduce<T: KeopsFloat>(
     into: Option<&mut super::DeviceArray<T>>,
 ) -> Result<super::Ran<T>> {
     let dev = device(index)?;
-    let module: ModuleRef = module_for(call, options.fast_math)?;
+    let module: ModuleRef = module_for(call, options)?;
     let m = module.get();
     let loaded = dev.load(m)?;
     let mut d = Ready {

@@ -21,7 +21,9 @@ use crate::options::{Backend, Options};
 use crate::view::View;
 use keops_gpu_kernels::launch::DeviceLimits;
 pub use keops_gpu_kernels::module::{ChunkMeta, GpuInput, GpuReduction, InputSource};
-use keops_gpu_kernels::module::{compile_reduction, kernel_prefix, reduction_kernels_of};
+use keops_gpu_kernels::module::{
+    compile_reduction, embedded_variant, kernel_prefix, reduction_kernels_of,
+};
 use keops_gpu_kernels::scheme::{KernelOptions, ReductionKernels};
 use keops_ir::eval::Output;
 use keops_ir::graph::Cat;
@@ -33,8 +35,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// A reduction step of a generated kernel, as the `keops!` macro describes it.
 #[derive(Debug)]
 pub struct GpuStep {
-    /// The step's kernels in f32, f32 with `fast_math`, and f64, when the macro could
-    /// generate them (every width known).
+    /// The step's kernels in the variants of [`keops_gpu_kernels::module::variants`]
+    /// (f32, f32 with `fast_math`, f64, and for f32 sums, with f64 accumulation), when
+    /// the macro could generate them (every width known).
     pub kernels: Option<&'static [GpuReduction]>,
     /// The forward program's text (it parses back into the program the macro compiled).
     pub formula: &'static str,
@@ -86,18 +89,10 @@ pub fn reduce_step_into<T: KeopsFloat>(
     options: &Options,
     mut dest: Option<&mut crate::out::Dest<'_, T>>,
 ) -> Result<Option<Output<T>>> {
-    let f64_rejected = || {
-        KeopsError::input(
-            "f64_accumulation is implemented by the CPU kernels only: use Backend::Cpu (or Auto), or f64 data",
-        )
-    };
     let used = match options.backend()? {
         Backend::Cpu => Backend::Cpu,
-        Backend::Auto if options.f64_accumulation || !driver::available() => Backend::Cpu,
+        Backend::Auto if !driver::available() => Backend::Cpu,
         Backend::Auto => Backend::Gpu(0),
-        Backend::Gpu(_) | Backend::Emulated if options.f64_accumulation => {
-            return Err(f64_rejected());
-        }
         b => b,
     };
     // The output's device array, when it lives where the step runs.
@@ -202,7 +197,7 @@ struct Key {
     step: usize,
     widths: Vec<usize>,
     precision: Precision,
-    fast_math: bool,
+    opts: KernelOptions,
 }
 
 /// Regenerated kernels: the IR (for the emulated backend) and the PTX module.
@@ -231,16 +226,15 @@ pub(crate) fn generated(
     step: &'static GpuStep,
     widths: &[usize],
     p: Precision,
-    fast_math: bool,
+    opts: KernelOptions,
 ) -> Result<Arc<Generated>> {
-    let fast_math = fast_math && p == Precision::F32;
     let key = Key {
         formula: step.formula,
         grad: step.grad,
         step: step.step,
         widths: widths.to_vec(),
         precision: p,
-        fast_math,
+        opts,
     };
     if let Some(g) = cache()
         .lock()
@@ -256,7 +250,6 @@ pub(crate) fn generated(
             step.step, step.formula
         )));
     };
-    let opts = KernelOptions { fast_math };
     let prefix = kernel_prefix(step.step);
     let kernels = reduction_kernels_of(&prog, r, p, &opts, &prefix)?;
     let module = compile_reduction(&prog, r, p, &opts, &prefix)?;
@@ -282,29 +275,35 @@ fn internal(msg: impl Into<String>) -> KeopsError {
     ))
 }
 
-/// Position of a precision's kernels in [`GpuStep::kernels`]: f32, f32 with `fast_math`, f64.
-fn variant(p: Precision, fast_math: bool) -> usize {
-    match (p, fast_math) {
-        (Precision::F32, false) => 0,
-        (Precision::F32, true) => 1,
-        (Precision::F64, _) => 2,
+/// The code generation options of a call's kernels in precision `p` (those that only
+/// apply to f32 kernels dropped in f64).
+fn kernel_options(p: Precision, options: &Options) -> KernelOptions {
+    let f32 = p == Precision::F32;
+    KernelOptions {
+        fast_math: options.fast_math && f32,
+        f64_accumulation: options.f64_accumulation && f32,
     }
 }
 
 /// The module to run: the embedded one when the macro generated it, else regenerated.
 pub(crate) fn module_for<T: KeopsFloat>(
     call: &StepCall<'_, '_, T>,
-    fast_math: bool,
+    options: &Options,
 ) -> Result<ModuleRef> {
     let p = precision::<T>();
-    if let Some(k) = call.step.kernels.and_then(|k| k.get(variant(p, fast_math))) {
+    let opts = kernel_options(p, options);
+    if let Some(k) = call
+        .step
+        .kernels
+        .and_then(|k| embedded_variant(k, p, &opts))
+    {
         return Ok(ModuleRef::Static(k));
     }
     Ok(ModuleRef::Generated(generated(
         call.step,
         call.widths,
         p,
-        fast_math,
+        opts,
     )?))
 }
 
@@ -385,10 +384,11 @@ fn emulate<T: KeopsFloat>(
     into: Option<&mut DeviceArray<T>>,
 ) -> Result<Ran<T>> {
     let p = precision::<T>();
-    let g = generated(call.step, call.widths, p, options.fast_math)?;
+    let opts = kernel_options(p, options);
+    let g = generated(call.step, call.widths, p, opts)?;
     // The embedded module must be what the interpreter runs.
     if let Some(k) = call.step.kernels
-        && k.get(variant(p, options.fast_math)) != Some(&g.module)
+        && embedded_variant(k, p, &opts) != Some(&g.module)
     {
         return Err(internal(format!(
             "the embedded PTX of `{}` differs from the regenerated one",
