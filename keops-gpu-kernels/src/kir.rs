@@ -18,6 +18,9 @@ pub enum KTy {
     Pred,
     /// 64-bit unsigned integer (indices, addresses, sizes).
     U64,
+    /// 32-bit unsigned integer (counters within a tile, which cost one instruction per
+    /// addition or comparison where u64 ones cost two).
+    U32,
     /// 32-bit signed integer (math library of f32 kernels).
     S32,
     /// 64-bit signed integer (math library of f64 kernels).
@@ -45,7 +48,7 @@ impl KTy {
     pub fn bytes(self) -> u64 {
         match self {
             KTy::Pred => 1,
-            KTy::S32 | KTy::F32 => 4,
+            KTy::S32 | KTy::U32 | KTy::F32 => 4,
             KTy::U64 | KTy::S64 | KTy::F64 => 8,
         }
     }
@@ -132,7 +135,7 @@ pub enum KInst {
         /// Arguments.
         args: Vec<KReg>,
     },
-    /// u64 arithmetic.
+    /// Integer arithmetic, of u64 or u32 registers (all three of one type; u32 wraps).
     Int {
         /// Destination.
         dst: KReg,
@@ -143,14 +146,14 @@ pub enum KInst {
         /// Right operand.
         b: KReg,
     },
-    /// A u64 constant.
+    /// An integer constant (u64 or u32).
     IntConst {
         /// Destination.
         dst: KReg,
         /// Value.
         value: u64,
     },
-    /// u64 comparison.
+    /// Comparison of two integers of one type (u64 or u32).
     Cmp {
         /// Destination predicate.
         dst: KReg,
@@ -212,6 +215,13 @@ pub enum KInst {
         /// Constant byte offset.
         offset: u32,
         /// Value.
+        src: KReg,
+    },
+    /// `dst = src` converted between u32 and u64 (zero-extended, or truncated).
+    IntCast {
+        /// Destination.
+        dst: KReg,
+        /// Source, of the other integer type.
         src: KReg,
     },
     /// `dst = src` converted between f32 and f64 (rounded to nearest): the f64
@@ -314,14 +324,31 @@ impl KBuilder {
         dst
     }
 
-    /// u64 arithmetic.
+    /// A u32 constant.
+    pub fn int32(&mut self, value: u32) -> KReg {
+        let dst = self.reg(KTy::U32);
+        self.push(KInst::IntConst {
+            dst,
+            value: value as u64,
+        });
+        dst
+    }
+
+    /// Integer arithmetic, in the type of `a` (u64 or u32).
     pub fn iop(&mut self, op: IOp, a: KReg, b: KReg) -> KReg {
-        let dst = self.reg(KTy::U64);
+        let dst = self.reg(self.tys[a.0 as usize]);
         self.push(KInst::Int { dst, op, a, b });
         dst
     }
 
-    /// u64 comparison.
+    /// `src` (u32 or u64) converted to `to`.
+    pub fn int_cast(&mut self, src: KReg, to: KTy) -> KReg {
+        let dst = self.reg(to);
+        self.push(KInst::IntCast { dst, src });
+        dst
+    }
+
+    /// Integer comparison.
     pub fn cmp(&mut self, op: ICmp, a: KReg, b: KReg) -> KReg {
         let dst = self.reg(KTy::Pred);
         self.push(KInst::Cmp { dst, op, a, b });
@@ -400,6 +427,11 @@ impl Kernel {
                     ))
                 }
             };
+            // Addresses are u64, or u32 in shared memory (offsets in its window).
+            let want_addr = |space: Space, addr: KReg| match (space, self.ty(addr)) {
+                (Space::Shared, KTy::U32) => Ok(()),
+                _ => want(addr, KTy::U64),
+            };
             match i {
                 KInst::Scalar { dst, op, args } => {
                     let spec = op.spec();
@@ -426,13 +458,31 @@ impl Kernel {
                     }
                 }
                 KInst::Int { dst, a, b, .. } => {
-                    want(*dst, KTy::U64)?;
-                    want(*a, KTy::U64)?;
-                    want(*b, KTy::U64)?;
+                    let t = self.ty(*dst);
+                    if !matches!(t, KTy::U64 | KTy::U32) {
+                        return Err(fail(index, format!("integer arithmetic in {t:?}")));
+                    }
+                    want(*a, t)?;
+                    want(*b, t)?;
                 }
-                KInst::IntConst { dst, .. }
-                | KInst::Special { dst, .. }
-                | KInst::SharedBase { dst } => want(*dst, KTy::U64)?,
+                KInst::IntConst { dst, value } => match self.ty(*dst) {
+                    KTy::U64 => {}
+                    KTy::U32 if *value <= u32::MAX as u64 => {}
+                    t => return Err(fail(index, format!("constant {value} in {t:?}"))),
+                },
+                KInst::IntCast { dst, src } => match (self.ty(*dst), self.ty(*src)) {
+                    (KTy::U32, KTy::U64) | (KTy::U64, KTy::U32) => {}
+                    (d, s) => {
+                        return Err(fail(index, format!("no integer cast from {s:?} to {d:?}")));
+                    }
+                },
+                KInst::Special { dst, .. } => want(*dst, KTy::U64)?,
+                // Shared-memory addresses fit in 32 bits.
+                KInst::SharedBase { dst } => {
+                    if !matches!(self.ty(*dst), KTy::U64 | KTy::U32) {
+                        return Err(fail(index, "the shared base is an integer".into()));
+                    }
+                }
                 KInst::Param { dst, index: pi } => {
                     want(*dst, KTy::U64)?;
                     if *pi >= self.params {
@@ -441,11 +491,16 @@ impl Kernel {
                 }
                 KInst::Cmp { dst, a, b, .. } => {
                     want(*dst, KTy::Pred)?;
-                    want(*a, KTy::U64)?;
-                    want(*b, KTy::U64)?;
+                    let t = self.ty(*a);
+                    if !matches!(t, KTy::U64 | KTy::U32) {
+                        return Err(fail(index, format!("integer comparison of {t:?}")));
+                    }
+                    want(*b, t)?;
                 }
-                KInst::LoadVector { dsts, addr, .. } => {
-                    want(*addr, KTy::U64)?;
+                KInst::LoadVector {
+                    dsts, addr, space, ..
+                } => {
+                    want_addr(*space, *addr)?;
                     if !matches!(dsts.len(), 2 | 4) {
                         return Err(fail(index, format!("a vector of {} loads", dsts.len())));
                     }
@@ -457,8 +512,19 @@ impl Kernel {
                         want(*d, t)?;
                     }
                 }
-                KInst::Load { dst: v, addr, .. } | KInst::Store { src: v, addr, .. } => {
-                    want(*addr, KTy::U64)?;
+                KInst::Load {
+                    dst: v,
+                    addr,
+                    space,
+                    ..
+                }
+                | KInst::Store {
+                    src: v,
+                    addr,
+                    space,
+                    ..
+                } => {
+                    want_addr(*space, *addr)?;
                     if self.ty(*v) == KTy::Pred {
                         return Err(fail(index, "predicates have no memory type".into()));
                     }
@@ -508,7 +574,9 @@ pub fn inst_regs(i: &KInst) -> Vec<KReg> {
             dsts.iter().copied().chain(std::iter::once(*addr)).collect()
         }
         KInst::Store { addr, src, .. } => vec![*addr, *src],
-        KInst::Mov { dst, src } | KInst::Convert { dst, src } => vec![*dst, *src],
+        KInst::Mov { dst, src } | KInst::Convert { dst, src } | KInst::IntCast { dst, src } => {
+            vec![*dst, *src]
+        }
         KInst::Bra { pred, .. } => pred.iter().map(|(r, _)| *r).collect(),
         KInst::Label(_) | KInst::Bar | KInst::Ret => vec![],
     }
@@ -527,6 +595,7 @@ pub fn inst_writes(i: &KInst) -> Vec<KReg> {
         | KInst::Load { dst, .. }
         | KInst::Mov { dst, .. }
         | KInst::Convert { dst, .. }
+        | KInst::IntCast { dst, .. }
         | KInst::AddF64 { dst, .. } => vec![*dst],
         KInst::LoadVector { dsts, .. } => dsts.clone(),
         KInst::Store { .. } | KInst::Bra { .. } | KInst::Label(_) | KInst::Bar | KInst::Ret => {

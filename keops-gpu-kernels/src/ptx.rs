@@ -22,6 +22,7 @@ fn prefix(t: KTy) -> &'static str {
     match t {
         KTy::Pred => "p",
         KTy::U64 => "rd",
+        KTy::U32 => "ru",
         KTy::S32 => "r",
         KTy::S64 => "rl",
         KTy::F32 => "f",
@@ -43,6 +44,7 @@ fn suffix(t: KTy) -> &'static str {
     match t {
         KTy::Pred => "pred",
         KTy::U64 => "u64",
+        KTy::U32 => "u32",
         KTy::S32 => "s32",
         KTy::S64 => "s64",
         KTy::F32 => "f32",
@@ -145,18 +147,24 @@ impl Printer<'_> {
             KInst::Scalar { dst, op, args } => self.scalar(*dst, *op, args)?,
             KInst::Int { dst, op, a, b } => {
                 let o = match op {
-                    IOp::Add => "add.u64",
-                    IOp::Sub => "sub.u64",
-                    IOp::Mul => "mul.lo.u64",
-                    IOp::Min => "min.u64",
-                    IOp::Div => "div.u64",
-                    IOp::Rem => "rem.u64",
+                    IOp::Add => "add",
+                    IOp::Sub => "sub",
+                    IOp::Mul => "mul.lo",
+                    IOp::Min => "min",
+                    IOp::Div => "div",
+                    IOp::Rem => "rem",
                 };
-                let s = format!("{o} {}, {}, {}", self.reg(*dst), self.reg(*a), self.reg(*b));
+                let t = suffix(self.ty(*dst));
+                let s = format!(
+                    "{o}.{t} {}, {}, {}",
+                    self.reg(*dst),
+                    self.reg(*a),
+                    self.reg(*b)
+                );
                 self.line(s);
             }
             KInst::IntConst { dst, value } => {
-                let s = format!("mov.u64 {}, {value}", self.reg(*dst));
+                let s = format!("mov.{} {}, {value}", suffix(self.ty(*dst)), self.reg(*dst));
                 self.line(s);
             }
             KInst::Cmp { dst, op, a, b } => {
@@ -165,7 +173,8 @@ impl Printer<'_> {
                     ICmp::Ge => "ge",
                 };
                 let s = format!(
-                    "setp.{o}.u64 {}, {}, {}",
+                    "setp.{o}.{} {}, {}, {}",
+                    suffix(self.ty(*a)),
                     self.reg(*dst),
                     self.reg(*a),
                     self.reg(*b)
@@ -193,7 +202,11 @@ impl Printer<'_> {
                 self.line(s);
             }
             KInst::SharedBase { dst } => {
-                let s = format!("mov.u64 {}, keops_shared", self.reg(*dst));
+                let s = format!(
+                    "mov.{} {}, keops_shared",
+                    suffix(self.ty(*dst)),
+                    self.reg(*dst)
+                );
                 self.line(s);
             }
             KInst::Load {
@@ -267,6 +280,16 @@ impl Printer<'_> {
                 );
                 self.line(s);
             }
+            KInst::IntCast { dst, src } => {
+                let s = format!(
+                    "cvt.{}.{} {}, {}",
+                    suffix(self.ty(*dst)),
+                    suffix(self.ty(*src)),
+                    self.reg(*dst),
+                    self.reg(*src)
+                );
+                self.line(s);
+            }
             KInst::AddF64 { dst, a, b } => {
                 let s = format!(
                     "add.rn.f64 {}, {}, {}",
@@ -313,7 +336,15 @@ pub fn entry(k: &Kernel) -> Result<String, String> {
         k.name,
         params.join(",\n")
     );
-    for t in [KTy::Pred, KTy::U64, KTy::S32, KTy::S64, KTy::F32, KTy::F64] {
+    for t in [
+        KTy::Pred,
+        KTy::U64,
+        KTy::U32,
+        KTy::S32,
+        KTy::S64,
+        KTy::F32,
+        KTy::F64,
+    ] {
         if k.tys.contains(&t) {
             let _ = writeln!(
                 p.out,

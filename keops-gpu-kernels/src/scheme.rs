@@ -66,7 +66,7 @@ pub const ACC_REGISTERS: usize = 64;
 
 /// Rows whose f32 sum is added into an f64 running sum at a time (the CPU kernels' 16
 /// terms per lane): with [`KernelOptions::f64_accumulation`].
-const FLUSH_ROWS: u64 = 16;
+const FLUSH_ROWS: u32 = 16;
 
 /// Most instructions (loads included) of a value recomputed at each use rather than kept
 /// alive (see `formula_at`).
@@ -605,8 +605,9 @@ struct Prologue {
     n_inner: KReg,
     tile_rows: KReg,
     j_offset: KReg,
-    /// The staged tile's address in shared memory.
-    shared: KReg,
+    /// The staged tile's address in shared memory, as a u32 (the formula's tile reads:
+    /// u32 arithmetic on the row counter).
+    shared32: KReg,
     /// Per staged variable: the address of its first column in the staged tile.
     tile_base: Vec<Option<KReg>>,
     /// Per output-row variable read from memory: the address of its row.
@@ -634,6 +635,8 @@ fn prologue(b: &mut KBuilder, pl: &Plan) -> Prologue {
     let active = b.cmp(ICmp::Lt, row, n_outer);
     let shared = b.reg(KTy::U64);
     b.push(KInst::SharedBase { dst: shared });
+    let shared32 = b.reg(KTy::U32);
+    b.push(KInst::SharedBase { dst: shared32 });
     let nv = pl.vars.len();
     let (mut tile_base, mut row_base, mut stage_start) =
         (vec![None; nv], vec![None; nv], vec![None; nv]);
@@ -703,7 +706,7 @@ fn prologue(b: &mut KBuilder, pl: &Plan) -> Prologue {
         n_inner,
         tile_rows,
         j_offset,
-        shared,
+        shared32,
         tile_base,
         row_base,
         stage_start,
@@ -889,9 +892,10 @@ fn formula_at(b: &mut KBuilder, pl: &Plan, pro: &Prologue, jj: KReg) -> Vec<KReg
             }
             Some(Src::Tile { v, c }) => {
                 let addr = *tile_row.get_or_insert_with(|| {
-                    let w = b.int(pl.tile_width * fsize);
+                    // A tile row is at most 227 KB into shared memory: u32.
+                    let w = b.int32((pl.tile_width * fsize) as u32);
                     let off = b.iop(IOp::Mul, jj, w);
-                    b.iop(IOp::Add, pro.shared, off)
+                    b.iop(IOp::Add, pro.shared32, off)
                 });
                 let vl = vector_len(pl.p);
                 let first = (pl.vars[v].tile_prefix + c) / vl * vl;
@@ -961,7 +965,6 @@ fn formula_at(b: &mut KBuilder, pl: &Plan, pro: &Prologue, jj: KReg) -> Vec<KReg
 /// The loop over the reduced index `[j_begin, j_end)`, tile by tile.
 fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: KReg) {
     let nacc = pl.hooks.acc.len();
-    let one = b.int(1);
     let jstart = b.reg(KTy::U64);
     b.push(KInst::Mov {
         dst: jstart,
@@ -1002,10 +1005,14 @@ fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: 
     if blocked && !pl.wide_sum {
         init_tile_sum(b);
     }
-    let jj = b.int(0);
+    // The row within the tile counts in u32 (a tile has at most 1024 rows): one
+    // instruction per increment and comparison where u64 takes two.
+    let rows32 = b.int_cast(rows, KTy::U32);
+    let one = b.int32(1);
+    let jj = b.int32(0);
     let (inner_top, inner_done) = (b.label(), b.label());
     b.push(KInst::Label(inner_top));
-    let end = b.cmp(ICmp::Ge, jj, rows);
+    let end = b.cmp(ICmp::Ge, jj, rows32);
     b.push(KInst::Bra {
         target: inner_done,
         pred: Some((end, false)),
@@ -1013,9 +1020,9 @@ fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: 
     // f64 running sums: an inner loop over the next FLUSH_ROWS rows of the tile.
     let flush = pl.wide_sum.then(|| {
         init_tile_sum(b);
-        let n = b.int(FLUSH_ROWS);
+        let n = b.int32(FLUSH_ROWS);
         let next = b.iop(IOp::Add, jj, n);
-        let flush_end = b.iop(IOp::Min, next, rows);
+        let flush_end = b.iop(IOp::Min, next, rows32);
         let (flush_top, flush_done) = (b.label(), b.label());
         b.push(KInst::Label(flush_top));
         let end = b.cmp(ICmp::Ge, jj, flush_end);
@@ -1026,8 +1033,6 @@ fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: 
         (flush_top, flush_done)
     });
     let values = formula_at(b, pl, pro, jj);
-    let j_rel = b.iop(IOp::Add, jstart, jj);
-    let j = b.iop(IOp::Add, j_rel, pro.j_offset);
     let skip = b.label();
     if let Some(guard) = &pl.skip_unless {
         let worst = [tacc[pl.kind.slots() - 1], values[0]];
@@ -1037,6 +1042,10 @@ fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: 
             pred: Some((may_enter, true)),
         });
     }
+    // The reduced index, after the guard: values that skip the accumulation need none.
+    let jj64 = b.int_cast(jj, KTy::U64);
+    let j_rel = b.iop(IOp::Add, jstart, jj64);
+    let j = b.iop(IOp::Add, j_rel, pro.j_offset);
     let mut args = tacc.clone();
     args.extend(values);
     args.push(j);

@@ -499,6 +499,15 @@ impl Run<'_> {
                 }
             };
             match inst {
+                KInst::IntCast { dst, src } => {
+                    let x = idx(regs, *src)?;
+                    let v = if k.ty(*dst) == KTy::U32 {
+                        x as u32 as u64
+                    } else {
+                        x
+                    };
+                    regs[dst.0 as usize] = Some(Val::I(v));
+                }
                 KInst::Convert { dst, src } => {
                     let x = get_f64(regs, &th.wide, *src)?;
                     if is_wide(*dst) {
@@ -573,6 +582,12 @@ impl Run<'_> {
                         }
                         IOp::Div => x / y,
                         IOp::Rem => x % y,
+                    };
+                    // u32 registers hold their value zero-extended: wrap as the GPU does.
+                    let v = if k.ty(*dst) == KTy::U32 {
+                        v as u32 as u64
+                    } else {
+                        v
                     };
                     regs[dst.0 as usize] = Some(Val::I(v));
                 }
@@ -746,6 +761,7 @@ fn from_bits<R: Real>(ty: KTy, bits: u64) -> Val<R> {
         KTy::S32 => Val::N(bits as u32 as i32 as i64),
         KTy::S64 => Val::N(bits as i64),
         KTy::U64 => Val::I(bits),
+        KTy::U32 => Val::I(bits as u32 as u64),
         KTy::Pred => Val::P(bits != 0),
     }
 }
