@@ -504,6 +504,14 @@ fn device_arrays_are_read_in_place_on_their_device() {
     }
 }
 
+/// The first two rows of a device array, as a view.
+fn part_after_sync(a: &keops::DeviceArray<f64>) -> keops::View<'_, f64> {
+    let mut v = a.view();
+    v.rows = 2;
+    v.data = &v.data[..2];
+    v
+}
+
 #[test]
 fn device_arrays_are_written_in_place_and_checked() {
     let k = keops!(x_i: 1; y_j: 1; Sum_j(x_i * y_j));
@@ -528,6 +536,47 @@ fn device_arrays_are_written_in_place_and_checked() {
             e.contains("device array of width 2 where the kernel needs 1"),
             "{e}"
         );
+    }
+    // Views are plain structs: one narrowed to some rows of a device array, or paired with
+    // another precision's copy, is read from its own host values, never from the copy.
+    let y64: Vec<[f64; 1]> = vec![[1.0], [2.0], [3.0], [4.0]];
+    let k64 = keops!(x_i: 1; y_j: 1; Sum_j(x_i * y_j));
+    let x64 = vec![[1.0f64], [2.0]];
+    for backend in backends() {
+        let opts = Options::on(backend);
+        let y = keops::DeviceArray::from_rows(backend, &y64).unwrap();
+        let mut first_two = y.view();
+        first_two.rows = 2;
+        first_two.data = &first_two.data[..2];
+        assert_eq!(
+            k64.eval_with(&opts, &x64, first_two).unwrap(),
+            vec![[3.0], [6.0]],
+            "rows 0 and 1 of a device array on {backend:?}"
+        );
+        let mut last_two = y.view();
+        last_two.rows = 2;
+        last_two.data = &last_two.data[2..];
+        assert_eq!(
+            k64.eval_with(&opts, &x64, last_two).unwrap(),
+            vec![[7.0], [14.0]],
+            "rows 2 and 3 of a device array on {backend:?}"
+        );
+        if backend != Backend::Cpu {
+            // Values written by a kernel on the device only: a narrowed view cannot be read.
+            let mut out = keops::DeviceArray::from_rows(backend, &[[0.0f64]; 4]).unwrap();
+            k64.eval_into_with(&opts, &mut out, &y64, &y).unwrap();
+            assert!(!out.is_host_current());
+            let mut part = out.view();
+            part.rows = 2;
+            part.data = &part.data[..2];
+            let e = k64.eval_with(&opts, &x64, part).unwrap_err().to_string();
+            assert!(e.contains("call DeviceArray::sync_host first"), "{e}");
+            out.sync_host().unwrap();
+            assert_eq!(
+                k64.eval_with(&opts, &x64, part_after_sync(&out)).unwrap(),
+                vec![[30.0], [60.0]]
+            );
+        }
     }
     // No GPU: making a device array there is an error, not a panic.
     if !keops::gpu_available() {

@@ -130,6 +130,9 @@ impl<'a, T: crate::KeopsFloat> View<'a, T> {
     /// the device, row-major; `None` when the host values are current.
     pub fn fetch_stale(&self) -> Result<Option<Vec<T>>> {
         match self.resident.filter(|r| r.host_stale()) {
+            Some(r) if !r.describes(self) => Err(KeopsError::input(
+                "a view of part of a DeviceArray (or with another array's device copy) whose values are on the device only: call DeviceArray::sync_host first",
+            )),
             Some(r) => {
                 let len = self.rows.checked_mul(self.cols).ok_or_else(|| {
                     KeopsError::input(format!(

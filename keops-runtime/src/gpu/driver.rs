@@ -63,12 +63,24 @@ pub enum GpuError {
         /// The JIT compiler's error log.
         log: String,
     },
-    /// Device memory ran out even for the smallest pieces.
+    /// Device memory ran out (the data is split into pieces that fit in the memory free
+    /// when the call starts; another process may take it meanwhile).
     #[error("out of GPU memory: {0}")]
     OutOfMemory(String),
     /// A launch configuration beyond the device's limits.
     #[error("impossible launch: {0}")]
     Launch(String),
+    /// An earlier error of this device (a kernel fault) destroyed its context: CUDA
+    /// cannot use the device again in this process.
+    #[error(
+        "GPU {index} is unusable until the process restarts: its context was lost after {first}"
+    )]
+    ContextLost {
+        /// The device index.
+        index: usize,
+        /// The error that lost it.
+        first: String,
+    },
 }
 
 impl From<GpuError> for KeopsError {
@@ -97,10 +109,46 @@ fn driver_error(call: &'static str, e: DriverError) -> GpuError {
     }
 }
 
-/// Whether the driver loads and reports at least one device (checked once).
+/// Errors after which the context is unusable ("sticky" errors: a kernel fault).
+fn loses_context(e: &DriverError) -> bool {
+    use sys::CUresult::*;
+    matches!(
+        e.0,
+        CUDA_ERROR_ILLEGAL_ADDRESS
+            | CUDA_ERROR_LAUNCH_TIMEOUT
+            | CUDA_ERROR_LAUNCH_FAILED
+            | CUDA_ERROR_HARDWARE_STACK_ERROR
+            | CUDA_ERROR_ILLEGAL_INSTRUCTION
+            | CUDA_ERROR_MISALIGNED_ADDRESS
+            | CUDA_ERROR_INVALID_ADDRESS_SPACE
+            | CUDA_ERROR_INVALID_PC
+            | CUDA_ERROR_ECC_UNCORRECTABLE
+            | CUDA_ERROR_ASSERT
+    )
+}
+
+/// Errors of loading a module that come from the JIT compiler (its log says why).
+fn is_jit_error(e: &DriverError) -> bool {
+    use sys::CUresult::*;
+    matches!(
+        e.0,
+        CUDA_ERROR_INVALID_PTX
+            | CUDA_ERROR_INVALID_IMAGE
+            | CUDA_ERROR_NO_BINARY_FOR_GPU
+            | CUDA_ERROR_UNSUPPORTED_PTX_VERSION
+            | CUDA_ERROR_JIT_COMPILER_NOT_FOUND
+            | CUDA_ERROR_SHARED_OBJECT_INIT_FAILED
+    )
+}
+
+/// Whether the driver loads and device 0 opens (checked once): what [`Backend::Auto`]
+/// runs on. A device that is present but cannot be opened (exclusive mode, a MIG parent
+/// without compute instance) leaves Auto on the CPU.
+///
+/// [`Backend::Auto`]: crate::Backend::Auto
 pub fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| device_count().is_ok_and(|n| n > 0))
+    *AVAILABLE.get_or_init(|| device_count().is_ok_and(|n| n > 0) && device(0).is_ok())
 }
 
 /// Number of devices; [`GpuError::NoDriver`] without `libcuda`.
@@ -111,9 +159,11 @@ pub fn device_count() -> Result<usize, GpuError> {
         return Err(GpuError::NoDriver);
     }
     // SAFETY: the library is present; cuInit may be called any number of times.
-    unsafe { sys::cuInit(0) }
-        .result()
-        .map_err(|e| driver_error("cuInit", e))?;
+    match unsafe { sys::cuInit(0) }.result() {
+        // A driver without visible devices (CUDA_VISIBLE_DEVICES="", no GPU).
+        Err(e) if e.0 == sys::CUresult::CUDA_ERROR_NO_DEVICE => return Ok(0),
+        r => r.map_err(|e| driver_error("cuInit", e))?,
+    }
     CudaContext::device_count()
         .map(|n| n.max(0) as usize)
         .map_err(|e| driver_error("cuDeviceGetCount", e))
@@ -128,12 +178,16 @@ pub struct GpuDevice {
     /// The device's name.
     pub name: String,
     modules: Mutex<HashMap<(usize, usize, u64), Arc<Loaded>>>,
+    index: usize,
+    /// The error that destroyed the context, if one did.
+    lost: Mutex<Option<String>>,
 }
 
-/// A loaded module and its functions by name.
+/// A loaded module and its functions by name, with the most threads per block each
+/// allows (its registers may make it fewer than the device's limit).
 struct Loaded {
     _module: Arc<CudaModule>,
-    functions: HashMap<String, CudaFunction>,
+    functions: HashMap<String, (CudaFunction, u64)>,
 }
 
 /// The device with this index, opened at first use.
@@ -142,13 +196,19 @@ pub fn device(index: usize) -> Result<Arc<GpuDevice>, GpuError> {
     let devices = DEVICES.get_or_init(Default::default);
     let mut devices = devices.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(d) = devices.get(&index) {
+        d.usable()?;
         return Ok(d.clone());
     }
     let count = device_count()?;
     if index >= count {
         return Err(GpuError::NoDevice { index, count });
     }
-    let ctx = CudaContext::new(index).map_err(|e| driver_error("cuDevicePrimaryCtxRetain", e))?;
+    let ctx = CudaContext::new(index)
+        .map_err(|e| driver_error("cuDeviceGet / cuDevicePrimaryCtxRetain", e))?;
+    // SAFETY: every allocation, copy, launch and free of this context goes through its
+    // one stream (`default_stream` below), in order: no use can overlap another stream's,
+    // so cudarc's per-allocation events (two per allocation) are not needed.
+    unsafe { ctx.disable_event_tracking() };
     let attr = |a: sys::CUdevice_attribute| -> Result<u64, GpuError> {
         ctx.attribute(a)
             .map(|v| v.max(0) as u64)
@@ -169,6 +229,8 @@ pub fn device(index: usize) -> Result<Arc<GpuDevice>, GpuError> {
         limits,
         name,
         modules: Mutex::new(HashMap::new()),
+        index,
+        lost: Mutex::new(None),
     });
     devices.insert(index, d.clone());
     Ok(d)
@@ -182,6 +244,29 @@ fn hash(s: &str) -> u64 {
 }
 
 impl GpuDevice {
+    /// [`GpuError::ContextLost`] once a kernel fault destroyed the context.
+    fn usable(&self) -> Result<(), GpuError> {
+        match &*self.lost.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(first) => Err(GpuError::ContextLost {
+                index: self.index,
+                first: first.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The error of a driver call on this device; an error that destroys the context
+    /// makes later calls fail with [`GpuError::ContextLost`].
+    fn fail(&self, call: &'static str, e: DriverError) -> GpuError {
+        let lost = loses_context(&e);
+        let err = driver_error(call, e);
+        if lost {
+            let mut l = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+            l.get_or_insert_with(|| err.to_string());
+        }
+        err
+    }
+
     /// The module of `m`, loaded once per context.
     fn load(&self, m: &GpuReduction) -> Result<Arc<Loaded>, GpuError> {
         let key = (m.ptx.as_ptr() as usize, m.ptx.len(), hash(&m.ptx));
@@ -189,17 +274,40 @@ impl GpuDevice {
         if let Some(l) = modules.get(&key) {
             return Ok(l.clone());
         }
+        if m.ptx.contains('\0') {
+            return Err(GpuError::Jit {
+                name: "CUDA_ERROR_INVALID_PTX".into(),
+                log: "internal: the generated module contains a NUL byte".into(),
+            });
+        }
         let module = match self.ctx.load_module(Ptx::from_src(m.ptx.to_string())) {
             Ok(module) => module,
-            Err(e) => return Err(self.jit_log(&m.ptx, e)),
+            Err(e) if is_jit_error(&e) => return Err(self.jit_log(&m.ptx, e)),
+            Err(e) => return Err(self.fail("cuModuleLoadData", e)),
         };
         let mut functions = HashMap::new();
         for c in m.chunks.iter() {
             for name in [&c.reduce, &c.merge] {
                 let f = module
                     .load_function(name)
-                    .map_err(|e| driver_error("cuModuleGetFunction", e))?;
-                functions.insert(name.to_string(), f);
+                    .map_err(|e| self.fail("cuModuleGetFunction", e))?;
+                // Dynamic shared memory up to the opt-in limit, set once here (the
+                // kernels have no static shared memory): setting it at each launch would
+                // race between threads launching the same kernel with other sizes.
+                if self.limits.shared_optin > self.limits.shared_default {
+                    self.ctx
+                        .bind_to_thread()
+                        .map_err(|e| self.fail("cuCtxSetCurrent", e))?;
+                    f.set_attribute(
+                        sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                        i32::try_from(self.limits.shared_optin).unwrap_or(i32::MAX),
+                    )
+                    .map_err(|e| self.fail("cuFuncSetAttribute", e))?;
+                }
+                let max_threads = f
+                    .max_threads_per_block()
+                    .map_err(|e| self.fail("cuFuncGetAttribute", e))?;
+                functions.insert(name.to_string(), (f, max_threads.max(1) as u64));
             }
         }
         let l = Arc::new(Loaded {
@@ -250,16 +358,21 @@ impl GpuDevice {
             }
         }
         let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+        if end == 0 {
+            // The load with a log did not fail the same way: not the JIT compiler's doing.
+            return driver_error("cuModuleLoadData", first);
+        }
         GpuError::Jit {
             name,
             log: String::from_utf8_lossy(&log[..end]).into_owned(),
         }
     }
 
-    /// Launches `f` with u64 parameters.
+    /// Launches `f` (which takes at most `max_threads` threads per block) with u64
+    /// parameters.
     fn launch(
         &self,
-        f: &CudaFunction,
+        (f, max_threads): &(CudaFunction, u64),
         grid: (u64, u64),
         block: u64,
         shared: u64,
@@ -276,19 +389,17 @@ impl GpuDevice {
             .ok()
             .filter(|g| *g <= 65535)
             .ok_or_else(|| beyond("grid y", grid.1, 65535))?;
+        let max_block = self.limits.max_block.min(*max_threads);
         let bx = u32::try_from(block)
             .ok()
-            .filter(|b| *b as u64 <= self.limits.max_block)
-            .ok_or_else(|| beyond("block", block, self.limits.max_block))?;
+            .filter(|b| *b as u64 <= max_block)
+            .ok_or_else(|| {
+                GpuError::Launch(format!(
+                    "block of {block} threads: this kernel allows at most {max_block} (its registers and the device's limit); use a smaller PlanOptions::block"
+                ))
+            })?;
         if shared > self.limits.shared_optin.max(self.limits.shared_default) {
             return Err(beyond("shared memory", shared, self.limits.shared_optin));
-        }
-        if shared > self.limits.shared_default {
-            f.set_attribute(
-                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                shared as i32,
-            )
-            .map_err(|e| driver_error("cuFuncSetAttribute", e))?;
         }
         let cfg = LaunchConfig {
             grid_dim: (gx, gy, 1),
@@ -301,18 +412,20 @@ impl GpuDevice {
         }
         // SAFETY: every generated kernel takes exactly these u64 parameters (sizes, and
         // addresses of live device allocations of the sizes the kernel indexes: the
-        // executor allocated them from the same sizes); grid, block and shared memory are
-        // within the device's limits (checked above); the executor synchronizes the stream
-        // before any allocation is dropped or read back.
+        // executor allocated them from the same sizes, or they are device arrays whose
+        // shape and element type `Resident::describes` matched against the call's view);
+        // grid, block (within the kernel's own limit) and shared memory (within the
+        // attribute set at load) are checked above; the executor synchronizes the stream
+        // before any allocation is read back, and frees are ordered on the same stream.
         unsafe { b.launch(cfg) }
             .map(|_| ())
-            .map_err(|e| driver_error("cuLaunchKernel", e))
+            .map_err(|e| self.fail("cuLaunchKernel", e))
     }
 
     fn sync(&self) -> Result<(), GpuError> {
         self.stream
             .synchronize()
-            .map_err(|e| driver_error("cuStreamSynchronize", e))
+            .map_err(|e| self.fail("cuStreamSynchronize", e))
     }
 
     /// Free and total device memory, in bytes.
@@ -328,6 +441,20 @@ pub(crate) enum Buffer {
     F32(CudaSlice<f32>),
     F64(CudaSlice<f64>),
     U64(CudaSlice<u64>),
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // cudarc frees a slice on its stream without making the context current: a
+        // `DeviceArray` dropped on another thread would leak its memory and leave an
+        // error for the next call. Bind it first (the slice is freed right after).
+        let ctx = match self {
+            Buffer::F32(s) => s.context(),
+            Buffer::F64(s) => s.context(),
+            Buffer::U64(s) => s.context(),
+        };
+        let _ = ctx.bind_to_thread();
+    }
 }
 
 /// A device with a module loaded, as the executor sees it.
@@ -349,7 +476,7 @@ impl Device for Ready<'_> {
     }
 
     fn upload<T: KeopsFloat>(&mut self, data: &[T]) -> Result<Buffer> {
-        Ok(upload_to(&self.dev.stream, data)?)
+        Ok(upload_to(self.dev, data)?)
     }
 
     fn zeros(&mut self, p: Option<Precision>, n: usize) -> Result<Buffer> {
@@ -359,7 +486,7 @@ impl Device for Ready<'_> {
             Some(Precision::F64) => stream.alloc_zeros::<f64>(n).map(Buffer::F64),
             None => stream.alloc_zeros::<u64>(n).map(Buffer::U64),
         };
-        Ok(r.map_err(|e| driver_error("cuMemAlloc", e))?)
+        Ok(r.map_err(|e| self.dev.fail("cuMemAlloc", e))?)
     }
 
     fn ptr(&self, b: &Buffer) -> u64 {
@@ -395,7 +522,7 @@ impl Device for Ready<'_> {
     }
 
     fn download<T: KeopsFloat>(&mut self, b: &Buffer, n: usize) -> Result<Vec<T>> {
-        download_from(&self.dev.stream, b, n)
+        download_from(self.dev, b, n)
     }
 
     fn holds(&self, r: &Resident) -> bool {
@@ -418,15 +545,17 @@ impl Device for Ready<'_> {
 
     fn download_u64(&mut self, b: &Buffer, n: usize) -> Result<Vec<u64>> {
         match b {
-            Buffer::U64(s) => Ok(self
-                .dev
-                .stream
-                .clone_dtoh(s)
-                .map(|mut v| {
-                    v.truncate(n);
-                    v
-                })
-                .map_err(|e| driver_error("cuMemcpyDtoH", e))?),
+            _ if n == 0 => Ok(Vec::new()),
+            Buffer::U64(s) => {
+                let dev = self.dev;
+                let v = dev
+                    .stream
+                    .clone_dtoh(&s.slice(..n.min(s.len())))
+                    .map_err(|e| dev.fail("cuMemcpyDtoH", e))?;
+                // Copies to pageable memory may return before they complete.
+                dev.sync()?;
+                Ok(v)
+            }
             _ => Err(KeopsError::input(
                 "internal: index download of a float buffer",
             )),
@@ -434,20 +563,31 @@ impl Device for Ready<'_> {
     }
 }
 
-/// A new device allocation holding `data`, in the precision of `T`.
-fn upload_to<T: KeopsFloat>(stream: &Arc<CudaStream>, data: &[T]) -> Result<Buffer, GpuError> {
-    let r = if T::BITS == 32 {
-        let v: Vec<f32> = data.iter().map(|x| x.f64() as f32).collect();
-        stream.clone_htod(&v[..]).map(Buffer::F32)
-    } else {
-        let v: Vec<f64> = data.iter().map(|x| x.f64()).collect();
-        stream.clone_htod(&v[..]).map(Buffer::F64)
+/// A new device allocation holding `data`, in the precision of `T` (one zero when `data`
+/// is empty: the driver's allocations of 0 bytes are not specified).
+fn upload_to<T: KeopsFloat>(dev: &GpuDevice, data: &[T]) -> Result<Buffer, GpuError> {
+    let stream = &dev.stream;
+    let r = match (T::BITS, data.is_empty()) {
+        (32, true) => stream.alloc_zeros::<f32>(1).map(Buffer::F32),
+        (_, true) => stream.alloc_zeros::<f64>(1).map(Buffer::F64),
+        (32, false) => {
+            let v: Vec<f32> = data.iter().map(|x| x.f64() as f32).collect();
+            stream.clone_htod(&v[..]).map(Buffer::F32)
+        }
+        (_, false) => {
+            let v: Vec<f64> = data.iter().map(|x| x.f64()).collect();
+            stream.clone_htod(&v[..]).map(Buffer::F64)
+        }
     };
-    r.map_err(|e| driver_error("cuMemcpyHtoD", e))
+    r.map_err(|e| dev.fail("cuMemcpyHtoD", e))
 }
 
 /// The first `n` floats of a float buffer, copied to the host.
-fn download_from<T: KeopsFloat>(stream: &Arc<CudaStream>, b: &Buffer, n: usize) -> Result<Vec<T>> {
+fn download_from<T: KeopsFloat>(dev: &GpuDevice, b: &Buffer, n: usize) -> Result<Vec<T>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let stream = &dev.stream;
     let r = match b {
         Buffer::F32(s) => stream
             .clone_dtoh(&s.slice(..n.min(s.len())))
@@ -461,7 +601,10 @@ fn download_from<T: KeopsFloat>(stream: &Arc<CudaStream>, b: &Buffer, n: usize) 
             ));
         }
     };
-    Ok(r.map_err(|e| driver_error("cuMemcpyDtoH", e))?)
+    let values = r.map_err(|e| dev.fail("cuMemcpyDtoH", e))?;
+    // Copies to pageable memory may return before they complete.
+    dev.sync()?;
+    Ok(values)
 }
 
 /// The first `n` values of a [`DeviceArray`](super::DeviceArray)'s device copy.
@@ -471,13 +614,13 @@ pub(crate) fn download_resident<T: KeopsFloat>(
     n: usize,
 ) -> Result<Vec<T>> {
     let dev = device(index)?;
-    download_from(&dev.stream, buf, n)
+    download_from(&dev, buf, n)
 }
 
 /// A copy of `data` on device `index`, for a [`DeviceArray`](super::DeviceArray).
 pub(crate) fn upload_resident<T: KeopsFloat>(index: usize, data: &[T]) -> Result<Buffer> {
     let dev = device(index)?;
-    let buf = upload_to(&dev.stream, data)?;
+    let buf = upload_to(&dev, data)?;
     dev.sync()?;
     Ok(buf)
 }
@@ -491,6 +634,8 @@ pub(crate) fn write_resident<T: KeopsFloat>(
     let dev = device(index)?;
     let stream = &dev.stream;
     let r = match buf {
+        // An empty array's copy is one padding element: nothing to write.
+        Buffer::F32(_) | Buffer::F64(_) if data.is_empty() => return Ok(()),
         Buffer::F32(s) if s.len() == data.len() => {
             let v: Vec<f32> = data.iter().map(|x| x.f64() as f32).collect();
             stream.memcpy_htod(&v[..], s)
@@ -505,7 +650,7 @@ pub(crate) fn write_resident<T: KeopsFloat>(
             ));
         }
     };
-    r.map_err(|e| driver_error("cuMemcpyHtoD", e))?;
+    r.map_err(|e| dev.fail("cuMemcpyHtoD", e))?;
     Ok(dev.sync()?)
 }
 

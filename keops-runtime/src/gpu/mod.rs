@@ -360,7 +360,7 @@ pub(crate) fn contiguous<'d, T: KeopsFloat>(
                     v.rows, v.cols, i.dim
                 )));
             }
-            if let Some(r) = v.resident.filter(|r| on_device(r)) {
+            if let Some(r) = v.resident.filter(|r| on_device(r) && r.describes(v)) {
                 return Ok(exec::InputData::Resident(r));
             }
             Ok(exec::InputData::Host(match v.fetch_stale()? {

@@ -32,6 +32,11 @@ pub struct DeviceArray<T> {
 /// The device copy of a [`DeviceArray`], as kernel calls see it through a [`View`].
 pub struct Resident {
     pub(crate) copy: Placement,
+    /// Shape and float width of the copy: a view is read from it only if it shows all of
+    /// it (see [`Resident::describes`]).
+    rows: usize,
+    cols: usize,
+    bits: u32,
     /// A kernel wrote the device copy since the host copy was made: host reads must
     /// fetch the values from the device.
     pub(crate) host_stale: bool,
@@ -60,6 +65,19 @@ impl std::fmt::Debug for Resident {
 }
 
 impl Resident {
+    /// Whether `v` shows the whole array this is the copy of, in its element type and
+    /// row-major order: only then may a call read the copy in place of `v`'s values (a
+    /// view is a plain struct, which may be narrowed to some rows, or carry another
+    /// array's copy).
+    pub fn describes<T: KeopsFloat>(&self, v: &View<'_, T>) -> bool {
+        self.bits == T::BITS
+            && v.rows == self.rows
+            && v.cols == self.cols
+            && v.data.len() == self.rows * self.cols
+            && (v.rows <= 1 || v.row_stride == v.cols)
+            && (v.cols <= 1 || v.col_stride == 1)
+    }
+
     /// Whether the values exist on the device only (a kernel wrote them there).
     pub fn host_stale(&self) -> bool {
         self.host_stale
@@ -149,19 +167,20 @@ impl<T: KeopsFloat> DeviceArray<T> {
             Backend::Auto => Backend::Cpu,
             b => b,
         };
+        let resident = |copy| Resident {
+            copy,
+            host_stale: false,
+            rows: view.rows,
+            cols: view.cols,
+            bits: T::BITS,
+        };
         let copy = match backend {
             Backend::Cpu | Backend::Auto => None,
-            Backend::Gpu(device) => Some(Resident {
-                copy: Placement::Gpu {
-                    device,
-                    buf: driver::upload_resident(device, &host)?,
-                },
-                host_stale: false,
-            }),
-            Backend::Emulated => Some(Resident {
-                copy: Placement::Emulated(bytes_of(&host)),
-                host_stale: false,
-            }),
+            Backend::Gpu(device) => Some(resident(Placement::Gpu {
+                device,
+                buf: driver::upload_resident(device, &host)?,
+            })),
+            Backend::Emulated => Some(resident(Placement::Emulated(bytes_of(&host)))),
         };
         Ok(DeviceArray {
             host,
