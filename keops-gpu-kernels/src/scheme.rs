@@ -56,7 +56,10 @@ pub mod param {
     /// The first input pointer; inputs follow in the lowered kernel's order. Then come
     /// the partial floats pointer, the partial indices pointer (unused by the 1D scheme),
     /// and the slice length (reduction kernel: at least N for the 1D scheme) or the
-    /// number of slices (merge kernel).
+    /// number of slices (merge kernel). The merge kernel takes one more: whether it
+    /// finalizes and stores the outputs (non-zero) or stores the merged accumulator in
+    /// slice 0 (zero: the reduced index is processed in pieces, each piece's slices merged
+    /// into slice 0 before the next piece writes its own).
     pub const FIRST_INPUT: usize = 6;
 }
 
@@ -1230,7 +1233,8 @@ fn partials(
 }
 
 /// The 2D scheme's merge kernel: one thread per row merges the slices' accumulators in
-/// order and stores the finalized row.
+/// order and stores the finalized row, or (see [`param::FIRST_INPUT`]) the merged
+/// accumulator in slice 0.
 fn kernel_2d_merge(pl: &Plan, name: &str) -> Kernel {
     let mut b = KBuilder::with_lowered(&pl.tys, pl.p);
     let tid = special(&mut b, Special::TidX);
@@ -1276,8 +1280,21 @@ fn kernel_2d_merge(pl: &Plan, name: &str) -> Kernel {
         pred: None,
     });
     b.push(KInst::Label(done));
+    let finalize = param(&mut b, param::FIRST_INPUT + pl.nin + 3);
+    let keep = b.cmp(ICmp::Lt, finalize, one);
+    let stored = b.label();
+    b.push(KInst::Bra {
+        target: stored,
+        pred: Some((keep, false)),
+    });
     store_outputs(&mut b, pl, &a, row);
+    b.push(KInst::Bra {
+        target: end,
+        pred: None,
+    });
+    b.push(KInst::Label(stored));
+    partials(&mut b, pl, &a, row, zero, n_outer, true);
     b.push(KInst::Label(end));
     b.push(KInst::Ret);
-    b.finish(name, param::FIRST_INPUT + pl.nin + 3, 0)
+    b.finish(name, param::FIRST_INPUT + pl.nin + 4, 0)
 }

@@ -859,7 +859,7 @@ pub fn run_reduction<R: Real>(
         )?;
         if slices > 1 {
             let mut merge = params.clone();
-            merge.extend([pf, pi, slices]);
+            merge.extend([pf, pi, slices, 1]);
             let grid = [plan.grid_x, 1];
             launch::<R>(
                 &chunk.merge,

@@ -231,19 +231,19 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
                 Scheme::TwoD { slices, slice } => (slices, slice),
             };
             // With several pieces of the reduced index, every piece writes partials (a
-            // second, empty slice makes a one-slice piece write them too), merged at the end.
+            // second, empty slice makes a one-slice piece write them too). Slice 0 holds
+            // the pieces merged so far: the first piece writes from slice 0, the next
+            // ones after it, and after each piece the merge kernel folds its slices into
+            // slice 0 (the last piece's merge finalizes). The partials take
+            // `(1 + slices) * rows` accumulators whatever the number of pieces.
             let piece_slices = if pieces_inner > 1 {
                 slices.max(2)
             } else {
                 slices
             };
-            let total_slices = piece_slices * pieces_inner as u64;
-            let two_d = total_slices > 1;
-            let partial_rows = if two_d {
-                total_slices as usize * rows
-            } else {
-                0
-            };
+            let two_d = piece_slices > 1;
+            let slots = piece_slices as usize + usize::from(pieces_inner > 1);
+            let partial_rows = if two_d { slots * rows } else { 0 };
             let pf = dev.zeros(Some(p), partial_rows * chunk.acc_floats)?;
             let pi = dev.zeros(None, partial_rows * chunk.acc_indices)?;
             let (pf_ptr, pi_ptr) = (dev.ptr(&pf), dev.ptr(&pi));
@@ -297,7 +297,8 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
                 } else {
                     slice
                 };
-                let off = piece as u64 * piece_slices * rows as u64;
+                let first_slot = u64::from(piece > 0);
+                let off = first_slot * rows as u64;
                 params.extend([
                     pf_ptr + off * chunk.acc_floats as u64 * fsize,
                     pi_ptr + off * chunk.acc_indices as u64 * 8,
@@ -311,21 +312,21 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
                     lp.shared_bytes,
                     &params,
                 )?;
+                if two_d {
+                    let last = piece + 1 == pieces_inner;
+                    let mut params = vec![
+                        rows as u64,
+                        n_inner as u64,
+                        vptr,
+                        dev.ptr(&ibuf),
+                        lp.tile_rows,
+                        0,
+                    ];
+                    params.extend(std::iter::repeat_n(0, m.inputs.len()));
+                    params.extend([pf_ptr, pi_ptr, first_slot + piece_slices, u64::from(last)]);
+                    dev.launch(&chunk.merge, (lp.grid_x, 1), lp.block, 0, &params)?;
+                }
                 // The piece's inputs are freed when `piece_bufs` drops: finish first.
-                dev.sync()?;
-            }
-            if two_d {
-                let mut params = vec![
-                    rows as u64,
-                    n_inner as u64,
-                    vptr,
-                    dev.ptr(&ibuf),
-                    lp.tile_rows,
-                    0,
-                ];
-                params.extend(std::iter::repeat_n(0, m.inputs.len()));
-                params.extend([pf_ptr, pi_ptr, total_slices]);
-                dev.launch(&chunk.merge, (lp.grid_x, 1), lp.block, 0, &params)?;
                 dev.sync()?;
             }
         }
@@ -467,6 +468,7 @@ impl Device for SimtDevice<'_> {
 mod tests {
     use super::*;
     use keops_gpu_kernels::module::{ChunkMeta, GpuInput, InputSource};
+    use keops_gpu_kernels::scheme::param::FIRST_INPUT;
     use std::borrow::Cow;
 
     fn module() -> GpuReduction {
@@ -512,5 +514,124 @@ mod tests {
         }
         let (o, i) = pieces(&m, 8, 300, 500, 4_000);
         assert!(o < 300 && i < 500, "both indices split: {o} x {i}");
+    }
+
+    /// A device that only records what the executor asks of it.
+    #[derive(Default)]
+    struct Recorder {
+        /// Element counts of the float buffers made by `zeros` (outputs, partials).
+        zeros: Vec<usize>,
+        /// Parameters of the merge launches.
+        merges: Vec<Vec<u64>>,
+        reduces: usize,
+    }
+
+    impl Device for Recorder {
+        type Buf = u64;
+        fn limits(&self) -> DeviceLimits {
+            DeviceLimits::H100
+        }
+        fn free_memory(&self) -> Result<u64> {
+            Ok(1 << 40)
+        }
+        fn upload<T: KeopsFloat>(&mut self, _: &[T]) -> Result<u64> {
+            Ok(0)
+        }
+        fn zeros(&mut self, p: Option<Precision>, n: usize) -> Result<u64> {
+            if p.is_some() {
+                self.zeros.push(n);
+            }
+            Ok(0)
+        }
+        fn ptr(&self, _: &u64) -> u64 {
+            0
+        }
+        fn launch(&mut self, name: &str, _: (u64, u64), _: u64, _: u64, p: &[u64]) -> Result<()> {
+            match name {
+                "m" => self.merges.push(p.to_vec()),
+                _ => self.reduces += 1,
+            }
+            Ok(())
+        }
+        fn sync(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn download<T: KeopsFloat>(&mut self, _: &u64, n: usize) -> Result<Vec<T>> {
+            Ok(vec![T::zero(); n])
+        }
+        fn download_u64(&mut self, _: &u64, n: usize) -> Result<Vec<u64>> {
+            Ok(vec![0; n])
+        }
+        fn holds(&self, _: &Resident) -> bool {
+            false
+        }
+        fn map(&mut self, _: &Resident) -> Result<u64> {
+            Ok(0)
+        }
+        fn store(&mut self, _: &mut Resident, _: u64) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `module()` on a [`Recorder`] with `n_inner` reduced rows under a 2 MB budget:
+    /// the recorder, and the number of reduced pieces and output pieces.
+    fn record(n_outer: usize, n_inner: usize) -> (Recorder, usize, usize) {
+        let m = module();
+        let data = [
+            InputData::Host(vec![0.0f64; n_outer * 3]),
+            InputData::Host(vec![0.0; n_inner * 3]),
+            InputData::Host(vec![0.0; n_inner * 2]),
+        ];
+        let mut dev = Recorder::default();
+        let budget = 2_000_000;
+        let opts = PlanOptions::default();
+        let (out, _) = run(
+            &mut dev,
+            &m,
+            &data,
+            n_outer,
+            n_inner,
+            &opts,
+            Some(budget),
+            None,
+        )
+        .unwrap();
+        assert_eq!(out.values.len(), n_outer * 2);
+        let (outer, inner) = pieces(&m, 8, n_outer as u64, n_inner as u64, budget);
+        (
+            dev,
+            n_inner.div_ceil(inner as usize),
+            n_outer.div_ceil(outer as usize),
+        )
+    }
+
+    #[test]
+    fn partials_of_many_reduced_pieces_take_constant_memory() {
+        // The reduced index in dozens of pieces: their partials are folded into slice 0
+        // after each piece (one merge per piece, the last one finalizing), so the
+        // partials buffer does not grow with the number of pieces.
+        for n_outer in [2_000, 200_000] {
+            let (small, pieces_small, _) = record(n_outer, 200_000);
+            let (dev, pieces_inner, pieces_outer) = record(n_outer, 800_000);
+            assert!(pieces_inner > 10, "{pieces_inner} reduced pieces");
+            assert!(
+                pieces_inner >= 3 * pieces_small,
+                "{pieces_small} -> {pieces_inner}"
+            );
+            let largest = |r: &Recorder| r.zeros.iter().max().copied().unwrap();
+            assert_eq!(largest(&dev), largest(&small), "{n_outer} output rows");
+            assert_eq!(dev.reduces, pieces_inner * pieces_outer);
+            assert_eq!(dev.merges.len(), pieces_inner * pieces_outer);
+            // Merge parameters: slices to merge, then whether to finalize (last piece).
+            let nparams = FIRST_INPUT + module().inputs.len() + 4;
+            for (k, p) in dev.merges.iter().enumerate() {
+                assert_eq!(p.len(), nparams);
+                let piece = k % pieces_inner;
+                let last = piece + 1 == pieces_inner;
+                assert_eq!(p[nparams - 1], u64::from(last), "merge {k}");
+                let first_slot = u64::from(piece > 0);
+                assert!(p[nparams - 2] >= first_slot + 2, "merge {k}");
+            }
+        }
     }
 }
