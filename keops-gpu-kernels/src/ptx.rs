@@ -268,21 +268,12 @@ impl Printer<'_> {
                 );
                 self.line(s);
             }
-            KInst::Convert { dst, src } => {
-                // Widening is exact; narrowing rounds to nearest.
+            KInst::Convert { dst, src } | KInst::IntCast { dst, src } => {
+                // Integer casts and float widening are exact; float narrowing rounds to
+                // nearest.
                 let rounding = if self.ty(*dst) == KTy::F32 { ".rn" } else { "" };
                 let s = format!(
                     "cvt{rounding}.{}.{} {}, {}",
-                    suffix(self.ty(*dst)),
-                    suffix(self.ty(*src)),
-                    self.reg(*dst),
-                    self.reg(*src)
-                );
-                self.line(s);
-            }
-            KInst::IntCast { dst, src } => {
-                let s = format!(
-                    "cvt.{}.{} {}, {}",
                     suffix(self.ty(*dst)),
                     suffix(self.ty(*src)),
                     self.reg(*dst),

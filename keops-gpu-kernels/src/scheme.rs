@@ -28,7 +28,7 @@
 //! Kernel parameters, all u64: see [`param`].
 
 use crate::fast_math;
-use crate::kir::{ICmp, IOp, KBuilder, KInst, KReg, KTy, Kernel, Space, Special};
+use crate::kir::{ICmp, IOp, KBuilder, KInst, KReg, KTy, Kernel, Label, Space, Special};
 use keops_ir::graph::Cat;
 use keops_ir::lower::{
     Block, Inst, KernelInput, Lower, LoweredKernel, Precision, Reg, SOp, SumMode, Ty, lower_hooks,
@@ -560,6 +560,19 @@ fn param(b: &mut KBuilder, index: usize) -> KReg {
     dst
 }
 
+/// The head of a loop running while `counter < end` (unsigned): places the loop's top
+/// label and the exit test; returns (top, exit) labels for the back edge and the end.
+fn loop_while_below(b: &mut KBuilder, counter: KReg, end: KReg) -> (Label, Label) {
+    let (top, done) = (b.label(), b.label());
+    b.push(KInst::Label(top));
+    let finished = b.cmp(ICmp::Ge, counter, end);
+    b.push(KInst::Bra {
+        target: done,
+        pred: Some((finished, false)),
+    });
+    (top, done)
+}
+
 /// `dsts = srcs` as a parallel assignment (through temporaries when a source is
 /// overwritten before it is read).
 fn assign(b: &mut KBuilder, dsts: &[KReg], srcs: &[KReg]) {
@@ -973,13 +986,7 @@ fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: 
         dst: jstart,
         src: j_begin,
     });
-    let (top, done) = (b.label(), b.label());
-    b.push(KInst::Label(top));
-    let finished = b.cmp(ICmp::Ge, jstart, j_end);
-    b.push(KInst::Bra {
-        target: done,
-        pred: Some((finished, false)),
-    });
+    let (top, done) = loop_while_below(b, jstart, j_end);
     let left = b.iop(IOp::Sub, j_end, jstart);
     let rows = b.iop(IOp::Min, pro.tile_rows, left);
     stage_tile(b, pl, pro, jstart, rows);
@@ -1013,26 +1020,14 @@ fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: 
     let rows32 = b.int_cast(rows, KTy::U32);
     let one = b.int32(1);
     let jj = b.int32(0);
-    let (inner_top, inner_done) = (b.label(), b.label());
-    b.push(KInst::Label(inner_top));
-    let end = b.cmp(ICmp::Ge, jj, rows32);
-    b.push(KInst::Bra {
-        target: inner_done,
-        pred: Some((end, false)),
-    });
+    let (inner_top, inner_done) = loop_while_below(b, jj, rows32);
     // f64 running sums: an inner loop over the next FLUSH_ROWS rows of the tile.
     let flush = pl.wide_sum.then(|| {
         init_tile_sum(b);
         let n = b.int32(FLUSH_ROWS);
         let next = b.iop(IOp::Add, jj, n);
         let flush_end = b.iop(IOp::Min, next, rows32);
-        let (flush_top, flush_done) = (b.label(), b.label());
-        b.push(KInst::Label(flush_top));
-        let end = b.cmp(ICmp::Ge, jj, flush_end);
-        b.push(KInst::Bra {
-            target: flush_done,
-            pred: Some((end, false)),
-        });
+        let (flush_top, flush_done) = loop_while_below(b, jj, flush_end);
         (flush_top, flush_done)
     });
     let values = formula_at(b, pl, pro, jj);
@@ -1264,13 +1259,7 @@ fn kernel_2d_merge(pl: &Plan, name: &str) -> Kernel {
     let y = b.reg(KTy::U64);
     let one = b.int(1);
     b.push(KInst::Mov { dst: y, src: one });
-    let (top, done) = (b.label(), b.label());
-    b.push(KInst::Label(top));
-    let fin = b.cmp(ICmp::Ge, y, slices);
-    b.push(KInst::Bra {
-        target: done,
-        pred: Some((fin, false)),
-    });
+    let (top, done) = loop_while_below(&mut b, y, slices);
     partials(&mut b, pl, &other, row, y, n_outer, false);
     merge_into(&mut b, pl, &a, &other);
     let next = b.iop(IOp::Add, y, one);
