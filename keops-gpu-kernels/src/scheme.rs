@@ -69,7 +69,7 @@ pub const ACC_REGISTERS: usize = 64;
 
 /// Rows whose f32 sum is added into an f64 running sum at a time (the CPU kernels' 16
 /// terms per lane): with [`KernelOptions::f64_accumulation`].
-const FLUSH_ROWS: u32 = 16;
+pub const FLUSH_ROWS: u32 = 16;
 
 /// Most instructions (loads included) of a value recomputed at each use rather than kept
 /// alive (see `formula_at`).
