@@ -471,14 +471,7 @@ fn chunks_of(text: &str, p: Precision) -> usize {
         .map(|a| a.dim.as_known().unwrap())
         .collect();
     let prog = prog.instantiate(&widths).unwrap();
-    let r = prog
-        .steps
-        .iter()
-        .find_map(|s| match s {
-            keops_ir::Step::Reduce(r) => Some(r),
-            _ => None,
-        })
-        .unwrap();
+    let r = prog.reductions().next().unwrap();
     let k = lower_reduction(&prog, r, SumMode::Plain).unwrap();
     reduction_kernels(&k, p, &KernelOptions::default(), "t")
         .chunks
@@ -596,14 +589,7 @@ fn fast_math_kernels_use_approximate_instructions_within_bounds() {
         let p = Program::parse(text).unwrap();
         let widths: Vec<usize> = p.args.iter().map(|a| a.dim.as_known().unwrap()).collect();
         let inst = p.instantiate(&widths).unwrap();
-        let r = inst
-            .steps
-            .iter()
-            .find_map(|s| match s {
-                keops_ir::Step::Reduce(r) => Some(r),
-                _ => None,
-            })
-            .unwrap();
+        let r = inst.reductions().next().unwrap();
         let ptx32 =
             keops_gpu_kernels::module::compile_reduction(&inst, r, Precision::F32, &fast, "t")
                 .unwrap();

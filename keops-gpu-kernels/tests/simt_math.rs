@@ -18,7 +18,7 @@ use keops_gpu_kernels::launch::{DeviceLimits, PlanOptions};
 use keops_gpu_kernels::scheme::{KernelOptions, ReductionKernels, reduction_kernels};
 use keops_gpu_kernels::simt::run_reduction;
 use keops_ir::lower::{Precision, SumMode, lower_reduction};
-use keops_ir::{Program, Real, Step};
+use keops_ir::{Program, Real};
 use math_util::{err32, err64, reference};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -32,14 +32,7 @@ fn kernel(formula: &str, arity: usize, p: Precision) -> ReductionKernels {
     };
     let prog = Program::parse(&format!("{decl}Sum_Reduction({formula}, 0)")).unwrap();
     let prog = prog.instantiate(&vec![1; arity]).unwrap();
-    let r = prog
-        .steps
-        .iter()
-        .find_map(|s| match s {
-            Step::Reduce(r) => Some(r),
-            _ => None,
-        })
-        .unwrap();
+    let r = prog.reductions().next().unwrap();
     let k = lower_reduction(&prog, r, SumMode::Plain).unwrap();
     reduction_kernels(&k, p, &KernelOptions::default(), "math")
 }
