@@ -10,7 +10,8 @@
 use crate::error::Result;
 use crate::graph::Cat;
 use crate::lower::{
-    Block, Inst, KernelInput, LoweredKernel, Precision, Reg, SOp, SumMode, Ty, lower_reduction,
+    Block, Hooks, Inst, KernelInput, LoweredKernel, Precision, Reg, SOp, SumMode, Ty,
+    lower_reduction,
 };
 use crate::program::{Program, Reduce};
 use std::collections::HashSet;
@@ -506,21 +507,7 @@ fn select_tile(
         .map(|(c, f)| format!("({f} {cmp} worst{c})"))
         .collect();
     let _ = writeln!(w.out, "if !({}) {{ continue; }}", tests.join(" | "));
-    let mut binds = load_acc(&h.acc, "acc_f", "acc_i", "");
-    binds.extend(lane_vals.iter().map(|v| (v.clone(), false)));
-    binds.push(("t.j0 + (base + l) as u64".to_string(), false));
-    for (p, (v, _)) in h.accumulate.params.iter().zip(&binds) {
-        let _ = writeln!(w.out, "let r{} = {v};", p.0);
-    }
-    w.scalar(&h.accumulate.insts);
-    store_acc(
-        &mut w.out,
-        &h.accumulate.results,
-        &h.acc,
-        "acc_f",
-        "acc_i",
-        "",
-    );
+    accumulate_into_row(w, h, lane_vals.iter().cloned());
     for c in 0..d {
         let _ = writeln!(w.out, "worst{c} = acc_f[{}];", (k - 1) * d + c);
     }
@@ -592,10 +579,21 @@ fn lse_tile(
     );
     let lane_vals = formula_lanes(w, kernel, sources, per_lane, precision);
     let _ = writeln!(w.out, "for l in 0..L.min(end - base) {{");
-    let mut binds = load_acc(&h.acc, "acc_f", "acc_i", "");
-    binds.push((lane_vals[0].clone(), false));
-    binds.push(("t.j0 + (base + l) as u64".to_string(), false));
-    for (p, (v, _)) in h.accumulate.params.iter().zip(&binds) {
+    accumulate_into_row(w, h, [lane_vals[0].clone()]);
+    let _ = writeln!(w.out, "}}\nbase += L;\n}}\n}}\nstart = end;\n}}\n}}\n}}");
+}
+
+/// Adds lane `l`'s term (its formula `values`, reduced index `t.j0 + base + l`) into the
+/// row's accumulator `acc_f` / `acc_i`, one term at a time: the accumulate hook in scalar
+/// code.
+fn accumulate_into_row(w: &mut Writer<'_>, h: &Hooks, values: impl IntoIterator<Item = String>) {
+    let mut binds: Vec<String> = load_acc(&h.acc, "acc_f", "acc_i", "")
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
+    binds.extend(values);
+    binds.push("t.j0 + (base + l) as u64".to_string());
+    for (p, v) in h.accumulate.params.iter().zip(&binds) {
         let _ = writeln!(w.out, "let r{} = {v};", p.0);
     }
     w.scalar(&h.accumulate.insts);
@@ -607,7 +605,6 @@ fn lse_tile(
         "acc_i",
         "",
     );
-    let _ = writeln!(w.out, "}}\nbase += L;\n}}\n}}\nstart = end;\n}}\n}}\n}}");
 }
 
 /// Loads a chunk's inputs and evaluates the formula for every lane (a loop body of scalar
