@@ -1,6 +1,6 @@
 //! Kernels whose widths are left to the caller: const generics inferred from the arguments.
 
-use keops::ir::eval::{Array, EvalOptions};
+use keops::ir::eval::{Array, EvalOptions, Output};
 use keops::{Backend, Options};
 use keops::{Program, keops};
 
@@ -22,6 +22,16 @@ fn flat<const D: usize>(v: &[[f64; D]]) -> Vec<f64> {
     v.iter().flatten().copied().collect()
 }
 
+/// The reference evaluator's output of `formula` for row-major arguments (values, rows,
+/// width).
+fn reference(formula: &str, args: &[(&[f64], usize, usize)]) -> Output<f64> {
+    let arrays: Vec<Array<'_, f64>> = args.iter().map(|(v, r, c)| Array::new(v, *r, *c)).collect();
+    Program::parse(formula)
+        .unwrap()
+        .evaluate(&arrays, &EvalOptions::default())
+        .unwrap()
+}
+
 fn close(a: &[f64], b: &[f64], tol: f64) {
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(b) {
@@ -37,18 +47,8 @@ fn gaussian_with_undeclared_widths() {
         let k = keops!(Sum_j(Exp(-SqDist(x_i, y_j)) * b_j));
         let (x, y, b) = (rows::<3>(30, 1), rows::<3>(41, 2), rows::<2>(41, 3));
         let got = k.eval_with(opts, &x, &y, &b).unwrap();
-        let p = Program::parse(k.formula()).unwrap();
         let (fx, fy, fb) = (flat(&x), flat(&y), flat(&b));
-        let want = p
-            .evaluate(
-                &[
-                    Array::new(&fx, 30, 3),
-                    Array::new(&fy, 41, 3),
-                    Array::new(&fb, 41, 2),
-                ],
-                &EvalOptions::default(),
-            )
-            .unwrap();
+        let want = reference(k.formula(), &[(&fx, 30, 3), (&fy, 41, 3), (&fb, 41, 2)]);
         close(
             &got.iter().flatten().copied().collect::<Vec<_>>(),
             &want.values,
@@ -106,14 +106,8 @@ fn generic_kmin_and_weighted_softmax() {
         let k = keops!(KMin_ArgKMin_j(x_i - y_j, 3));
         let (x, y) = (rows::<2>(9, 11), rows::<2>(14, 12));
         let (v, i) = k.eval_with(opts, &x, &y).unwrap();
-        let p = Program::parse(k.formula()).unwrap();
         let (fx, fy) = (flat(&x), flat(&y));
-        let want = p
-            .evaluate(
-                &[Array::new(&fx, 9, 2), Array::new(&fy, 14, 2)],
-                &EvalOptions::default(),
-            )
-            .unwrap();
+        let want = reference(k.formula(), &[(&fx, 9, 2), (&fy, 14, 2)]);
         close(
             &v.iter().flatten().flatten().copied().collect::<Vec<_>>(),
             &want.values,
@@ -131,18 +125,8 @@ fn generic_kmin_and_weighted_softmax() {
         let s = keops!(SumSoftMaxWeight_j((q_i | k_j), v_j));
         let (q, kk, vv) = (rows::<4>(6, 13), rows::<4>(10, 14), rows::<3>(10, 15));
         let got = s.eval_with(opts, &q, &kk, &vv).unwrap();
-        let p = Program::parse(s.formula()).unwrap();
         let (fq, fk, fv) = (flat(&q), flat(&kk), flat(&vv));
-        let want = p
-            .evaluate(
-                &[
-                    Array::new(&fq, 6, 4),
-                    Array::new(&fk, 10, 4),
-                    Array::new(&fv, 10, 3),
-                ],
-                &EvalOptions::default(),
-            )
-            .unwrap();
+        let want = reference(s.formula(), &[(&fq, 6, 4), (&fk, 10, 4), (&fv, 10, 3)]);
         close(
             &got.iter().flatten().copied().collect::<Vec<_>>(),
             &want.values,
