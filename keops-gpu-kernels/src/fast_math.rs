@@ -14,8 +14,8 @@
 //! fused multiply-add ([`contract`]): one rounding instead of two.
 
 use crate::kir::{KInst, KReg, Kernel, inst_reads, inst_writes};
-use keops_ir::lower::math::expand_op;
-use keops_ir::lower::{Block, Hooks, Lower, Precision, Reg, SOp, Ty};
+use keops_ir::lower::math::expand_block_with;
+use keops_ir::lower::{Block, Hooks, Lower, Precision, SOp, Ty};
 use std::collections::HashMap;
 
 /// Expands a block's math functions: approximate instructions where `fast` (f32 only),
@@ -30,55 +30,34 @@ pub fn expand_block(tys: &[Ty], b: &Block, p: Precision, fast: bool) -> (Block, 
 pub fn expand_hooks(tys: &[Ty], h: &Hooks, p: Precision, fast: bool) -> (Hooks, Vec<Ty>) {
     let fast = fast && p == Precision::F32;
     let mut l = Lower::with_types(tys.to_vec());
-    let init = expand_with(&mut l, &h.init, p, fast);
-    let accumulate = expand_with(&mut l, &h.accumulate, p, fast);
-    let merge = expand_with(&mut l, &h.merge, p, fast);
-    let finalize = expand_with(&mut l, &h.finalize, p, fast);
-    (
-        Hooks {
-            init,
-            accumulate,
-            merge,
-            finalize,
-            ..h.clone()
-        },
-        l.tys,
-    )
+    let h = h.map_blocks(|b| expand_with(&mut l, b, p, fast));
+    (h, l.tys)
 }
 
+/// The math library's expansion, with the approximate instructions where `fast`.
 fn expand_with(l: &mut Lower, b: &Block, p: Precision, fast: bool) -> Block {
-    let mut map: HashMap<Reg, Reg> = HashMap::new();
-    for inst in &b.insts {
-        let args: Vec<Reg> = inst
-            .args
-            .iter()
-            .map(|r| map.get(r).copied().unwrap_or(*r))
-            .collect();
-        let r = match inst.op {
-            SOp::Exp if fast => {
+    expand_block_with(l, b, p, |l, op, args| {
+        if !fast {
+            return None;
+        }
+        Some(match op {
+            SOp::Exp => {
                 let c = l.cst(std::f64::consts::LOG2_E);
                 let t = l.mul(args[0], c);
                 l.emit(SOp::Ex2Approx, &[t])
             }
-            SOp::Log if fast => {
+            SOp::Log => {
                 let t = l.emit(SOp::Lg2Approx, &[args[0]]);
                 let c = l.cst(std::f64::consts::LN_2);
                 l.mul(t, c)
             }
-            SOp::Sin if fast => l.emit(SOp::SinApprox, &args),
-            SOp::Cos if fast => l.emit(SOp::CosApprox, &args),
-            SOp::Rsqrt if fast => l.emit(SOp::RsqrtApprox, &args),
-            SOp::Recip if fast => l.emit(SOp::RcpApprox, &args),
-            op => expand_op(l, op, &args, p),
-        };
-        map.insert(inst.dst, r);
-    }
-    let results = b
-        .results
-        .iter()
-        .map(|r| map.get(r).copied().unwrap_or(*r))
-        .collect();
-    l.finish(b.params.clone(), results)
+            SOp::Sin => l.emit(SOp::SinApprox, args),
+            SOp::Cos => l.emit(SOp::CosApprox, args),
+            SOp::Rsqrt => l.emit(SOp::RsqrtApprox, args),
+            SOp::Recip => l.emit(SOp::RcpApprox, args),
+            _ => return None,
+        })
+    })
 }
 
 /// Contracts `a * b + c` into `fma(a, b, c)` where the product's only use is the addition

@@ -66,20 +66,8 @@ pub fn expand_block_math(tys: &[Ty], b: &Block, p: Precision) -> (Block, Vec<Ty>
 /// Replaces the math functions of a reduction's hooks (see [`expand_math`]).
 pub fn expand_hooks_math(tys: &[Ty], h: &Hooks, p: Precision) -> (Hooks, Vec<Ty>) {
     let mut l = Lower::with_types(tys.to_vec());
-    let init = math::expand_block(&mut l, &h.init, p);
-    let accumulate = math::expand_block(&mut l, &h.accumulate, p);
-    let merge = math::expand_block(&mut l, &h.merge, p);
-    let finalize = math::expand_block(&mut l, &h.finalize, p);
-    (
-        Hooks {
-            init,
-            accumulate,
-            merge,
-            finalize,
-            ..h.clone()
-        },
-        l.tys,
-    )
+    let h = h.map_blocks(|b| math::expand_block(&mut l, b, p));
+    (h, l.tys)
 }
 
 /// How Sum reductions accumulate inside one thread.
@@ -109,6 +97,25 @@ pub struct Hooks {
     pub out_values: usize,
     /// Number of output indices per row.
     pub out_indices: usize,
+}
+
+impl Hooks {
+    /// The hooks with each block replaced by `f` of it, called in the order init,
+    /// accumulate, merge, finalize (rewrites through one [`Lower`] number their
+    /// registers in that order).
+    pub fn map_blocks(&self, mut f: impl FnMut(&Block) -> Block) -> Hooks {
+        let init = f(&self.init);
+        let accumulate = f(&self.accumulate);
+        let merge = f(&self.merge);
+        let finalize = f(&self.finalize);
+        Hooks {
+            init,
+            accumulate,
+            merge,
+            finalize,
+            ..self.clone()
+        }
+    }
 }
 
 /// A lowered reduction kernel.

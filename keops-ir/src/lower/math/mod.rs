@@ -24,7 +24,7 @@ mod explog;
 mod kit;
 mod trig;
 
-use super::{Block, Hooks, Lower, LoweredKernel, Precision, Reg, SOp};
+use super::{Block, Lower, LoweredKernel, Precision, Reg, SOp};
 use kit::Kit;
 use std::collections::HashMap;
 
@@ -180,6 +180,18 @@ pub fn expand_op(l: &mut Lower, op: SOp, args: &[Reg], p: Precision) -> Reg {
 /// `PowI(1)`). Registers read but defined neither by the block nor as its parameters
 /// are left as they are.
 pub fn expand_block(l: &mut Lower, b: &Block, p: Precision) -> Block {
+    expand_block_with(l, b, p, |_, _, _| None)
+}
+
+/// [`expand_block`], where `substitute` may emit an instruction's replacement itself
+/// (`Some(register holding the value)`) before the library is tried: the GPU's
+/// approximate math of `fast_math` kernels.
+pub fn expand_block_with(
+    l: &mut Lower,
+    b: &Block,
+    p: Precision,
+    mut substitute: impl FnMut(&mut Lower, SOp, &[Reg]) -> Option<Reg>,
+) -> Block {
     let mut map: HashMap<Reg, Reg> = HashMap::new();
     for inst in &b.insts {
         let args: Vec<Reg> = inst
@@ -187,7 +199,10 @@ pub fn expand_block(l: &mut Lower, b: &Block, p: Precision) -> Block {
             .iter()
             .map(|r| map.get(r).copied().unwrap_or(*r))
             .collect();
-        let r = expand_op(l, inst.op, &args, p);
+        let r = match substitute(l, inst.op, &args) {
+            Some(r) => r,
+            None => expand_op(l, inst.op, &args, p),
+        };
         map.insert(inst.dst, r);
     }
     let results = b
@@ -204,20 +219,11 @@ pub fn expand_block(l: &mut Lower, b: &Block, p: Precision) -> Block {
 pub fn expand_kernel(k: &LoweredKernel, p: Precision) -> LoweredKernel {
     let mut l = Lower::with_types(k.tys.clone());
     let formula = expand_block(&mut l, &k.formula, p);
-    let init = expand_block(&mut l, &k.hooks.init, p);
-    let accumulate = expand_block(&mut l, &k.hooks.accumulate, p);
-    let merge = expand_block(&mut l, &k.hooks.merge, p);
-    let finalize = expand_block(&mut l, &k.hooks.finalize, p);
+    let hooks = k.hooks.map_blocks(|b| expand_block(&mut l, b, p));
     LoweredKernel {
         tys: l.tys,
         formula,
-        hooks: Hooks {
-            init,
-            accumulate,
-            merge,
-            finalize,
-            ..k.hooks.clone()
-        },
+        hooks,
         ..k.clone()
     }
 }
