@@ -17,6 +17,7 @@ mod common;
 #[path = "../../keops-ir/tests/op_cases/mod.rs"]
 mod op_cases;
 
+use common::ij_program_text;
 use keops_gpu_kernels::kir::Kernel;
 use keops_gpu_kernels::module::{reduction_kernels_of, variants};
 use keops_gpu_kernels::ptx;
@@ -171,24 +172,11 @@ fn parse_stats(log: &str) -> BTreeMap<String, Stats> {
 
 fn groups() -> Result<Vec<Group>, String> {
     let mut ops = Group::new("operations (values and gradients)", true);
-    for (n, c) in value_cases().iter().enumerate() {
-        let decl: String = c
-            .dims()
-            .iter()
-            .enumerate()
-            .map(|(k, (v, d))| format!("{v} = {}({d}); ", if k % 2 == 0 { "Vi" } else { "Vj" }))
-            .collect();
-        let _ = n;
-        ops.add(&format!("{decl}Sum_Reduction({}, 0)", c.formula), false)?;
+    for c in value_cases() {
+        ops.add(&ij_program_text(c.formula, &c.dims()), false)?;
     }
     for c in grad_cases().iter().filter(|c| c.kind == GradKind::Fd) {
-        let decl: String = c
-            .dims()
-            .iter()
-            .enumerate()
-            .map(|(k, (v, d))| format!("{v} = {}({d}); ", if k % 2 == 0 { "Vi" } else { "Vj" }))
-            .collect();
-        ops.add(&format!("{decl}Sum_Reduction({}, 0)", c.formula), true)?;
+        ops.add(&ij_program_text(c.formula, &c.dims()), true)?;
     }
     let mut reductions = Group::new("reductions", true);
     reductions.fast = true;

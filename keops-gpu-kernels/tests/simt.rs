@@ -10,7 +10,7 @@ mod common;
 #[path = "../../keops-ir/tests/op_cases/mod.rs"]
 mod op_cases;
 
-use common::{all_close, no_panic, report, sample};
+use common::{all_close, ij_program_text, no_panic, report, sample};
 use keops_gpu_kernels::launch::{DeviceLimits, PlanOptions};
 use keops_gpu_kernels::scheme::{KernelOptions, ReductionKernels, reduction_kernels};
 use keops_gpu_kernels::simt::run_reduction;
@@ -200,14 +200,6 @@ fn plans() -> Vec<(&'static str, PlanOptions)> {
     ]
 }
 
-/// `x = Vi(3); y = Vj(2); ...` with variables alternately indexed by i and j.
-fn declarations(dims: &[(&str, usize)]) -> String {
-    dims.iter()
-        .enumerate()
-        .map(|(k, (n, d))| format!("{n} = {}({d}); ", if k % 2 == 0 { "Vi" } else { "Vj" }))
-        .collect()
-}
-
 // =====================================================================================
 // Every operation
 // =====================================================================================
@@ -219,7 +211,7 @@ fn every_operation_value() {
     let mut failures = Vec::new();
     let mut runs = 0;
     for c in value_cases() {
-        let text = format!("{}Sum_Reduction({}, 0)", declarations(&c.dims()), c.formula);
+        let text = ij_program_text(c.formula, &c.dims());
         let r = no_panic(|| {
             let p = Program::parse(&text).map_err(|e| format!("does not compile: {e}"))?;
             let args64 = c.args();
@@ -265,7 +257,7 @@ fn every_operation_gradient() {
     let mut failures = Vec::new();
     let mut runs = 0;
     for c in grad_cases().into_iter().filter(|c| c.kind == GradKind::Fd) {
-        let text = format!("{}Sum_Reduction({}, 0)", declarations(&c.dims()), c.formula);
+        let text = ij_program_text(c.formula, &c.dims());
         let r = no_panic(|| {
             let p = Program::parse(&text).map_err(|e| format!("does not compile: {e}"))?;
             let dout = p.output_info().values.as_known().ok_or("symbolic output")?;

@@ -26,6 +26,18 @@ pub fn program_text(formula: &str, dims: &[(&str, usize)]) -> String {
     text
 }
 
+/// The text `x = Vi(3); y = Vj(2); ...; Sum_Reduction(F, 0)`, the variables alternately
+/// indexed by i and j (the GPU tests: staged j-variables and i-variables in registers).
+pub fn ij_program_text(formula: &str, dims: &[(&str, usize)]) -> String {
+    let mut text = String::new();
+    for (k, (name, dim)) in dims.iter().enumerate() {
+        let cat = if k % 2 == 0 { "Vi" } else { "Vj" };
+        write!(text, "{name} = {cat}({dim}); ").unwrap();
+    }
+    write!(text, "Sum_Reduction({formula}, 0)").unwrap();
+    text
+}
+
 /// Parses and checks `Sum_Reduction(formula, 0)` with the variables declared as `Vi`.
 pub fn program(formula: &str, dims: &[(&str, usize)]) -> Result<Program, String> {
     let text = program_text(formula, dims);
