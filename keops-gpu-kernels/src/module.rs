@@ -265,12 +265,12 @@ pub fn embedded_variant<'a>(
     opts: &KernelOptions,
 ) -> Option<&'a GpuReduction> {
     list.get(variant_index(p, opts)).or_else(|| {
-        // Not a sum: f64 accumulation does not change its kernels.
+        // Past the list: not a sum, whose kernels f64 accumulation does not change.
         let plain = KernelOptions {
             f64_accumulation: false,
             ..*opts
         };
-        (list.len() == 3).then(|| &list[variant_index(p, &plain)])
+        list.get(variant_index(p, &plain))
     })
 }
 

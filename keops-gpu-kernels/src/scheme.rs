@@ -342,6 +342,12 @@ impl Plan {
         }
     }
 
+    /// Floats and indices of the accumulator.
+    fn acc_counts(&self) -> (usize, usize) {
+        let nf = self.hooks.acc.iter().filter(|t| **t == Ty::F).count();
+        (nf, self.hooks.acc.len() - nf)
+    }
+
     /// Bytes of an accumulator float in the 2D scheme's partials buffer.
     fn acc_float_size(&self) -> u64 {
         if self.wide_sum { 8 } else { self.fsize() }
@@ -526,8 +532,7 @@ fn chunk_kernels(
     name: &str,
 ) -> ChunkKernels {
     let plan = plan(k, p, opts, weighted, width, cols.clone());
-    let nf = plan.hooks.acc.iter().filter(|t| **t == Ty::F).count();
-    let ni = plan.hooks.acc.len() - nf;
+    let (nf, ni) = plan.acc_counts();
     let nf = nf * (plan.acc_float_size() / plan.fsize()) as usize;
     let mut reduce = kernel_reduce(&plan, &format!("{name}_reduce"));
     let mut merge = kernel_2d_merge(&plan, &format!("{name}_merge"));
@@ -1185,8 +1190,8 @@ fn partials(
     store: bool,
 ) {
     let fsize = pl.acc_float_size();
-    let nf = pl.hooks.acc.iter().filter(|t| **t == Ty::F).count() as u64;
-    let ni = pl.hooks.acc.len() as u64 - nf;
+    let (nf, ni) = pl.acc_counts();
+    let (nf, ni) = (nf as u64, ni as u64);
     let (fptr, iptr) = (
         param(b, param::FIRST_INPUT + pl.nin),
         param(b, param::FIRST_INPUT + pl.nin + 1),
