@@ -1032,8 +1032,7 @@ fn tile_loop(b: &mut KBuilder, pl: &Plan, pro: &Prologue, j_begin: KReg, j_end: 
         let n = b.int32(FLUSH_ROWS);
         let next = b.iop(IOp::Add, jj, n);
         let flush_end = b.iop(IOp::Min, next, rows32);
-        let (flush_top, flush_done) = loop_while_below(b, jj, flush_end);
-        (flush_top, flush_done)
+        loop_while_below(b, jj, flush_end)
     });
     let values = formula_at(b, pl, pro, jj);
     let skip = b.label();
