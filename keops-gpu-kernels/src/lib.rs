@@ -12,5 +12,6 @@ pub mod kir;
 pub mod launch;
 pub mod module;
 pub mod ptx;
+pub mod ptx_run;
 pub mod scheme;
 pub mod simt;

@@ -187,6 +187,24 @@ impl GlobalMemory {
     }
 }
 
+impl crate::ptx_run::GlobalMemory for GlobalMemory {
+    fn read(&mut self, addr: u64, out: &mut [u8]) -> Result<(), crate::ptx_run::Fault> {
+        let (b, o) = self
+            .locate(addr, out.len() as u64)
+            .map_err(crate::ptx_run::Fault::IllegalAddress)?;
+        out.copy_from_slice(&self.bufs[b][o..o + out.len()]);
+        Ok(())
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), crate::ptx_run::Fault> {
+        let (b, o) = self
+            .locate(addr, data.len() as u64)
+            .map_err(crate::ptx_run::Fault::IllegalAddress)?;
+        self.bufs[b][o..o + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+}
+
 /// Grid and block sizes of a launch.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Launch {
@@ -786,6 +804,28 @@ pub fn run_reduction<R: Real>(
     dev: &DeviceLimits,
     opts: &PlanOptions,
 ) -> Result<(Vec<R>, Vec<u64>), SimtError> {
+    run_reduction_on(Engine::Kir, rk, inputs, n_outer, n_inner, dev, opts)
+}
+
+/// What executes the kernels of [`run_reduction_on`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// This module's interpreter of the kernel IR.
+    Kir,
+    /// The PTX interpreter ([`crate::ptx_run`]) on the kernels' printed PTX.
+    Ptx,
+}
+
+/// [`run_reduction`] with the kernels executed by `engine`.
+pub fn run_reduction_on<R: Real>(
+    engine: Engine,
+    rk: &ReductionKernels,
+    inputs: &[(&[R], usize)],
+    n_outer: usize,
+    n_inner: usize,
+    dev: &DeviceLimits,
+    opts: &PlanOptions,
+) -> Result<(Vec<R>, Vec<u64>), SimtError> {
     let bad = |what: String| SimtError::Launch {
         kernel: rk.chunks[0].reduce.name.clone(),
         what,
@@ -846,7 +886,8 @@ pub fn run_reduction<R: Real>(
         reduce.extend([pf, pi, slice]);
         let grid = [plan.grid_x, slices];
         let shared_bytes = plan.shared_bytes;
-        launch::<R>(
+        launch_on::<R>(
+            engine,
             &chunk.reduce,
             p,
             Launch {
@@ -861,7 +902,8 @@ pub fn run_reduction<R: Real>(
             let mut merge = params.clone();
             merge.extend([pf, pi, slices, 1]);
             let grid = [plan.grid_x, 1];
-            launch::<R>(
+            launch_on::<R>(
+                engine,
                 &chunk.merge,
                 p,
                 Launch {
@@ -877,4 +919,37 @@ pub fn run_reduction<R: Real>(
     let values = mem.download_floats::<R>(vptr, n_outer * nv).map_err(bad)?;
     let indices = mem.download_u64(iptr, n_outer * ni).map_err(bad)?;
     Ok((values, indices))
+}
+
+/// [`launch`], or the kernel printed as PTX and run by the PTX interpreter.
+fn launch_on<R: Real>(
+    engine: Engine,
+    kernel: &Kernel,
+    p: Precision,
+    l: Launch,
+    params: &[u64],
+    mem: &mut GlobalMemory,
+) -> Result<(), SimtError> {
+    if engine == Engine::Kir {
+        return launch::<R>(kernel, p, l, params, mem);
+    }
+    let bad = |what: String| SimtError::Launch {
+        kernel: kernel.name.clone(),
+        what,
+    };
+    let text = crate::ptx::module(std::slice::from_ref(kernel)).map_err(bad)?;
+    let module = crate::ptx_run::PtxModule::parse(&text).map_err(bad)?;
+    let k = module
+        .kernel(&kernel.name)
+        .ok_or_else(|| bad("missing from its printed module".into()))?;
+    let dim = |v: u64| u32::try_from(v).map_err(|_| bad(format!("launch dimension {v}")));
+    let shared = usize::try_from(l.shared_bytes).map_err(|_| bad("shared memory".into()))?;
+    k.launch(
+        [dim(l.grid[0])?, dim(l.grid[1])?, 1],
+        [dim(l.block)?, 1, 1],
+        shared,
+        params,
+        mem,
+    )
+    .map_err(|e| bad(e.to_string()))
 }

@@ -13,7 +13,7 @@ mod op_cases;
 use common::{all_close, ij_program_text, no_panic, report, sample};
 use keops_gpu_kernels::launch::{DeviceLimits, PlanOptions};
 use keops_gpu_kernels::scheme::{KernelOptions, ReductionKernels, reduction_kernels};
-use keops_gpu_kernels::simt::run_reduction;
+use keops_gpu_kernels::simt::{Engine, run_reduction_on};
 use keops_ir::eval::{Array, EvalOptions, Output};
 use keops_ir::lower::{Precision, SumMode, lower_reduction};
 use keops_ir::{Cat, Error, ErrorKind, Program, Real};
@@ -82,9 +82,20 @@ fn simt_eval_with<R: Real>(
                 Cat::J => (step.n, step.m),
                 _ => (step.m, step.n),
             };
-            let (values, indices) =
-                run_reduction(&rk, &data, n_outer, n_inner, &SMALL_GPU, plan)
-                    .map_err(|e| Error::new(ErrorKind::Input, format!("SIMT run failed: {e}")))?;
+            let run = |engine| {
+                run_reduction_on(engine, &rk, &data, n_outer, n_inner, &SMALL_GPU, plan)
+                    .map_err(|e| Error::new(ErrorKind::Input, format!("{engine:?} run failed: {e}")))
+            };
+            let (values, indices) = run(Engine::Kir)?;
+            // The printed PTX, run by the PTX interpreter, computes the same bits.
+            let (ptx_values, ptx_indices) = run(Engine::Ptx)?;
+            let bits = |v: &[R]| v.iter().map(|x| x.to_bits_i64()).collect::<Vec<_>>();
+            if bits(&values) != bits(&ptx_values) || indices != ptx_indices {
+                return Err(Error::new(
+                    ErrorKind::Input,
+                    format!("the PTX interpreter differs from the kernel IR's: {ptx_values:?} {ptx_indices:?} vs {values:?} {indices:?}"),
+                ));
+            }
             runs.set(runs.get() + 1);
             Ok(Some(Output {
                 rows: n_outer,
