@@ -51,6 +51,10 @@ fn main() -> Result<(), keops::KeopsError> {
     let pairs = m as f64 * n as f64;
     let backend = match keops::last_backend() {
         Some(keops::Backend::Cpu) | None => format!("CPU ({} threads)", rayon_threads()),
+        Some(keops::Backend::Gpu(i)) => format!(
+            "GPU {i} ({})",
+            keops::gpu_device_name(i).unwrap_or_else(|e| e.to_string())
+        ),
         Some(other) => format!("{other:?}"),
     };
     println!(

@@ -130,6 +130,7 @@ pub use keops_macros::keops;
 pub use keops_runtime::cpu::CpuOptions;
 pub use keops_runtime::gpu::driver::{
     GpuError, available as gpu_available, device_count as gpu_device_count,
+    device_name as gpu_device_name,
 };
 pub use keops_runtime::{
     Arg, Backend, Dest, DeviceArray, Flat, KeopsError, KeopsFloat, Options, Out, OutIndices,

@@ -366,8 +366,9 @@ fn data_beyond_device_memory_is_processed_in_pieces() {
     let y: Vec<[f64; 3]> = rng.rows(500);
     let b: Vec<[f64; 2]> = rng.rows(500);
     let cpu = Options::on(Backend::Cpu);
-    for limit in [4_000u64, 20_000] {
-        let mut small = Options::on(Backend::Emulated);
+    let devices = backends().into_iter().filter(|b| *b != Backend::Cpu);
+    for (backend, limit) in devices.flat_map(|b| [(b, 4_000u64), (b, 20_000)]) {
+        let mut small = Options::on(backend);
         small.gpu.memory_limit = Some(limit);
         small.gpu.plan.block = Some(32);
         let (a, c) = (
@@ -378,13 +379,13 @@ fn data_beyond_device_memory_is_processed_in_pieces() {
             &a.flat().0,
             &c.flat().0,
             1e-12,
-            &format!("gaussian, limit {limit}"),
+            &format!("gaussian on {backend:?}, limit {limit}"),
         );
         let (a, c) = (
             knn.eval_with(&small, &x, &y).unwrap(),
             knn.eval_with(&cpu, &x, &y).unwrap(),
         );
-        assert_eq!(a.1, c.1, "knn indices, limit {limit}");
+        assert_eq!(a.1, c.1, "knn indices on {backend:?}, limit {limit}");
         close(
             &a.0.iter().flatten().copied().collect::<Vec<_>>(),
             &c.0.iter().flatten().copied().collect::<Vec<_>>(),
@@ -399,7 +400,7 @@ fn data_beyond_device_memory_is_processed_in_pieces() {
             &a.flat().0,
             &c.flat().0,
             1e-12,
-            &format!("logsumexp, limit {limit}"),
+            &format!("logsumexp on {backend:?}, limit {limit}"),
         );
     }
 }

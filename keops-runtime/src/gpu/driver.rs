@@ -141,14 +141,17 @@ fn is_jit_error(e: &DriverError) -> bool {
     )
 }
 
-/// Whether the driver loads and device 0 opens (checked once): what [`Backend::Auto`]
-/// runs on. A device that is present but cannot be opened (exclusive mode, a MIG parent
-/// without compute instance) leaves Auto on the CPU.
+/// Whether the driver loads and device 0 opens (checked once) and is still usable: what
+/// [`Backend::Auto`] runs on. A device that is present but cannot be opened (exclusive
+/// mode, a MIG parent without compute instance) leaves Auto on the CPU, and so does a
+/// device whose context a kernel fault destroyed (the call that faulted returned the
+/// error; `Backend::Gpu(0)` keeps returning [`GpuError::ContextLost`]).
 ///
 /// [`Backend::Auto`]: crate::Backend::Auto
 pub fn available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| device_count().is_ok_and(|n| n > 0) && device(0).is_ok())
+    static OPENED: OnceLock<bool> = OnceLock::new();
+    *OPENED.get_or_init(|| device_count().is_ok_and(|n| n > 0) && device(0).is_ok())
+        && device(0).is_ok()
 }
 
 /// Number of devices; [`GpuError::NoDriver`] without `libcuda`.
@@ -167,6 +170,12 @@ pub fn device_count() -> Result<usize, GpuError> {
     CudaContext::device_count()
         .map(|n| n.max(0) as usize)
         .map_err(|e| driver_error("cuDeviceGetCount", e))
+}
+
+/// The name of device `index` as the driver reports it (opens the device at first use):
+/// with [`crate::last_backend`], says which GPU a call ran on.
+pub fn device_name(index: usize) -> Result<String, GpuError> {
+    Ok(device(index)?.name.clone())
 }
 
 /// A device in use: context, stream, limits, loaded modules.

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The runtime's GPU code path (cudarc's driver calls, module loading, launch plans, device
+# arrays, pieces beyond device memory, lost contexts) run against the CPU model of the
+# CUDA driver (keops-runtime/fake-cuda), whose kernels are executed by the PTX
+# interpreter from the very PTX the macro embedded. It is not a GPU: it checks what the
+# driver sees, not speed. Usage: scripts/test-fake-driver.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release -p keops-fake-cuda
+dir="$PWD/target/fake-cuda"
+mkdir -p "$dir"
+ln -sf ../release/libkeops_fake_cuda.so "$dir/libcuda.so"
+export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# A missing GPU fails the suite instead of skipping its GPU runs.
+export KEOPS_REQUIRE_GPU=1
+unset KEOPS_BACKEND
+
+# The numerical suite on Cpu, Emulated and Gpu(0), then the other suites with Auto
+# choosing the (fake) GPU.
+cargo test --release --all-features --test backends --test generic_widths --test matrix_args --test bad_input
+cargo test --release --all-features -p keops-runtime
+# A device of 64 KB: the data goes through in pieces.
+KEOPS_FAKE_CUDA_MEMORY=65536 cargo test --release --all-features --test backends -- \
+    --skip device_arrays_are_read_in_place_on_their_device
+# A kernel fault: the error, then ContextLost, then Auto on the CPU.
+KEOPS_FAKE_CUDA_FAULT_AT_LAUNCH=2 cargo test --release --all-features --test gpu_context_loss
+# The README's example on Auto: it must report the GPU.
+cargo run --release --example gaussian_conv -- 3000 2000 | tee target/fake-cuda/gaussian_conv.txt
+grep -q "fake CUDA device" target/fake-cuda/gaussian_conv.txt
