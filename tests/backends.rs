@@ -179,6 +179,26 @@ check!(complex_ops, (x: I 4, y: J 4), 13, 21, [1e-10],
     x_i: 4; y_j: 4; Sum_j(ComplexMult(x_i, Conj(y_j)) + ComplexExp(ComplexDivide(x_i, ComplexAdd(y_j, Real2Complex(ComplexAbs(x_i) + 2))))));
 
 #[test]
+fn wide_rows_use_shared_memory_beyond_48_kb() {
+    // 64 f64 values per j row: a tile of 256 rows takes 128 KB of shared memory, which a
+    // GPU gives a kernel only when asked for (the opt-in attribute set at module load).
+    let wide = keops!(x_i: 32; y_j: 32; b_j: 32; Sum_j(Exp(-SqDist(x_i, y_j) * 0.05) * b_j));
+    let mut rng = Rng(17);
+    let x: Vec<[f64; 32]> = rng.rows(40);
+    let y: Vec<[f64; 32]> = rng.rows(600);
+    let b: Vec<[f64; 32]> = rng.rows(600);
+    let want = reference(
+        "Sum_j(Exp(-SqDist(x_i, y_j) * 0.05) * b_j)",
+        &[flat(&x), flat(&y), flat(&b)],
+    )
+    .0;
+    on_backends(|opts| {
+        let got = wide.eval_with(opts, &x, &y, &b).unwrap();
+        close(&got.flat().0, &want, 1e-12, "wide rows");
+    });
+}
+
+#[test]
 fn generated_gradients_match_the_reference() {
     let k = keops!(x_i: 3; y_j: 3; b_j: 2; s: 1; Sum_j(Exp(-SqDist(x_i, y_j) / s) * b_j));
     let mut rng = Rng(99);
@@ -501,6 +521,16 @@ fn device_arrays_are_read_in_place_on_their_device() {
             &want.flat().0,
             1e-12,
             "device arrays on the CPU",
+        );
+        // Dropped on a thread that never used the device: freed there, and the device
+        // stays usable (CUDA frees need the context current on the freeing thread).
+        std::thread::spawn(move || drop((y_dev, b_dev)))
+            .join()
+            .unwrap();
+        assert_eq!(
+            gauss.eval_with(&opts, &x, &y, &b).unwrap(),
+            want,
+            "after device arrays were dropped on another thread, on {backend:?}"
         );
     }
 }
