@@ -319,6 +319,10 @@ impl Plan {
     fn src(&self, r: Reg) -> Option<Src> {
         let (v, c) = *self.param_of.get(&r)?;
         let var = &self.vars[v];
+        // A component this chunk does not read has no source (nor a tile column).
+        if !(var.lo..var.hi).contains(&c) {
+            return None;
+        }
         if !var.in_memory {
             return Some(Src::Register);
         }

@@ -71,7 +71,24 @@ pub fn expand_with(input: TokenStream, runtime: &str, gpu: Option<GpuEmbed>) -> 
         }
     }
     let header = item_header(&src);
-    match expand_source(&src, header.as_ref(), runtime, &attrs.to_string(), gpu) {
+    // A panic of the compiler is a keops-rs bug: report it at the formula, with the stub
+    // below, rather than as "proc macro panicked" with nothing to point at.
+    let expanded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        expand_source(&src, header.as_ref(), runtime, &attrs.to_string(), gpu)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::new(
+            ErrorKind::Limit,
+            format!("internal error of keops-rs while compiling this formula: {what}"),
+        )
+        .help("this is a bug of keops-rs: please report it with the formula"))
+    });
+    match expanded {
         Ok(ts) => ts,
         Err(e) => {
             let (start, end) =

@@ -251,8 +251,20 @@ pub(crate) fn generated(
         )));
     };
     let prefix = kernel_prefix(step.step);
-    let kernels = reduction_kernels_of(&prog, r, p, &opts, &prefix)?;
-    let module = compile_reduction(&prog, r, p, &opts, &prefix)?;
+    // A panic of the code generator (a keops-rs bug) is this call's error, not the
+    // caller's panic.
+    let (kernels, module) = std::panic::catch_unwind(|| {
+        Ok::<_, KeopsError>((
+            reduction_kernels_of(&prog, r, p, &opts, &prefix)?,
+            compile_reduction(&prog, r, p, &opts, &prefix)?,
+        ))
+    })
+    .unwrap_or_else(|_| {
+        Err(internal(format!(
+            "the GPU code generator panicked on `{}` (a keops-rs bug: please report it)",
+            step.formula
+        )))
+    })?;
     let sources: Vec<InputSource> = module.inputs.iter().map(|i| i.source).collect();
     if sources != step.sources {
         return Err(internal(format!(
