@@ -23,8 +23,13 @@ cargo test --release --all-features -p keops-runtime
 # A device of 64 KB: the data goes through in pieces.
 KEOPS_FAKE_CUDA_MEMORY=65536 cargo test --release --all-features --test backends -- \
     --skip device_arrays_are_read_in_place_on_their_device
+# The doc examples, on Auto.
+cargo test --release --all-features --doc
 # A kernel fault: the error, then ContextLost, then Auto on the CPU.
 KEOPS_FAKE_CUDA_FAULT_AT_LAUNCH=2 cargo test --release --all-features --test gpu_context_loss
 # The README's example on Auto: it must report the GPU.
 cargo run --release --example gaussian_conv -- 3000 2000 | tee target/fake-cuda/gaussian_conv.txt
 grep -q "fake CUDA device" target/fake-cuda/gaussian_conv.txt
+# The examples that check their own results (against loops in f64), at small sizes.
+cargo run --release --example knn -- 200 3000 | grep -q "brute-force check (f64) of 20 rows: passed"
+cargo run --release --example kmeans -- 3000 10 | grep -q "checked against plain loops in f64"

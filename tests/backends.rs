@@ -199,6 +199,44 @@ fn wide_rows_use_shared_memory_beyond_48_kb() {
 }
 
 #[test]
+fn concurrent_calls_from_several_threads() {
+    // Threads that never used the device before, each with its own data, calling the same
+    // kernels at once: contexts bound per thread, modules loaded once, results unmixed.
+    let gauss = keops!(x_i: 3; y_j: 3; b_j: 2; Sum_j(Exp(-SqDist(x_i, y_j)) * b_j));
+    let knn = keops!(x_i: 3; y_j: 3; KMin_ArgKMin_j(SqDist(x_i, y_j), 3));
+    for backend in backends() {
+        let opts = Options::on(backend);
+        std::thread::scope(|s| {
+            let runs: Vec<_> = (0..4u64)
+                .map(|t| {
+                    s.spawn(move || {
+                        let mut rng = Rng(100 + t);
+                        let x: Vec<[f64; 3]> = rng.rows(50 + 10 * t as usize);
+                        let y: Vec<[f64; 3]> = rng.rows(80);
+                        let b: Vec<[f64; 2]> = rng.rows(80);
+                        let cpu = Options::on(Backend::Cpu);
+                        for _ in 0..3 {
+                            let got = gauss.eval_with(&opts, &x, &y, &b).unwrap();
+                            assert_eq!(keops::last_backend(), Some(backend));
+                            let want = gauss.eval_with(&cpu, &x, &y, &b).unwrap();
+                            close(&got.flat().0, &want.flat().0, 1e-12, "gaussian");
+                            let (got, want) = (
+                                knn.eval_with(&opts, &x, &y).unwrap(),
+                                knn.eval_with(&cpu, &x, &y).unwrap(),
+                            );
+                            assert_eq!(got.1, want.1, "knn indices on {backend:?}");
+                        }
+                    })
+                })
+                .collect();
+            for r in runs {
+                r.join().unwrap();
+            }
+        });
+    }
+}
+
+#[test]
 fn generated_gradients_match_the_reference() {
     let k = keops!(x_i: 3; y_j: 3; b_j: 2; s: 1; Sum_j(Exp(-SqDist(x_i, y_j) / s) * b_j));
     let mut rng = Rng(99);

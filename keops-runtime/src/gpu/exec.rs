@@ -73,40 +73,113 @@ pub struct Transfers {
     pub downloaded: u64,
 }
 
-/// Rows of output and of the reduced index per piece, so that a piece's data fits in
-/// `budget` bytes.
-pub(crate) fn pieces(
-    m: &GpuReduction,
-    fsize: u64,
-    n_outer: u64,
-    n_inner: u64,
-    budget: u64,
-) -> (u64, u64) {
+/// The alignment of device allocations (CUDA's: 256 bytes), to which each one is rounded
+/// up in the count.
+const ALLOCATION_STEP: u64 = 256;
+
+fn allocation(bytes: u64) -> u64 {
+    bytes.max(1).div_ceil(ALLOCATION_STEP) * ALLOCATION_STEP
+}
+
+/// What sizes a call's device memory: the module, its inputs, and how it is launched.
+pub(crate) struct Footprint<'a> {
+    /// The module.
+    pub m: &'a GpuReduction,
+    /// Bytes per float.
+    pub fsize: u64,
+    /// Per input: already on the device (read in place, nothing allocated).
+    pub in_place: &'a [bool],
+    /// The output values go into a device array (nothing allocated).
+    pub out_in_place: bool,
+    /// Output rows.
+    pub n_outer: u64,
+    /// Reduced rows.
+    pub n_inner: u64,
+    /// The device's launch limits.
+    pub limits: DeviceLimits,
+    /// Launch tuning.
+    pub tuning: &'a PlanOptions,
+}
+
+impl Footprint<'_> {
+    /// Device bytes allocated at once with pieces of `outer` output rows and `inner`
+    /// reduced rows: parameters, the inputs' rows, outputs, and the partial accumulators
+    /// of the chunk that needs most (chunks run one after the other), as the launch plan
+    /// will slice them; each allocation rounded up to [`ALLOCATION_STEP`].
+    pub(crate) fn bytes(&self, outer: u64, inner: u64) -> u64 {
+        let m = self.m;
+        let split = inner < self.n_inner;
+        let mut total = 0;
+        for (i, in_place) in m.inputs.iter().zip(self.in_place) {
+            let rows = if *in_place {
+                continue;
+            } else if i.cat == Cat::P {
+                1
+            } else if i.cat == m.out_rows {
+                outer
+            } else if split {
+                inner
+            } else {
+                self.n_inner
+            };
+            total += allocation(rows * i.dim as u64 * self.fsize);
+        }
+        if !self.out_in_place {
+            total += allocation(outer * m.out_values as u64 * self.fsize);
+        }
+        total += allocation(outer * m.out_indices as u64 * 8);
+        let partials = m.chunks.iter().map(|c| {
+            let planned = plan(c.shared_per_row, outer, inner, &self.limits, self.tuning);
+            let slices = match planned.map(|lp| lp.scheme) {
+                Ok(Scheme::TwoD { slices, .. }) => slices,
+                _ => 1,
+            };
+            // As `run` lays them out: with several reduced pieces, at least two slices
+            // and one more slot for the pieces merged so far.
+            let slices = if split { slices.max(2) } else { slices };
+            let slots = if slices > 1 {
+                slices + u64::from(split)
+            } else {
+                0
+            };
+            allocation(slots * outer * c.acc_floats as u64 * self.fsize)
+                + allocation(slots * outer * c.acc_indices as u64 * 8)
+        });
+        total + partials.max().unwrap_or(0)
+    }
+}
+
+/// Rows of output and of the reduced index per piece, so that a piece's allocations fit
+/// in `budget` bytes; an error when even one row of each does not.
+pub(crate) fn pieces(f: &Footprint<'_>, budget: u64) -> Result<(u64, u64)> {
+    let m = f.m;
     let width = |outer: bool| -> u64 {
         m.inputs
             .iter()
             .filter(|i| (i.cat == m.out_rows) == outer && i.cat != Cat::P)
-            .map(|i| i.dim as u64 * fsize)
+            .map(|i| i.dim as u64 * f.fsize)
             .sum()
     };
-    let acc: u64 = m
-        .chunks
-        .iter()
-        .map(|c| c.acc_floats as u64 * fsize + c.acc_indices as u64 * 8)
-        .max()
-        .unwrap_or(0);
-    // Per output row: outputs, inputs, and partials of a few slices.
-    let out_row = m.out_values as u64 * fsize + m.out_indices as u64 * 8 + 4 * acc + width(true);
+    // Which index to halve: the one whose rows take more.
+    let out_row = m.out_values as u64 * f.fsize + m.out_indices as u64 * 8 + width(true);
     let in_row = width(false);
-    let (mut outer, mut inner) = (n_outer.max(1), n_inner.max(1));
-    while outer * out_row + inner * in_row > budget && (outer > 1 || inner > 1) {
+    let (mut outer, mut inner) = (f.n_outer.max(1), f.n_inner.max(1));
+    loop {
+        let need = f.bytes(outer, inner);
+        if need <= budget {
+            return Ok((outer, inner));
+        }
+        if outer == 1 && inner == 1 {
+            return Err(KeopsError::OutOfMemory(format!(
+                "this reduction needs {need} bytes of GPU memory with a single row of each index (parameters, a row of each variable, outputs, partial accumulators); {budget} bytes are available to it"
+            )));
+        }
         if (outer * out_row >= inner * in_row && outer > 1) || inner == 1 {
             outer = outer.div_ceil(2);
         } else {
             inner = inner.div_ceil(2);
         }
     }
-    (outer, inner)
 }
 
 /// Runs every chunk of `m` on `dev`; `data` holds the inputs, in module order. With
@@ -171,9 +244,20 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
     // 80% of the free memory (the driver's own allocations need some), or the limit.
     let free = dev.free_memory()?;
     let budget = memory_limit.unwrap_or(u64::MAX).min(free / 10 * 8);
-    let (outer_piece, inner_piece) = pieces(m, fsize, n_outer as u64, n_inner as u64, budget);
-    let (outer_piece, inner_piece) = (outer_piece as usize, inner_piece as usize);
     let limits = dev.limits();
+    let in_place: Vec<bool> = mapped.iter().map(Option::is_some).collect();
+    let footprint = Footprint {
+        m,
+        fsize,
+        in_place: &in_place,
+        out_in_place: out_base.is_some(),
+        n_outer: n_outer as u64,
+        n_inner: n_inner as u64,
+        limits,
+        tuning,
+    };
+    let (outer_piece, inner_piece) = pieces(&footprint, budget)?;
+    let (outer_piece, inner_piece) = (outer_piece as usize, inner_piece as usize);
     let is_outer = |c: Cat| c == m.out_rows;
     let is_inner = |c: Cat| c != m.out_rows && c != Cat::P;
     let inner_whole = inner_piece >= n_inner;
@@ -499,21 +583,54 @@ mod tests {
         }
     }
 
+    /// The footprint of `module()` with `n_outer` x `n_inner` rows, inputs on the host.
+    fn footprint<'a>(
+        m: &'a GpuReduction,
+        n_outer: u64,
+        n_inner: u64,
+        tuning: &'a PlanOptions,
+    ) -> Footprint<'a> {
+        Footprint {
+            m,
+            fsize: 8,
+            in_place: &[false; 3],
+            out_in_place: false,
+            n_outer,
+            n_inner,
+            limits: DeviceLimits::H100,
+            tuning,
+        }
+    }
+
     #[test]
     fn pieces_fit_the_budget_and_cover_everything() {
-        let m = module();
-        // Per output row: 16 (outputs) + 4 * 16 (partials) + 24 (x) bytes; per reduced row 40.
-        assert_eq!(pieces(&m, 8, 300, 500, u64::MAX), (300, 500));
-        for budget in [4_000u64, 20_000, 50_000] {
-            let (o, i) = pieces(&m, 8, 300, 500, budget);
-            assert!(
-                o * 104 + i * 40 <= budget,
-                "budget {budget}: pieces {o} x {i}"
-            );
+        let (m, tuning) = (module(), PlanOptions::default());
+        let f = footprint(&m, 300, 500, &tuning);
+        assert_eq!(pieces(&f, u64::MAX).unwrap(), (300, 500));
+        // Whole: x 300 x 24 bytes, y 500 x 24, b 500 x 16, outputs 300 x 16, no indices
+        // (one padding element), each rounded up to 256 bytes; then the partials.
+        let whole = 7_424 + 12_032 + 8_192 + 4_864 + 256;
+        assert!(f.bytes(300, 500) >= whole);
+        for budget in [8_000u64, 20_000, 50_000] {
+            let (o, i) = pieces(&f, budget).unwrap();
+            assert!(f.bytes(o, i) <= budget, "budget {budget}: pieces {o} x {i}");
             assert!(o >= 1 && i >= 1 && o <= 300 && i <= 500);
         }
-        let (o, i) = pieces(&m, 8, 300, 500, 4_000);
+        let (o, i) = pieces(&f, 8_000).unwrap();
         assert!(o < 300 && i < 500, "both indices split: {o} x {i}");
+        // Device arrays read in place take nothing more.
+        let in_place = footprint(&m, 300, 500, &tuning);
+        let in_place = Footprint {
+            in_place: &[false, true, true],
+            ..in_place
+        };
+        assert!(in_place.bytes(300, 500) + 12_032 + 8_192 <= f.bytes(300, 500));
+        // Not even one row of each fits: an error that says how much is needed.
+        let e = pieces(&f, 1_200).unwrap_err();
+        assert!(
+            e.to_string().contains("with a single row of each index"),
+            "{e}"
+        );
     }
 
     /// A device that only records what the executor asks of it.
@@ -597,7 +714,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out.values.len(), n_outer * 2);
-        let (outer, inner) = pieces(&m, 8, n_outer as u64, n_inner as u64, budget);
+        let f = footprint(&m, n_outer as u64, n_inner as u64, &opts);
+        let (outer, inner) = pieces(&f, budget).unwrap();
         (
             dev,
             n_inner.div_ceil(inner as usize),
