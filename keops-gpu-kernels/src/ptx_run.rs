@@ -47,6 +47,18 @@ impl fmt::Display for Fault {
 
 impl std::error::Error for Fault {}
 
+impl Fault {
+    /// The same fault, its message placed by `at` (kernel, block, thread, instruction).
+    fn at(self, at: impl Fn(String) -> String) -> Fault {
+        match self {
+            Fault::IllegalAddress(m) => Fault::IllegalAddress(at(m)),
+            Fault::MisalignedAddress(m) => Fault::MisalignedAddress(at(m)),
+            Fault::IllegalInstruction(m) => Fault::IllegalInstruction(at(m)),
+            Fault::InvalidLaunch(m) => Fault::InvalidLaunch(at(m)),
+        }
+    }
+}
+
 /// Global memory as a launch sees it (the device allocations).
 pub trait GlobalMemory {
     /// Reads `out.len()` bytes at `addr`.
@@ -1114,31 +1126,18 @@ impl Block<'_> {
                 } => {
                     let size = ty.bytes();
                     let base = r[*addr as usize].wrapping_add(*off as u64);
-                    let total = size * dsts.len();
-                    if !base.is_multiple_of(total as u64) {
-                        return Err(Fault::MisalignedAddress(fault_at(format!(
-                            "{total}-byte access at {base:#x}"
-                        ))));
-                    }
                     let mut buf = [0u8; 32];
-                    let buf = &mut buf[..total];
-                    match space {
-                        Space::Global => memory
-                            .read(base, buf)
-                            .map_err(|e| Fault::IllegalAddress(fault_at(e.to_string())))?,
-                        Space::Shared => {
-                            let s = self.shared_range(base, total).ok_or_else(|| {
-                                Fault::IllegalAddress(fault_at(format!(
-                                    "shared memory read at {base:#x}, beyond the {} bytes of the launch",
-                                    self.shared.len()
-                                )))
-                            })?;
-                            buf.copy_from_slice(&self.shared[s]);
-                        }
+                    let buf = &mut buf[..size * dsts.len()];
+                    match self
+                        .place(*space, base, buf.len())
+                        .map_err(|f| f.at(fault_at))?
+                    {
+                        None => memory.read(base, buf).map_err(|f| f.at(fault_at))?,
+                        Some(s) => buf.copy_from_slice(&self.shared[s]),
                     }
-                    for (k, dst) in dsts.iter().enumerate() {
+                    for (dst, bytes) in dsts.iter().zip(buf.chunks(size)) {
                         let mut v = [0u8; 8];
-                        v[..size].copy_from_slice(&buf[k * size..(k + 1) * size]);
+                        v[..size].copy_from_slice(bytes);
                         r[*dst as usize] = u64::from_le_bytes(v);
                     }
                 }
@@ -1151,25 +1150,10 @@ impl Block<'_> {
                 } => {
                     let size = ty.bytes();
                     let base = r[*addr as usize].wrapping_add(*off as u64);
-                    if !base.is_multiple_of(size as u64) {
-                        return Err(Fault::MisalignedAddress(fault_at(format!(
-                            "{size}-byte access at {base:#x}"
-                        ))));
-                    }
                     let v = r[*src as usize].to_le_bytes();
-                    match space {
-                        Space::Global => memory
-                            .write(base, &v[..size])
-                            .map_err(|e| Fault::IllegalAddress(fault_at(e.to_string())))?,
-                        Space::Shared => {
-                            let s = self.shared_range(base, size).ok_or_else(|| {
-                                Fault::IllegalAddress(fault_at(format!(
-                                    "shared memory write at {base:#x}, beyond the {} bytes of the launch",
-                                    self.shared.len()
-                                )))
-                            })?;
-                            self.shared[s].copy_from_slice(&v[..size]);
-                        }
+                    match self.place(*space, base, size).map_err(|f| f.at(fault_at))? {
+                        None => memory.write(base, &v[..size]).map_err(|f| f.at(fault_at))?,
+                        Some(s) => self.shared[s].copy_from_slice(&v[..size]),
                     }
                 }
                 Op::Bra { target, pred } => {
@@ -1187,10 +1171,32 @@ impl Block<'_> {
         }
     }
 
-    fn shared_range(&self, base: u64, len: usize) -> Option<std::ops::Range<usize>> {
-        let start = usize::try_from(base).ok()?;
-        let end = start.checked_add(len)?;
-        (end <= self.shared.len()).then_some(start..end)
+    /// Where a `len`-byte access at `base` goes: global memory (`None`, checked by the
+    /// memory itself) or this range of the shared memory. Accesses must be aligned to
+    /// their size (a vector's whole size).
+    fn place(
+        &self,
+        space: Space,
+        base: u64,
+        len: usize,
+    ) -> Result<Option<std::ops::Range<usize>>, Fault> {
+        if !base.is_multiple_of(len as u64) {
+            return Err(Fault::MisalignedAddress(format!(
+                "{len}-byte access at {base:#x}"
+            )));
+        }
+        if space == Space::Global {
+            return Ok(None);
+        }
+        let start = usize::try_from(base).ok();
+        let range = start.and_then(|s| Some(s..s.checked_add(len)?));
+        match range {
+            Some(r) if r.end <= self.shared.len() => Ok(Some(r)),
+            _ => Err(Fault::IllegalAddress(format!(
+                "shared memory access at {base:#x}, beyond the {} bytes of the launch",
+                self.shared.len()
+            ))),
+        }
     }
 }
 
