@@ -94,6 +94,10 @@ pub enum Space {
     /// merged with another read (PTX `ld.volatile`). For rows too wide for registers,
     /// which the assembler would otherwise keep in (spilled) registers across the loop.
     GlobalAtUse,
+    /// Device memory that the kernel also writes (plain `ld.global`, coherent with its
+    /// own stores): [`Space::Global`] loads go through the non-coherent path, which PTX
+    /// allows only for data read-only during the kernel.
+    GlobalWritten,
 }
 
 /// Integer operations on u64 registers (indices, addresses, loop counters).

@@ -31,12 +31,14 @@ fn prefix(t: KTy) -> &'static str {
 }
 
 /// The state space and qualifier of a load: inputs are read-only for the whole kernel
-/// (`.nc`); rows read at their use are `volatile` so that they are not kept in registers.
+/// (`.nc`); rows read at their use are `volatile` so that they are not kept in registers;
+/// memory the kernel also writes is read coherently.
 fn load_space(space: Space) -> &'static str {
     match space {
         Space::Global => "global.nc",
         Space::Shared => "shared",
         Space::GlobalAtUse => "volatile.global",
+        Space::GlobalWritten => "global",
     }
 }
 
@@ -248,7 +250,7 @@ impl Printer<'_> {
                 src,
             } => {
                 let sp = match space {
-                    Space::Global | Space::GlobalAtUse => "global",
+                    Space::Global | Space::GlobalAtUse | Space::GlobalWritten => "global",
                     Space::Shared => "shared",
                 };
                 let s = format!(

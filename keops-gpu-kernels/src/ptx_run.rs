@@ -213,6 +213,9 @@ enum Sreg {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Space {
     Global,
+    /// Global memory through the non-coherent path (`ld.global.nc`): only for data the
+    /// kernel does not write.
+    GlobalNc,
     Shared,
 }
 
@@ -887,9 +890,12 @@ fn load(
     addr: &str,
     regs: &Regs,
 ) -> Result<(Op, Option<String>), String> {
-    // ld.global.nc.T, ld.volatile.global.T, ld.shared.T, with an optional .vN before T.
+    // ld.global.nc.T, ld.global.T, ld.volatile.global.T, ld.shared.T, with an optional
+    // .vN before T.
     let (space, rest) = match &parts[1..] {
-        ["global", "nc", rest @ ..] | ["volatile", "global", rest @ ..] => (Space::Global, rest),
+        ["global", "nc", rest @ ..] => (Space::GlobalNc, rest),
+        ["volatile", "global", rest @ ..] => (Space::Global, rest),
+        ["global", rest @ ..] => (Space::Global, rest),
         ["shared", rest @ ..] => (Space::Shared, rest),
         _ => return Err("unsupported load".into()),
     };
@@ -942,6 +948,37 @@ struct Block<'a> {
     ctaid: [u32; 3],
     params: &'a [u64],
     shared: Vec<u8>,
+    pages: &'a mut Pages,
+}
+
+/// Global memory pages (4 KB) a launch read through the non-coherent path and wrote:
+/// PTX allows `ld.global.nc` only on data that stays read-only for the kernel's lifetime
+/// (its cache is not coherent with the kernel's stores), so a page in both is an error
+/// (allocations never share a page in the driver model nor in the SIMT memory).
+#[derive(Default)]
+struct Pages {
+    read_nc: std::collections::HashSet<u64>,
+    written: std::collections::HashSet<u64>,
+    /// The last page added to each set (most accesses are to the same page).
+    last: [Option<u64>; 2],
+}
+
+impl Pages {
+    const SHIFT: u32 = 12;
+
+    fn note(&mut self, written: bool, addr: u64, len: usize) {
+        let k = usize::from(written);
+        for page in addr >> Self::SHIFT..=(addr + len as u64 - 1) >> Self::SHIFT {
+            if self.last[k] != Some(page) {
+                self.last[k] = Some(page);
+                if written {
+                    self.written.insert(page);
+                } else {
+                    self.read_nc.insert(page);
+                }
+            }
+        }
+    }
 }
 
 impl PtxKernel {
@@ -976,6 +1013,7 @@ impl PtxKernel {
                 self.name
             )));
         }
+        let mut pages = Pages::default();
         for y in 0..grid[1] {
             for x in 0..grid[0] {
                 let mut b = Block {
@@ -985,9 +1023,17 @@ impl PtxKernel {
                     ctaid: [x, y, 0],
                     params,
                     shared: vec![0xFF; shared_bytes],
+                    pages: &mut pages,
                 };
                 b.run(memory)?;
             }
+        }
+        if let Some(page) = pages.read_nc.intersection(&pages.written).min() {
+            return Err(Fault::IllegalInstruction(format!(
+                "kernel `{}` reads global memory it also writes (page {:#x}) through the non-coherent path: `ld.global.nc` is for data read-only during the kernel; load it with `ld.global`",
+                self.name,
+                page << Pages::SHIFT
+            )));
         }
         Ok(())
     }
@@ -1132,7 +1178,12 @@ impl Block<'_> {
                         .place(*space, base, buf.len())
                         .map_err(|f| f.at(fault_at))?
                     {
-                        None => memory.read(base, buf).map_err(|f| f.at(fault_at))?,
+                        None => {
+                            memory.read(base, buf).map_err(|f| f.at(fault_at))?;
+                            if *space == Space::GlobalNc {
+                                self.pages.note(false, base, buf.len());
+                            }
+                        }
                         Some(s) => buf.copy_from_slice(&self.shared[s]),
                     }
                     for (dst, bytes) in dsts.iter().zip(buf.chunks(size)) {
@@ -1152,7 +1203,10 @@ impl Block<'_> {
                     let base = r[*addr as usize].wrapping_add(*off as u64);
                     let v = r[*src as usize].to_le_bytes();
                     match self.place(*space, base, size).map_err(|f| f.at(fault_at))? {
-                        None => memory.write(base, &v[..size]).map_err(|f| f.at(fault_at))?,
+                        None => {
+                            memory.write(base, &v[..size]).map_err(|f| f.at(fault_at))?;
+                            self.pages.note(true, base, size);
+                        }
                         Some(s) => self.shared[s].copy_from_slice(&v[..size]),
                     }
                 }
@@ -1185,7 +1239,7 @@ impl Block<'_> {
                 "{len}-byte access at {base:#x}"
             )));
         }
-        if space == Space::Global {
+        if space != Space::Shared {
             return Ok(None);
         }
         let start = usize::try_from(base).ok();
@@ -1423,7 +1477,7 @@ mod tests {
     fn arithmetic_follows_the_opcode() {
         // Operand order of sub and div, fma's single rounding, comparisons with NaN,
         // saturating conversions.
-        let body = "\tld.param.u64 %rd1, [k_param_0];\n\tld.global.nc.v4.f32 {%f1, %f2, %f3, %f4}, [%rd1+0];\n\
+        let body = "\tld.param.u64 %rd1, [k_param_0];\n\tld.global.v4.f32 {%f1, %f2, %f3, %f4}, [%rd1+0];\n\
             \tsub.rn.f32 %f5, %f1, %f2;\n\tdiv.rn.f32 %f6, %f1, %f2;\n\tfma.rn.f32 %f7, %f1, %f2, %f3;\n\
             \tsetp.lt.f32 %p1, %f4, %f1;\n\tsetp.neu.f32 %p2, %f4, %f4;\n\tmov.f32 %f8, 0f3F800000;\n\
             \tmov.f32 %f9, 0f00000000;\n\tselp.f32 %f10, %f8, %f9, %p1;\n\tselp.f32 %f11, %f8, %f9, %p2;\n\
@@ -1464,6 +1518,13 @@ mod tests {
             run(shared, 1, vec![0; 64]).0,
             Err(Fault::IllegalAddress(_))
         ));
+        // A non-coherent load of memory the kernel writes (4 bytes apart: the same page).
+        let nc = "\tld.param.u64 %rd1, [k_param_0];\n\tld.global.nc.f32 %f1, [%rd1+0];\n\tst.global.f32 [%rd1+4], %f1;\n\tret;\n";
+        let e = run(nc, 1, vec![0; 64]).0.unwrap_err();
+        assert!(e.to_string().contains("non-coherent"), "{e}");
+        // Through the coherent path it is allowed.
+        let coherent = nc.replace("ld.global.nc.f32", "ld.global.f32");
+        run(&coherent, 1, vec![0; 64]).0.unwrap();
         // Thread 0 returns before the barrier the others wait at.
         let divergent = "\tmov.u32 %sr, %tid.x;\n\tcvt.u64.u32 %rd1, %sr;\n\tmov.u64 %rd2, 0;\n\
             \tsetp.eq.u64 %p1, %rd1, %rd2;\n\t@%p1 bra L0;\n\tbar.sync 0;\nL0:\n\tret;\n";

@@ -1225,9 +1225,10 @@ fn partials(
                 src: *a,
             });
         } else {
+            // The merge kernel writes slice 0 back when it does not finalize.
             b.push(KInst::Load {
                 dst: *a,
-                space: Space::Global,
+                space: Space::GlobalWritten,
                 addr,
                 offset,
             });

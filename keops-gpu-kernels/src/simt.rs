@@ -565,7 +565,9 @@ impl Run<'_> {
                     let bits = get_f64(regs, &th.wide, *src)?.to_bits();
                     match space {
                         Space::Shared => shared.store(a, 8, bits, t as u32),
-                        Space::Global | Space::GlobalAtUse => self.global_store(a, 8, bits, who),
+                        Space::Global | Space::GlobalAtUse | Space::GlobalWritten => {
+                            self.global_store(a, 8, bits, who)
+                        }
                     }
                     .map_err(|e| (pc, e))?;
                 }
@@ -678,7 +680,7 @@ impl Run<'_> {
                     let bits = to_bits(get(regs, *src)?);
                     match space {
                         Space::Shared => shared.store(a, ty.bytes(), bits, t as u32),
-                        Space::Global | Space::GlobalAtUse => {
+                        Space::Global | Space::GlobalAtUse | Space::GlobalWritten => {
                             self.global_store(a, ty.bytes(), bits, who)
                         }
                     }
@@ -722,7 +724,9 @@ impl Run<'_> {
     ) -> Result<u64, String> {
         match space {
             Space::Shared => shared.load(a, size, t),
-            Space::Global | Space::GlobalAtUse => self.global_load(a, size, who),
+            Space::Global | Space::GlobalAtUse | Space::GlobalWritten => {
+                self.global_load(a, size, who)
+            }
         }
     }
 
