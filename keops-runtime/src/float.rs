@@ -28,6 +28,12 @@ pub trait KeopsFloat:
         k: &K,
         a: &GatherArgs<'_, Self>,
     ) -> Result<Output<Self>>;
+
+    /// `s` as `f32` values when `Self` is `f32` (for copies straight from device buffers).
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
+
+    /// `s` as `f64` values when `Self` is `f64`.
+    fn as_f64_mut(s: &mut [Self]) -> Option<&mut [f64]>;
 }
 
 impl KeopsFloat for f32 {
@@ -45,6 +51,12 @@ impl KeopsFloat for f32 {
     ) -> Result<Output<Self>> {
         gather::gather::<f32, K>(k, a)
     }
+    fn as_f32_mut(s: &mut [f32]) -> Option<&mut [f32]> {
+        Some(s)
+    }
+    fn as_f64_mut(_: &mut [f32]) -> Option<&mut [f64]> {
+        None
+    }
 }
 
 impl KeopsFloat for f64 {
@@ -61,5 +73,11 @@ impl KeopsFloat for f64 {
         a: &GatherArgs<'_, Self>,
     ) -> Result<Output<Self>> {
         gather::gather::<f64, K>(k, a)
+    }
+    fn as_f32_mut(_: &mut [f64]) -> Option<&mut [f32]> {
+        None
+    }
+    fn as_f64_mut(s: &mut [f64]) -> Option<&mut [f64]> {
+        Some(s)
     }
 }

@@ -125,10 +125,25 @@ impl<'a, T> Dest<'a, T> {
         Ok(())
     }
 
-    /// The device array, when the output goes to one.
-    pub(crate) fn device_array(&mut self) -> Option<&mut DeviceArray<T>> {
+    /// Where a device run can put the values itself: the device array, or the host rows
+    /// when they are contiguous and row-major (downloaded into directly).
+    pub(crate) fn direct(&mut self) -> Option<Direct<'_, T>> {
         match &mut self.target {
-            Target::Device(a) => Some(a),
+            Target::Device(a) => Some(Direct::Device(a)),
+            Target::Host {
+                data,
+                rows,
+                cols,
+                row_stride,
+                col_stride,
+            } if (*col_stride == 1 || *cols <= 1) && (*row_stride == *cols || *rows <= 1) => {
+                let n = *rows * *cols;
+                Some(Direct::Host {
+                    data: data.get_mut(..n)?,
+                    rows: *rows,
+                    cols: *cols,
+                })
+            }
             Target::Host { .. } => None,
         }
     }
@@ -137,6 +152,21 @@ impl<'a, T> Dest<'a, T> {
     pub(crate) fn set_written(&mut self) {
         self.written = true;
     }
+}
+
+/// A destination a device run writes the values into itself.
+pub(crate) enum Direct<'d, T> {
+    /// The kernel writes the device array's copy.
+    Device(&'d mut DeviceArray<T>),
+    /// The values are downloaded into these row-major host rows.
+    Host {
+        /// `rows * cols` values.
+        data: &'d mut [T],
+        /// Rows.
+        rows: usize,
+        /// Values per row.
+        cols: usize,
+    },
 }
 
 /// Writes a call's output into `dest` (nothing when a kernel already wrote it in place):

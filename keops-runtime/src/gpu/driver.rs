@@ -534,6 +534,30 @@ impl Device for Ready<'_> {
         download_from(self.dev, b, n)
     }
 
+    fn download_into<T: KeopsFloat>(&mut self, b: &Buffer, out: &mut [T]) -> Result<()> {
+        let (dev, n) = (self.dev, out.len());
+        let stream = &dev.stream;
+        // Straight into the caller's rows when the buffer holds `T`s.
+        let r = match b {
+            _ if n == 0 => return Ok(()),
+            Buffer::F32(s) if s.len() >= n && T::BITS == 32 => match T::as_f32_mut(out) {
+                Some(o) => stream.memcpy_dtoh(&s.slice(..n), o),
+                None => return Err(KeopsError::input("internal: f32 rows of another type")),
+            },
+            Buffer::F64(s) if s.len() >= n && T::BITS == 64 => match T::as_f64_mut(out) {
+                Some(o) => stream.memcpy_dtoh(&s.slice(..n), o),
+                None => return Err(KeopsError::input("internal: f64 rows of another type")),
+            },
+            _ => {
+                out.copy_from_slice(&download_from::<T>(dev, b, n)?);
+                return Ok(());
+            }
+        };
+        r.map_err(|e| dev.fail("cuMemcpyDtoH", e))?;
+        // Copies to pageable memory may return before they complete.
+        Ok(dev.sync()?)
+    }
+
     fn holds(&self, r: &Resident) -> bool {
         matches!(r.copy, Placement::Gpu { device, .. } if device == self.index)
     }
@@ -663,13 +687,13 @@ pub(crate) fn write_resident<T: KeopsFloat>(
     Ok(dev.sync()?)
 }
 
-/// Runs a reduction step on device `index` (writing the values into `into`'s device copy
-/// when it can, see [`super::in_place_target`]).
+/// Runs a reduction step on device `index` (writing the values into `into`, see
+/// [`super::run_module`]).
 pub(crate) fn reduce<T: KeopsFloat>(
     call: &StepCall<'_, '_, T>,
     options: &Options,
     index: usize,
-    into: Option<&mut super::DeviceArray<T>>,
+    into: Option<crate::out::Direct<'_, T>>,
 ) -> Result<super::Ran<T>> {
     let dev = device(index)?;
     let module: ModuleRef = module_for(call, options)?;

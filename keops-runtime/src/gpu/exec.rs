@@ -45,6 +45,12 @@ pub(crate) trait Device {
     fn sync(&mut self) -> Result<()>;
     /// The first `n` floats of a buffer.
     fn download<T: KeopsFloat>(&mut self, b: &Self::Buf, n: usize) -> Result<Vec<T>>;
+    /// The first `out.len()` floats of a buffer, into `out`.
+    fn download_into<T: KeopsFloat>(&mut self, b: &Self::Buf, out: &mut [T]) -> Result<()> {
+        let values = self.download::<T>(b, out.len())?;
+        out.copy_from_slice(&values);
+        Ok(())
+    }
     /// The first `n` u64 of a buffer.
     fn download_u64(&mut self, b: &Self::Buf, n: usize) -> Result<Vec<u64>>;
     /// Whether `r` lives on this device (then [`Device::map`] gives its address).
@@ -184,8 +190,9 @@ pub(crate) fn pieces(f: &Footprint<'_>, budget: u64) -> Result<(u64, u64)> {
 
 /// Runs every chunk of `m` on `dev`; `data` holds the inputs, in module order. With
 /// `into`, the output values are written in place into that device copy (which holds
-/// `n_outer` rows of `m.out_values`, on this device) and not downloaded: the returned
-/// output then has no values.
+/// `n_outer` rows of `m.out_values`, on this device) and not downloaded; with `host_out`
+/// (as many values), they are downloaded into it: the returned output then has no
+/// values.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run<D: Device, T: KeopsFloat>(
     dev: &mut D,
@@ -196,15 +203,25 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
     tuning: &PlanOptions,
     memory_limit: Option<u64>,
     mut into: Option<&mut Resident>,
+    mut host_out: Option<&mut [T]>,
 ) -> Result<(Output<T>, Transfers)> {
     let p = m.precision;
     let fsize = (T::BITS / 8) as u64;
     let (nv, ni) = (m.out_values, m.out_indices);
     let mut values: Vec<T> = Vec::new();
     let mut indices: Vec<u64> = Vec::new();
-    values
-        .try_reserve_exact(n_outer * nv)
-        .map_err(|_| KeopsError::OutOfMemory(format!("{} output values", n_outer * nv)))?;
+    if host_out.as_ref().is_some_and(|h| h.len() != n_outer * nv)
+        || (host_out.is_some() && into.is_some())
+    {
+        return Err(KeopsError::input(
+            "internal: an output buffer of another size, or two outputs",
+        ));
+    }
+    if host_out.is_none() {
+        values
+            .try_reserve_exact(n_outer * nv)
+            .map_err(|_| KeopsError::OutOfMemory(format!("{} output values", n_outer * nv)))?;
+    }
     indices
         .try_reserve_exact(n_outer * ni)
         .map_err(|_| KeopsError::OutOfMemory(format!("{} output indices", n_outer * ni)))?;
@@ -415,7 +432,10 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
             }
         }
         if let Some(b) = &vbuf {
-            values.extend(dev.download::<T>(b, rows * nv)?);
+            match host_out.as_deref_mut() {
+                Some(h) => dev.download_into(b, &mut h[r0 * nv..r1 * nv])?,
+                None => values.extend(dev.download::<T>(b, rows * nv)?),
+            }
             transfers.downloaded += (rows * nv) as u64 * fsize;
         }
         indices.extend(dev.download_u64(&ibuf, rows * ni)?);
@@ -710,6 +730,7 @@ mod tests {
             n_inner,
             &opts,
             Some(budget),
+            None,
             None,
         )
         .unwrap();

@@ -18,6 +18,7 @@ pub use resident::{DeviceArray, Resident};
 use crate::KeopsFloat;
 use crate::error::{KeopsError, Result};
 use crate::options::{Backend, Options};
+use crate::out::Direct;
 use crate::view::View;
 use keops_gpu_kernels::launch::DeviceLimits;
 pub use keops_gpu_kernels::module::{ChunkMeta, GpuInput, GpuReduction, InputSource};
@@ -95,11 +96,16 @@ pub fn reduce_step_into<T: KeopsFloat>(
         Backend::Auto => Backend::Gpu(0),
         b => b,
     };
-    // The output's device array, when it lives where the step runs.
+    // The output's device array when it lives where the step runs, or contiguous host
+    // rows to download into.
     let into = dest
         .as_deref_mut()
-        .and_then(|d| d.device_array())
-        .filter(|a| a.backend() == used && used != Backend::Cpu);
+        .filter(|_| used != Backend::Cpu)
+        .and_then(|d| d.direct())
+        .filter(|t| match t {
+            Direct::Device(a) => a.backend() == used,
+            Direct::Host { .. } => true,
+        });
     let ran = match used {
         Backend::Gpu(device) => Some(driver::reduce(call, options, device, into)?),
         Backend::Emulated => Some(emulate(call, options, into)?),
@@ -124,24 +130,33 @@ pub(crate) struct Ran<T> {
     pub(crate) output: Output<T>,
     /// Bytes copied.
     pub(crate) transfers: Transfers,
-    /// The values went into the output device array.
+    /// The values went into the output's device array or host rows.
     pub(crate) in_place: bool,
 }
 
 /// Runs a step's module on `dev`: the inputs checked and copied row-major (device arrays
 /// on `dev` read in place), the output values written into `into`'s device copy when it
-/// can take them (see [`in_place_target`]).
+/// can take them (see [`in_place_target`]), or downloaded into its host rows when they
+/// have the output's shape.
 pub(crate) fn run_module<D: exec::Device, T: KeopsFloat>(
     dev: &mut D,
     m: &GpuReduction,
     call: &StepCall<'_, '_, T>,
     options: &Options,
-    into: Option<&mut DeviceArray<T>>,
+    into: Option<Direct<'_, T>>,
 ) -> Result<Ran<T>> {
     let data = contiguous(m, call, |r| dev.holds(r))?;
     let (n_outer, n_inner) = sizes(m, call.m, call.n);
-    let into = in_place_target(m, n_outer, into);
-    let in_place = into.is_some();
+    let (into, host) = match into {
+        Some(Direct::Device(a)) => (in_place_target(m, n_outer, Some(a)), None),
+        Some(Direct::Host { data, rows, cols })
+            if rows == n_outer && cols == m.out_values && cols > 0 =>
+        {
+            (None, Some(data))
+        }
+        _ => (None, None),
+    };
+    let in_place = into.is_some() || host.is_some();
     let (output, transfers) = exec::run(
         dev,
         m,
@@ -151,6 +166,7 @@ pub(crate) fn run_module<D: exec::Device, T: KeopsFloat>(
         &options.gpu.plan,
         options.gpu.memory_limit,
         into,
+        host,
     )?;
     Ok(Ran {
         output,
@@ -393,7 +409,7 @@ const EMULATED_MEMORY: u64 = 1 << 30;
 fn emulate<T: KeopsFloat>(
     call: &StepCall<'_, '_, T>,
     options: &Options,
-    into: Option<&mut DeviceArray<T>>,
+    into: Option<Direct<'_, T>>,
 ) -> Result<Ran<T>> {
     let p = precision::<T>();
     let opts = kernel_options(p, options);
