@@ -457,35 +457,11 @@ impl State {
         if stream <= 2 {
             return Ok(());
         }
-        match self.streams.get(&stream) {
-            Some(&s) if s == d => Ok(()),
-            Some(&s) => fail(
-                CUDA_ERROR_INVALID_HANDLE,
-                format!(
-                    "stream {stream:#x} belongs to the context of device {s}, the current one is device {d}'s"
-                ),
-            ),
-            None => fail(
-                CUDA_ERROR_INVALID_HANDLE,
-                format!("{stream:#x} is not a live stream"),
-            ),
-        }
+        owned_by(&self.streams, "stream", stream, d)
     }
 
     fn check_event(&self, d: usize, event: u64) -> CuResult<()> {
-        match self.events.get(&event) {
-            Some(&e) if e == d => Ok(()),
-            Some(&e) => fail(
-                CUDA_ERROR_INVALID_HANDLE,
-                format!(
-                    "event {event:#x} belongs to the context of device {e}, the current one is device {d}'s"
-                ),
-            ),
-            None => fail(
-                CUDA_ERROR_INVALID_HANDLE,
-                format!("{event:#x} is not a live event"),
-            ),
-        }
+        owned_by(&self.events, "event", event, d)
     }
 
     /// A new stream in the current context (`flags`: `CU_STREAM_DEFAULT` or
@@ -1038,5 +1014,22 @@ impl GlobalMemory for KernelMemory<'_> {
     fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), Fault> {
         self.bytes(addr, data.len(), "write")?.copy_from_slice(data);
         Ok(())
+    }
+}
+
+/// `handle` (a `what`) is live in `owners` and belongs to device `d`'s context.
+fn owned_by(owners: &HashMap<u64, usize>, what: &str, handle: u64, d: usize) -> CuResult<()> {
+    match owners.get(&handle) {
+        Some(&o) if o == d => Ok(()),
+        Some(&o) => fail(
+            CUDA_ERROR_INVALID_HANDLE,
+            format!(
+                "{what} {handle:#x} belongs to the context of device {o}, the current one is device {d}'s"
+            ),
+        ),
+        None => fail(
+            CUDA_ERROR_INVALID_HANDLE,
+            format!("{handle:#x} is not a live {what}"),
+        ),
     }
 }
