@@ -190,6 +190,8 @@ pub struct GpuDevice {
     index: usize,
     /// The error that destroyed the context, if one did.
     lost: Mutex<Option<String>>,
+    /// Held by each reduction for its whole run (see [`reduce`]).
+    calls: Mutex<()>,
 }
 
 /// A loaded module and its functions by name, with the most threads per block each
@@ -240,6 +242,7 @@ pub fn device(index: usize) -> Result<Arc<GpuDevice>, GpuError> {
         modules: Mutex::new(HashMap::new()),
         index,
         lost: Mutex::new(None),
+        calls: Mutex::new(()),
     });
     devices.insert(index, d.clone());
     Ok(d)
@@ -699,6 +702,10 @@ pub(crate) fn reduce<T: KeopsFloat>(
     let module: ModuleRef = module_for(call, options)?;
     let m = module.get();
     let loaded = dev.load(m)?;
+    // One reduction at a time per device: they share its one stream (so the GPU ran them
+    // one after the other anyway), and each sizes its pieces from the memory free when it
+    // starts, which a concurrent call would take.
+    let _one_at_a_time = dev.calls.lock().unwrap_or_else(|p| p.into_inner());
     let mut d = Ready {
         dev: &dev,
         index,
