@@ -563,13 +563,8 @@ impl Run<'_> {
                 } if is_wide(*src) => {
                     let a = idx(regs, *addr)?.wrapping_add(*offset as u64);
                     let bits = get_f64(regs, &th.wide, *src)?.to_bits();
-                    match space {
-                        Space::Shared => shared.store(a, 8, bits, t as u32),
-                        Space::Global | Space::GlobalAtUse | Space::GlobalWritten => {
-                            self.global_store(a, 8, bits, who)
-                        }
-                    }
-                    .map_err(|e| (pc, e))?;
+                    self.store(shared, *space, a, 8, bits, t as u32, who)
+                        .map_err(|e| (pc, e))?;
                 }
                 KInst::Mov { dst, src } if is_wide(*dst) => {
                     th.wide[dst.0 as usize] = Some(get_f64(regs, &th.wide, *src)?);
@@ -678,13 +673,8 @@ impl Run<'_> {
                     let a = idx(regs, *addr)?.wrapping_add(*offset as u64);
                     let ty = k.ty(*src);
                     let bits = to_bits(get(regs, *src)?);
-                    match space {
-                        Space::Shared => shared.store(a, ty.bytes(), bits, t as u32),
-                        Space::Global | Space::GlobalAtUse | Space::GlobalWritten => {
-                            self.global_store(a, ty.bytes(), bits, who)
-                        }
-                    }
-                    .map_err(|e| (pc, e))?;
+                    self.store(shared, *space, a, ty.bytes(), bits, t as u32, who)
+                        .map_err(|e| (pc, e))?;
                 }
                 KInst::Mov { dst, src } => regs[dst.0 as usize] = Some(get(regs, *src)?),
                 KInst::Label(_) => {}
@@ -726,6 +716,26 @@ impl Run<'_> {
             Space::Shared => shared.load(a, size, t),
             Space::Global | Space::GlobalAtUse | Space::GlobalWritten => {
                 self.global_load(a, size, who)
+            }
+        }
+    }
+
+    /// Writes `size` bytes of `bits` at `a` in `space`, by thread `t` (`who` in the grid).
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &mut self,
+        shared: &mut Shared,
+        space: Space,
+        a: u64,
+        size: u64,
+        bits: u64,
+        t: u32,
+        who: (u64, u64, u64),
+    ) -> Result<(), String> {
+        match space {
+            Space::Shared => shared.store(a, size, bits, t),
+            Space::Global | Space::GlobalAtUse | Space::GlobalWritten => {
+                self.global_store(a, size, bits, who)
             }
         }
     }

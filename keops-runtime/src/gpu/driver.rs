@@ -540,25 +540,28 @@ impl Device for Ready<'_> {
     fn download_into<T: KeopsFloat>(&mut self, b: &Buffer, out: &mut [T]) -> Result<()> {
         let (dev, n) = (self.dev, out.len());
         let stream = &dev.stream;
-        // Straight into the caller's rows when the buffer holds `T`s.
-        let r = match b {
+        // Straight into the caller's rows when the buffer holds `T`s, else converted.
+        let direct = match b {
             _ if n == 0 => return Ok(()),
-            Buffer::F32(s) if s.len() >= n && T::BITS == 32 => match T::as_f32_mut(out) {
-                Some(o) => stream.memcpy_dtoh(&s.slice(..n), o),
-                None => return Err(KeopsError::input("internal: f32 rows of another type")),
-            },
-            Buffer::F64(s) if s.len() >= n && T::BITS == 64 => match T::as_f64_mut(out) {
-                Some(o) => stream.memcpy_dtoh(&s.slice(..n), o),
-                None => return Err(KeopsError::input("internal: f64 rows of another type")),
-            },
-            _ => {
-                out.copy_from_slice(&download_from::<T>(dev, b, n)?);
-                return Ok(());
+            Buffer::F32(s) if s.len() >= n => {
+                T::as_f32_mut(&mut *out).map(|o| stream.memcpy_dtoh(&s.slice(..n), o))
             }
+            Buffer::F64(s) if s.len() >= n => {
+                T::as_f64_mut(&mut *out).map(|o| stream.memcpy_dtoh(&s.slice(..n), o))
+            }
+            _ => None,
         };
-        r.map_err(|e| dev.fail("cuMemcpyDtoH", e))?;
-        // Copies to pageable memory may return before they complete.
-        Ok(dev.sync()?)
+        match direct {
+            Some(r) => {
+                r.map_err(|e| dev.fail("cuMemcpyDtoH", e))?;
+                // Copies to pageable memory may return before they complete.
+                Ok(dev.sync()?)
+            }
+            None => {
+                out.copy_from_slice(&download_from::<T>(dev, b, n)?);
+                Ok(())
+            }
+        }
     }
 
     fn holds(&self, r: &Resident) -> bool {

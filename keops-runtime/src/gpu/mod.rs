@@ -148,7 +148,7 @@ pub(crate) fn run_module<D: exec::Device, T: KeopsFloat>(
     let data = contiguous(m, call, |r| dev.holds(r))?;
     let (n_outer, n_inner) = sizes(m, call.m, call.n);
     let (into, host) = match into {
-        Some(Direct::Device(a)) => (in_place_target(m, n_outer, Some(a)), None),
+        Some(Direct::Device(a)) => (in_place_target(m, n_outer, a), None),
         Some(Direct::Host { data, rows, cols })
             if rows == n_outer && cols == m.out_values && cols > 0 =>
         {
@@ -180,10 +180,10 @@ pub(crate) fn run_module<D: exec::Device, T: KeopsFloat>(
 fn in_place_target<'a, T>(
     m: &GpuReduction,
     n_outer: usize,
-    into: Option<&'a mut DeviceArray<T>>,
+    into: &'a mut DeviceArray<T>,
 ) -> Option<&'a mut Resident> {
-    into.filter(|a| a.rows() == n_outer && a.cols() == m.out_values && m.out_indices == 0)
-        .and_then(|a| a.resident_mut())
+    let fits = into.rows() == n_outer && into.cols() == m.out_values && m.out_indices == 0;
+    if fits { into.resident_mut() } else { None }
 }
 
 /// Bytes copied between host and device by the last reduction of this thread (zero when
