@@ -140,19 +140,31 @@ impl Footprint<'_> {
                 Ok(Scheme::TwoD { slices, .. }) => slices,
                 _ => 1,
             };
-            // As `run` lays them out: with several reduced pieces, at least two slices
-            // and one more slot for the pieces merged so far.
-            let slices = if split { slices.max(2) } else { slices };
-            let slots = if slices > 1 {
-                slices + u64::from(split)
-            } else {
-                0
-            };
+            let (_, slots) = partial_slots(slices, split);
             allocation(slots * outer * c.acc_floats as u64 * self.fsize)
                 + allocation(slots * outer * c.acc_indices as u64 * 8)
         });
         total + partials.max().unwrap_or(0)
     }
+}
+
+/// Slices of each reduced piece and slots of partial accumulators per output row, for a
+/// plan of `slices` slices, the reduced index split into pieces or not.
+///
+/// With several pieces of the reduced index, every piece writes partials (a second, empty
+/// slice makes a one-slice piece write them too). Slot 0 holds the pieces merged so far:
+/// the first piece writes from slot 0, the next ones after it, and after each piece the
+/// merge kernel folds its slices into slot 0 (the last piece's merge finalizes). The
+/// partials take `(1 + slices) * rows` accumulators whatever the number of pieces; none
+/// in the 1D scheme without pieces.
+fn partial_slots(slices: u64, split: bool) -> (u64, u64) {
+    let piece_slices = if split { slices.max(2) } else { slices };
+    let slots = if piece_slices > 1 {
+        piece_slices + u64::from(split)
+    } else {
+        0
+    };
+    (piece_slices, slots)
 }
 
 /// Rows of output and of the reduced index per piece, so that a piece's allocations fit
@@ -331,20 +343,9 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
                 Scheme::OneD => (1, piece_rows.max(1)),
                 Scheme::TwoD { slices, slice } => (slices, slice),
             };
-            // With several pieces of the reduced index, every piece writes partials (a
-            // second, empty slice makes a one-slice piece write them too). Slice 0 holds
-            // the pieces merged so far: the first piece writes from slice 0, the next
-            // ones after it, and after each piece the merge kernel folds its slices into
-            // slice 0 (the last piece's merge finalizes). The partials take
-            // `(1 + slices) * rows` accumulators whatever the number of pieces.
-            let piece_slices = if pieces_inner > 1 {
-                slices.max(2)
-            } else {
-                slices
-            };
+            let (piece_slices, slots) = partial_slots(slices, pieces_inner > 1);
             let two_d = piece_slices > 1;
-            let slots = piece_slices as usize + usize::from(pieces_inner > 1);
-            let partial_rows = if two_d { slots * rows } else { 0 };
+            let partial_rows = slots as usize * rows;
             let pf = dev.zeros(Some(p), partial_rows * chunk.acc_floats)?;
             let pi = dev.zeros(None, partial_rows * chunk.acc_indices)?;
             let (pf_ptr, pi_ptr) = (dev.ptr(&pf), dev.ptr(&pi));
