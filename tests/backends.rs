@@ -352,6 +352,51 @@ fn gradients_of_selections_through_the_selected_indices() {
 }
 
 #[test]
+fn selection_gradients_run_on_the_device() {
+    // The 10 nearest of 700 points for 600 points: the gradient wrt x gathers each row's
+    // own selections (600 rows: several blocks), the one wrt y goes through the inverted
+    // lists (each y_j chosen by several x_i, or none). Both run on the device backends,
+    // in f64 as on the CPU; with a memory limit too small for a gather's data, it runs on
+    // the CPU instead (the forward selection in pieces on the device).
+    let k = keops!(x_i: 3; y_j: 3; KMin_j(SqDist(x_i, y_j), 10));
+    let mut rng = Rng(77);
+    let (x, y): (Vec<[f64; 3]>, Vec<[f64; 3]>) = (rng.rows(600), rng.rows(700));
+    let e: Vec<[f64; 10]> = rng.rows(600);
+    let cpu = Options::on(Backend::Cpu);
+    let want_x = k.grad_x_with(&cpu, &x, &y, &e).unwrap().flat().0;
+    let want_y = k.grad_y_with(&cpu, &x, &y, &e).unwrap().flat().0;
+    for backend in backends().into_iter().filter(|b| *b != Backend::Cpu) {
+        let opts = Options::on(backend);
+        let gx = k.grad_x_with(&opts, &x, &y, &e).unwrap().flat().0;
+        assert_eq!(keops::last_backend(), Some(backend), "grad x gather");
+        // The selections, weights and x went up; the gradient came down.
+        let t = keops::last_transfers();
+        assert!(
+            t.uploaded >= 600 * 10 * 16 && t.downloaded == 600 * 3 * 8,
+            "{t:?}"
+        );
+        close(&gx, &want_x, 1e-12, &format!("grad x on {backend:?}"));
+        let gy = k.grad_y_with(&opts, &x, &y, &e).unwrap().flat().0;
+        assert_eq!(keops::last_backend(), Some(backend), "grad y gather");
+        close(&gy, &want_y, 1e-12, &format!("grad y on {backend:?}"));
+        let mut small = Options::on(backend);
+        small.gpu.memory_limit = Some(40_000);
+        let gy = k.grad_y_with(&small, &x, &y, &e).unwrap().flat().0;
+        assert_eq!(
+            keops::last_backend(),
+            Some(Backend::Cpu),
+            "a gather too big"
+        );
+        close(
+            &gy,
+            &want_y,
+            1e-12,
+            &format!("grad y on {backend:?}, small"),
+        );
+    }
+}
+
+#[test]
 fn f64_accumulation_of_f32_sums() {
     // 200k terms near 0.1: a plain f32 running sum drifts; tile sums (256 terms) added
     // into an f64 running sum stay within a few f32 roundings of the exact sum, on every

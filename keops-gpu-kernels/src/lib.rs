@@ -8,6 +8,7 @@
 //! kernels' logic is tested on machines without a GPU.
 
 pub mod fast_math;
+pub mod gather;
 pub mod kir;
 pub mod launch;
 pub mod module;

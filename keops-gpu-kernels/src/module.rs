@@ -8,7 +8,7 @@
 use crate::ptx;
 use crate::scheme::{ChunkKernels, KernelOptions, ReductionKernels, reduction_kernels};
 use keops_ir::graph::{Cat, VarSource};
-use keops_ir::lower::{Precision, SumMode, lower_reduction};
+use keops_ir::lower::{KernelInput, Precision, SumMode, lower_reduction};
 use keops_ir::program::Reduce;
 use keops_ir::reduction::ReductionKind;
 use keops_ir::{Error, ErrorKind, Program};
@@ -33,6 +33,21 @@ pub struct GpuInput {
     pub cat: Cat,
     /// Its width.
     pub dim: usize,
+}
+
+impl GpuInput {
+    /// A Rust constant expression of this value (see [`GpuReduction::rust_const`]).
+    pub fn rust_const(&self, ir: &str, gpu: &str) -> String {
+        let src = match self.source {
+            InputSource::Arg(a) => format!("Arg({a})"),
+            InputSource::Buffer(b) => format!("Buffer({b})"),
+        };
+        format!(
+            "{gpu}::GpuInput {{ source: {gpu}::InputSource::{src}, cat: {ir}::Cat::{}, dim: {} }}",
+            cat_path(self.cat),
+            self.dim
+        )
+    }
 }
 
 /// The kernels of one chunk of output columns.
@@ -123,8 +138,22 @@ pub fn gpu_reduction(rk: &ReductionKernels) -> Result<GpuReduction, Error> {
     }
     let ptx = ptx::module(&kernels)
         .map_err(|e| Error::new(ErrorKind::Limit, format!("internal: {e}")))?;
-    let inputs = rk
-        .inputs
+    let inputs = gpu_inputs(&rk.inputs)?;
+    Ok(GpuReduction {
+        ptx: Cow::Owned(ptx),
+        precision: rk.precision,
+        fast_math: false,
+        out_rows: rk.out_rows,
+        out_values: rk.out_values,
+        out_indices: rk.out_indices,
+        inputs: Cow::Owned(inputs),
+        chunks: Cow::Owned(rk.chunks.iter().map(ChunkMeta::of).collect()),
+    })
+}
+
+/// The pointer parameters of kernels reading `inputs` (each an argument or a buffer).
+pub fn gpu_inputs(inputs: &[KernelInput]) -> Result<Vec<GpuInput>, Error> {
+    inputs
         .iter()
         .map(|i| {
             let source = match i.source {
@@ -143,17 +172,7 @@ pub fn gpu_reduction(rk: &ReductionKernels) -> Result<GpuReduction, Error> {
                 dim: i.dim,
             })
         })
-        .collect::<Result<Vec<_>, Error>>()?;
-    Ok(GpuReduction {
-        ptx: Cow::Owned(ptx),
-        precision: rk.precision,
-        fast_math: false,
-        out_rows: rk.out_rows,
-        out_values: rk.out_values,
-        out_indices: rk.out_indices,
-        inputs: Cow::Owned(inputs),
-        chunks: Cow::Owned(rk.chunks.iter().map(ChunkMeta::of).collect()),
-    })
+        .collect()
 }
 
 /// Every reduction step of an instantiated program, compiled (`None` for the other steps).
@@ -174,7 +193,7 @@ pub fn compile_program(
         .collect()
 }
 
-fn cat_path(c: Cat) -> &'static str {
+pub(crate) fn cat_path(c: Cat) -> &'static str {
     match c {
         Cat::I => "I",
         Cat::J => "J",
@@ -203,16 +222,8 @@ impl GpuReduction {
             self.out_indices
         );
         for i in self.inputs.iter() {
-            let src = match i.source {
-                InputSource::Arg(a) => format!("Arg({a})"),
-                InputSource::Buffer(b) => format!("Buffer({b})"),
-            };
-            let _ = write!(
-                s,
-                "{gpu}::GpuInput {{ source: {gpu}::InputSource::{src}, cat: {ir}::Cat::{}, dim: {} }}, ",
-                cat_path(i.cat),
-                i.dim
-            );
+            s.push_str(&i.rust_const(ir, gpu));
+            s.push_str(", ");
         }
         s.push_str("]), chunks: ::std::borrow::Cow::Borrowed(&[");
         for c in self.chunks.iter() {
@@ -294,3 +305,16 @@ pub fn embed_reduction(p: &Program, r: &Reduce, step: usize, rt: &str) -> Result
 pub fn defer_reduction(_: &Program, _: &Reduce, _: usize, _: &str) -> Result<String, Error> {
     Ok("None".to_string())
 }
+
+/// The `keops!` macro's GPU code generator with the PTX embedded in the expansion.
+pub const EMBED: keops_ir::emit::api::GpuEmbed = keops_ir::emit::api::GpuEmbed {
+    reduction: embed_reduction,
+    gather: crate::gather::embed_gather,
+};
+
+/// The `keops!` macro's GPU code generator leaving the PTX to run time (the `embed-ptx`
+/// feature off).
+pub const DEFER: keops_ir::emit::api::GpuEmbed = keops_ir::emit::api::GpuEmbed {
+    reduction: defer_reduction,
+    gather: crate::gather::defer_gather,
+};

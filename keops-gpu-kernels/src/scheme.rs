@@ -553,17 +553,17 @@ fn chunk_kernels(
     }
 }
 
-fn kr(r: Reg) -> KReg {
+pub(crate) fn kr(r: Reg) -> KReg {
     KReg(r.0)
 }
 
-fn special(b: &mut KBuilder, s: Special) -> KReg {
+pub(crate) fn special(b: &mut KBuilder, s: Special) -> KReg {
     let dst = b.reg(KTy::U64);
     b.push(KInst::Special { dst, sreg: s });
     dst
 }
 
-fn param(b: &mut KBuilder, index: usize) -> KReg {
+pub(crate) fn param(b: &mut KBuilder, index: usize) -> KReg {
     let dst = b.reg(KTy::U64);
     b.push(KInst::Param { dst, index });
     dst
@@ -571,7 +571,7 @@ fn param(b: &mut KBuilder, index: usize) -> KReg {
 
 /// The head of a loop running while `counter < end` (unsigned): places the loop's top
 /// label and the exit test; returns (top, exit) labels for the back edge and the end.
-fn loop_while_below(b: &mut KBuilder, counter: KReg, end: KReg) -> (Label, Label) {
+pub(crate) fn loop_while_below(b: &mut KBuilder, counter: KReg, end: KReg) -> (Label, Label) {
     let (top, done) = (b.label(), b.label());
     b.push(KInst::Label(top));
     let finished = b.cmp(ICmp::Ge, counter, end);
@@ -608,7 +608,7 @@ fn assign(b: &mut KBuilder, dsts: &[KReg], srcs: &[KReg]) {
 }
 
 /// Inlines a block whose parameters are all bound to registers.
-fn inline(b: &mut KBuilder, block: &Block, args: &[KReg]) -> Vec<KReg> {
+pub(crate) fn inline(b: &mut KBuilder, block: &Block, args: &[KReg]) -> Vec<KReg> {
     let params: Vec<KReg> = block.params.iter().map(|r| kr(*r)).collect();
     assign(b, &params, args);
     for i in &block.insts {

@@ -20,6 +20,7 @@
 //! semantics the PTX printer's instructions have (explicit round-to-nearest, no flush
 //! to zero).
 
+use crate::gather::GpuGather;
 use crate::kir::{ICmp, IOp, KInst, KReg, KTy, Kernel, Label, Space, Special, VerifyError};
 use crate::launch::{DeviceLimits, PlanOptions, Scheme};
 use crate::scheme::ReductionKernels;
@@ -933,6 +934,69 @@ pub fn run_reduction_on<R: Real>(
     let values = mem.download_floats::<R>(vptr, n_outer * nv).map_err(bad)?;
     let indices = mem.download_u64(iptr, n_outer * ni).map_err(bad)?;
     Ok((values, indices))
+}
+
+/// Runs a gather kernel (see [`crate::gather`]) as the GPU runtime does, one thread per
+/// output row in blocks of `block` threads: `inputs` gives each kernel input's values
+/// (row-major) and rows, `indices` and `weights` are `[owner rows][slots]`. Returns the
+/// output values, row-major.
+#[allow(clippy::too_many_arguments)]
+pub fn run_gather_on<R: Real>(
+    engine: Engine,
+    kernel: &Kernel,
+    g: &GpuGather,
+    inputs: &[(&[R], usize)],
+    indices: &[u64],
+    weights: &[R],
+    (n_owner, n_other): (usize, usize),
+    block: u64,
+) -> Result<Vec<R>, SimtError> {
+    let bad = |what: String| SimtError::Launch {
+        kernel: kernel.name.clone(),
+        what,
+    };
+    if inputs.len() != g.inputs.len()
+        || indices.len() != n_owner * g.slots
+        || weights.len() != indices.len()
+    {
+        return Err(bad("inputs, indices or weights of other sizes".into()));
+    }
+    let mut mem = GlobalMemory::new();
+    let mut ptrs = Vec::new();
+    for (input, (data, rows)) in g.inputs.iter().zip(inputs) {
+        if data.len() != rows * input.dim {
+            return Err(bad(format!("an input of {} values", data.len())));
+        }
+        ptrs.push(mem.upload_floats(data));
+    }
+    let n_out = if g.to_owner { n_owner } else { n_other };
+    let (starts, entries) = if g.to_owner {
+        crate::gather::check_indices(indices, n_other).map_err(bad)?;
+        (mem.alloc(0), mem.alloc(0))
+    } else {
+        let (s, e) = crate::gather::inverted_lists(indices, n_other).map_err(bad)?;
+        (mem.upload_u64(&s), mem.upload_u64(&e))
+    };
+    let out = mem.alloc(n_out * g.out_dim * (R::BITS / 8) as usize);
+    let mut params = vec![
+        n_out as u64,
+        out,
+        mem.upload_u64(indices),
+        mem.upload_floats(weights),
+        starts,
+        entries,
+    ];
+    params.extend(ptrs);
+    if n_out > 0 {
+        let l = Launch {
+            grid: [(n_out as u64).div_ceil(block), 1],
+            block,
+            shared_bytes: 0,
+        };
+        launch_on::<R>(engine, kernel, g.precision, l, &params, &mut mem)?;
+    }
+    mem.download_floats::<R>(out, n_out * g.out_dim)
+        .map_err(bad)
 }
 
 /// [`launch`], or the kernel printed as PTX and run by the PTX interpreter.

@@ -18,6 +18,7 @@ mod common;
 mod op_cases;
 
 use common::ij_program_text;
+use keops_gpu_kernels::gather::{gather_kernel, gather_variants};
 use keops_gpu_kernels::kir::Kernel;
 use keops_gpu_kernels::module::{reduction_kernels_of, variants};
 use keops_gpu_kernels::ptx;
@@ -101,6 +102,25 @@ impl Group {
                 .instantiate(&widths)
                 .map_err(|e| format!("{text}: {e}"))?;
             for (s, step) in prog.steps.iter().enumerate() {
+                if let Step::Gather(g) = step {
+                    for (precision, opts) in gather_variants()
+                        .into_iter()
+                        .filter(|(_, o)| self.fast || !o.fast_math)
+                    {
+                        let key = match (precision, opts.fast_math) {
+                            (Precision::F64, _) => "f64",
+                            (_, false) => "f32",
+                            (_, true) => "f32-fast",
+                        };
+                        let list = self.kernels.entry(key).or_default();
+                        let name = format!("k{}_s{s}_gather", list.len());
+                        self.legend.push((format!("{key} {name}"), what.clone()));
+                        let (kernel, _) = gather_kernel(&prog, g, precision, &opts, &name)
+                            .map_err(|e| format!("{text}: {e}"))?;
+                        list.push(kernel);
+                    }
+                    continue;
+                }
                 let Step::Reduce(r) = step else { continue };
                 // Every variant the macro embeds (f64 accumulation for sums).
                 for (precision, opts) in variants(r.kind)

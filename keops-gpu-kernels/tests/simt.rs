@@ -11,12 +11,16 @@ mod common;
 mod op_cases;
 
 use common::{all_close, ij_program_text, no_panic, report, sample};
+use keops_gpu_kernels::gather::compile_gather;
 use keops_gpu_kernels::launch::{DeviceLimits, PlanOptions};
+use keops_gpu_kernels::module::InputSource;
 use keops_gpu_kernels::scheme::{KernelOptions, ReductionKernels, reduction_kernels};
-use keops_gpu_kernels::simt::{Engine, run_reduction_on};
-use keops_ir::eval::{Array, EvalOptions, Output};
+use keops_gpu_kernels::simt::{Engine, run_gather_on, run_reduction_on};
+use keops_ir::eval::{Array, BackendStep, EvalOptions, Output};
+use keops_ir::graph::VarSource;
 use keops_ir::lower::{Precision, SumMode, lower_reduction};
-use keops_ir::{Cat, Error, ErrorKind, Program, Real};
+use keops_ir::program::Gather;
+use keops_ir::{Cat, Error, ErrorKind, Program, Real, Step};
 use op_cases::{GradKind, grad_cases, value_cases};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -72,7 +76,16 @@ fn simt_eval_with<R: Real>(
     let runs = Cell::new(0);
     let out = p
         .evaluate_with(args, opts, &mut |step| {
-            let rk = kernels_of::<R>(step.program, step.reduce, kopts)?;
+            let r = match step.step {
+                Step::Reduce(r) => r,
+                Step::Gather(g) => {
+                    let out = simt_gather(step, g, kopts)?;
+                    runs.set(runs.get() + 1);
+                    return Ok(Some(out));
+                }
+                _ => return Ok(None),
+            };
+            let rk = kernels_of::<R>(step.program, r, kopts)?;
             let data: Vec<(&[R], usize)> = rk
                 .inputs
                 .iter()
@@ -107,6 +120,70 @@ fn simt_eval_with<R: Real>(
         })
         .map_err(|e| e.to_string())?;
     Ok((out, runs.get()))
+}
+
+/// Runs a gather step in the SIMT interpreter (kernel IR and printed PTX, which must
+/// agree bit for bit).
+fn simt_gather<R: Real>(
+    step: BackendStep<'_, '_, R>,
+    g: &Gather,
+    kopts: &KernelOptions,
+) -> Result<Output<R>, Error> {
+    let err = |what: String| Error::new(ErrorKind::Input, what);
+    let (kernel, meta) = compile_gather(step.program, g, precision::<R>(), kopts, 0)?;
+    let data: Vec<(&[R], usize)> = meta
+        .inputs
+        .iter()
+        .map(|i| {
+            step.data(match i.source {
+                InputSource::Arg(a) => VarSource::Arg(a),
+                InputSource::Buffer(b) => VarSource::Buffer(b),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let indices = step.bufs[g.indices]
+        .as_ref()
+        .ok_or_else(|| err("the selections are not computed".into()))?;
+    let (n_owner, n_other) = match g.owner {
+        Cat::I => (step.m, step.n),
+        _ => (step.n, step.m),
+    };
+    // The per-slot weights: the sum of the cotangent sources (one row broadcast for P).
+    let mut weights = vec![R::zero(); n_owner * meta.slots];
+    for w in &g.weight {
+        let (values, _) = step.data(w.source)?;
+        for (k, x) in weights.iter_mut().enumerate() {
+            let at = if w.cat == Cat::P { k % meta.slots } else { k };
+            *x = *x + values[at];
+        }
+    }
+    let run = |engine| {
+        run_gather_on(
+            engine,
+            &kernel,
+            &meta,
+            &data,
+            &indices.indices,
+            &weights,
+            (n_owner, n_other),
+            8,
+        )
+        .map_err(|e| err(format!("gather, {engine:?}: {e}")))
+    };
+    let values = run(Engine::Kir)?;
+    let bits = |v: &[R]| v.iter().map(|x| x.to_bits_i64()).collect::<Vec<_>>();
+    if bits(&values) != bits(&run(Engine::Ptx)?) {
+        return Err(err(
+            "the PTX interpreter's gather differs from the kernel IR's".into(),
+        ));
+    }
+    Ok(Output {
+        rows: if meta.to_owner { n_owner } else { n_other },
+        vdim: meta.out_dim,
+        values,
+        idim: 0,
+        indices: vec![],
+    })
 }
 
 /// Evaluator options of the one-row operation tests: M = N = 1 whatever the variables.
@@ -440,6 +517,90 @@ fn every_reduction_every_scheme() {
     report("SIMT reductions", &failures);
     // 10 selections or sums x 2 formulas x 2 directions + 3 x 2 others, 4 plans, 2 precisions.
     assert_eq!(runs, (10 * 2 * 2 + 3 * 2) * 4 * 2, "kernels run");
+}
+
+/// Gradients of selections: the gather kernels (owner-indexed and through inverted
+/// lists), against the reference evaluator's gathers, f32 and f64.
+#[test]
+fn gradients_of_selections_through_gather_kernels() {
+    let reductions = [
+        "Min_Reduction({F}, {A})",
+        "Max_ArgMax_Reduction({F}, {A})",
+        "KMin_Reduction({F}, 3, {A})",
+        "KMin_ArgKMin_Reduction({F}, 2, {A})",
+    ];
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for red in reductions {
+        for f in ["SqDist(x, y) * c", "(x - y) * c + Exp(x * y) / 4"] {
+            for axis in [0, 1] {
+                let text = format!(
+                    "x = Vi(3); y = Vj(3); c = Pm(1); {}",
+                    red.replace("{F}", f).replace("{A}", &axis.to_string())
+                );
+                match no_panic(|| check_gradients(&text, 29, 41)) {
+                    Ok(n) => runs += n,
+                    Err(e) => failures.push(format!("{text}: {e}")),
+                }
+            }
+        }
+    }
+    report("SIMT gathers", &failures);
+    // 4 reductions x 2 formulas x 2 directions x 3 gradients x 2 precisions, each with a
+    // gather (and the forward selection).
+    assert!(runs >= 4 * 2 * 2 * 3 * 2 * 2, "only {runs} kernels ran");
+}
+
+/// The gradients of `text` with respect to each argument (M = `m`, N = `n`) in the SIMT
+/// interpreter against the reference; returns the number of kernel runs.
+fn check_gradients(text: &str, m: usize, n: usize) -> Result<usize, String> {
+    let p = Program::parse(text).map_err(|e| format!("does not compile: {e}"))?;
+    let dout = p.output_info().values.as_known().ok_or("symbolic output")?;
+    let mut rng = StdRng::seed_from_u64(text.len() as u64 * 31);
+    let (x, y, c) = (random(&mut rng, m, 3), random(&mut rng, n, 3), vec![0.75]);
+    let rows = if p.output_info().rows == Cat::I { m } else { n };
+    let e = random(&mut rng, rows, dout);
+    let mut runs = 0;
+    for pos in 0..3 {
+        let g = p
+            .grad(pos, "cot")
+            .map_err(|e| format!("gradient {pos}: {e}"))?;
+        let arrays = vec![
+            Array::new(&x, m, 3),
+            Array::new(&y, n, 3),
+            Array::new(&c, 1, 1),
+            Array::new(&e, rows, dout),
+        ];
+        let plan = PlanOptions::default();
+        let opts = EvalOptions::default();
+        let (got, k) = simt_eval(&g, &arrays, &plan, &opts)?;
+        let want = reference(&g, &arrays, &opts)?;
+        if let Some(e) = mismatch(&got.values, &want.values, &[], &[], 1e-11, 1e-12) {
+            return Err(format!("gradient {pos}, f64: {e}"));
+        }
+        let cast32 = |v: &[f64]| cast::<f32>(v);
+        let (x32, y32, c32, e32) = (cast32(&x), cast32(&y), cast32(&c), cast32(&e));
+        let arrays32 = vec![
+            Array::new(&x32, m, 3),
+            Array::new(&y32, n, 3),
+            Array::new(&c32, 1, 1),
+            Array::new(&e32, rows, dout),
+        ];
+        let (got32, k32) = simt_eval(&g, &arrays32, &plan, &opts)?;
+        let want32 = reference(&g, &arrays32, &opts)?;
+        if let Some(e) = mismatch(
+            &to_f64(&got32.values),
+            &to_f64(&want32.values),
+            &[],
+            &[],
+            1e-5,
+            1e-6,
+        ) {
+            return Err(format!("gradient {pos}, f32: {e}"));
+        }
+        runs += k + k32;
+    }
+    Ok(runs)
 }
 
 /// Edge sizes: one row, fewer rows than a block, K larger than N, an empty reduced index.

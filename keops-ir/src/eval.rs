@@ -218,14 +218,14 @@ impl Program {
         self.evaluate_with(args, opts, &mut |_| Ok(None))
     }
 
-    /// Evaluates the program, letting `backend` compute the reduction steps it can (it
+    /// Evaluates the program, letting `backend` compute the reduction and gather steps it can (it
     /// returns `None` for the reference evaluator to do it): how other backends are
     /// tested on whole programs, gradients included, against the reference.
     pub fn evaluate_with<R: Real>(
         &self,
         args: &[Array<'_, R>],
         opts: &EvalOptions,
-        backend: &mut ReduceBackend<'_, R>,
+        backend: &mut StepBackend<'_, R>,
     ) -> Result<Output<R>> {
         let widths: Vec<usize> = args.iter().map(|a| a.dim).collect();
         let p = self.instantiate(&widths)?;
@@ -248,21 +248,17 @@ impl Program {
                 Cat::J => n,
                 _ => 1,
             };
+            let handed = BackendStep {
+                program: &p,
+                step,
+                args,
+                bufs: &bufs,
+                m,
+                n,
+            };
             let out = match step {
-                Step::Reduce(r) => {
-                    let step = ReduceStep {
-                        program: &p,
-                        reduce: r,
-                        args,
-                        bufs: &bufs,
-                        m,
-                        n,
-                    };
-                    match backend(step)? {
-                        Some(out) => out,
-                        None => reduce(&p, r, args, &bufs, m, n, opts)?,
-                    }
-                }
+                Step::Reduce(_) | Step::Gather(_) if let Some(out) = backend(handed)? => out,
+                Step::Reduce(r) => reduce(&p, r, args, &bufs, m, n, opts)?,
                 Step::Gather(g) => gather(&p, g, args, &bufs, m, n)?,
                 Step::SumRows { src, out } => {
                     let s = bufs[*src]
@@ -319,17 +315,17 @@ impl Program {
     }
 }
 
-/// A backend computing reduction steps for [`Program::evaluate_with`] (`None`: let the
-/// reference evaluator do it).
-pub type ReduceBackend<'b, R> = dyn FnMut(ReduceStep<'_, '_, R>) -> Result<Option<Output<R>>> + 'b;
+/// A backend computing reduction and gather steps for [`Program::evaluate_with`]
+/// (`None`: let the reference evaluator do it).
+pub type StepBackend<'b, R> = dyn FnMut(BackendStep<'_, '_, R>) -> Result<Option<Output<R>>> + 'b;
 
-/// A reduction step handed to another backend by [`Program::evaluate_with`].
+/// A reduction or gather step handed to another backend by [`Program::evaluate_with`].
 #[derive(Copy, Clone, Debug)]
-pub struct ReduceStep<'a, 'd, R> {
+pub struct BackendStep<'a, 'd, R> {
     /// The instantiated program.
     pub program: &'a Program,
-    /// The step.
-    pub reduce: &'a Reduce,
+    /// The step ([`Step::Reduce`] or [`Step::Gather`]).
+    pub step: &'a Step,
     /// The arguments.
     pub args: &'a [Array<'d, R>],
     /// Outputs of the earlier steps.
@@ -340,7 +336,7 @@ pub struct ReduceStep<'a, 'd, R> {
     pub n: usize,
 }
 
-impl<'a, R> ReduceStep<'a, '_, R> {
+impl<'a, R> BackendStep<'a, '_, R> {
     /// The data of a kernel input: its values (row-major) and its number of rows.
     pub fn data(&self, source: VarSource) -> Result<(&'a [R], usize)> {
         match source {

@@ -13,9 +13,9 @@ pub fn keops(input: TokenStream) -> TokenStream {
         input.into(),
         "::keops::__private::runtime",
         Some(if cfg!(feature = "embed-ptx") {
-            keops_gpu_kernels::module::embed_reduction
+            keops_gpu_kernels::module::EMBED
         } else {
-            keops_gpu_kernels::module::defer_reduction
+            keops_gpu_kernels::module::DEFER
         }),
     )
     .into()

@@ -13,7 +13,7 @@ use crate::dim::{Dim, SymId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Cat, NodeId, VarSource};
 use crate::lower::{KernelInput, Precision, SumMode};
-use crate::program::{Program, Step};
+use crate::program::{Gather, Program, Step};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -34,12 +34,19 @@ pub struct ApiOptions {
     pub gpu: Option<GpuEmbed>,
 }
 
-/// Generates the GPU kernels of a reduction step (`step` of the instantiated program),
-/// as a Rust expression of type `Option<&'static [{rt}::gpu::GpuReduction]>` (f32, f32
-/// with `fast_math`, f64; `None` to leave them to run time); `rt` is the runtime's path.
-/// Provided by `keops-gpu-kernels`.
-pub type GpuEmbed =
-    fn(p: &Program, r: &crate::program::Reduce, step: usize, rt: &str) -> Result<String>;
+/// The GPU code generator of the `keops!` macro, provided by `keops-gpu-kernels`: the
+/// kernels of a step (`step` of the instantiated program) as a Rust expression, `None`
+/// to leave them to run time; `rt` is the runtime's path.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuEmbed {
+    /// A reduction step's kernels: `Option<&'static [{rt}::gpu::GpuReduction]>` (f32,
+    /// f32 with `fast_math`, f64, and the f64-accumulation variants of sums).
+    pub reduction:
+        fn(p: &Program, r: &crate::program::Reduce, step: usize, rt: &str) -> Result<String>,
+    /// A gather step's kernel: `Option<&'static [{rt}::gpu::GpuGather]>` (f32, f32 with
+    /// `fast_math`, f64).
+    pub gather: fn(p: &Program, g: &Gather, step: usize, rt: &str) -> Result<String>,
+}
 
 /// What a program body needs to describe its reduction steps to the GPU backend.
 #[derive(Clone, Copy)]
@@ -614,7 +621,7 @@ fn program_body(
                         let kernels_expr = if symbolic {
                             "None".to_string()
                         } else {
-                            (g.embed)(p, r, step_index, rt)?
+                            (g.embed.reduction)(p, r, step_index, rt)?
                         };
                         let grad = match g.grad {
                             Some((pos, cot)) => format!("Some(({pos}, {cot:?}))"),
@@ -696,9 +703,8 @@ fn program_body(
                 } else {
                     ("n", "m")
                 };
-                let _ = writeln!(
-                    b,
-                    "let {buf} = T::cpu_gather(&{kname}, &__rt::gather::GatherArgs {{ owner: vec![{}], other: vec![{}], params: vec![{}], indices: &b{}, weights: vec![{}], n_owner: {n_owner}, n_other: {n_other}, to_owner: {} }})?;",
+                let cpu = format!(
+                    "T::cpu_gather(&{kname}, &__rt::gather::GatherArgs {{ owner: vec![{}], other: vec![{}], params: vec![{}], indices: &b{}, weights: vec![{}], n_owner: {n_owner}, n_other: {n_other}, to_owner: {} }})?",
                     owner.join(", "),
                     other.join(", "),
                     params.join(", "),
@@ -706,6 +712,50 @@ fn program_body(
                     weights.join(", "),
                     ga.out_rows == ga.owner
                 );
+                match gpu {
+                    Some(g) if !symbolic => {
+                        let kernels_expr = (g.embed.gather)(p, ga, step_index, rt)?;
+                        let grad = match g.grad {
+                            Some((pos, cot)) => format!("Some(({pos}, {cot:?}))"),
+                            None => "None".to_string(),
+                        };
+                        let kernel_inputs: Vec<&KernelInput> =
+                            inputs.iter().filter(|i| i.var != ga.slot_var).collect();
+                        let source_list: Vec<String> = kernel_inputs
+                            .iter()
+                            .map(|i| match i.source {
+                                VarSource::Buffer(k) => {
+                                    format!("{rt}::gpu::InputSource::Buffer({k})")
+                                }
+                                VarSource::Arg(a) => format!("{rt}::gpu::InputSource::Arg({a})"),
+                                VarSource::Temp => {
+                                    format!("{rt}::gpu::InputSource::Arg(usize::MAX)")
+                                }
+                            })
+                            .collect();
+                        let _ = writeln!(
+                            kernels,
+                            "#[allow(non_upper_case_globals)]\nstatic {kname}_GPU: {rt}::gpu::GpuGatherStep = {rt}::gpu::GpuGatherStep {{ kernels: {kernels_expr}, formula: {:?}, grad: {grad}, step: {step_index}, sources: &[{}] }};",
+                            g.formula,
+                            source_list.join(", ")
+                        );
+                        let views: Vec<String> = kernel_inputs
+                            .iter()
+                            .map(|i| source_view(i.source, arg_names))
+                            .collect();
+                        let _ = writeln!(
+                            b,
+                            "let {buf} = match __rt::gpu::gather_step::<T>(&__rt::gpu::GatherCall {{ step: &{kname}_GPU, widths: &[{}], inputs: &[{}], indices: &b{}, weights: &[{}], m, n }}, options)? {{ Some(out) => out, None => {cpu} }};",
+                            widths.join(", "),
+                            views.join(", "),
+                            ga.indices,
+                            weights.join(", "),
+                        );
+                    }
+                    _ => {
+                        let _ = writeln!(b, "let {buf} = {cpu};");
+                    }
+                }
             }
             Step::SumRows { src, .. } => {
                 let _ = writeln!(b, "let {buf} = __rt::args::sum_rows(&b{src});");

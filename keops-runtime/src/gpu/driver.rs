@@ -22,7 +22,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::Ptx;
 use keops_gpu_kernels::launch::DeviceLimits;
-use keops_gpu_kernels::module::GpuReduction;
+use keops_ir::eval::Output;
 use keops_ir::lower::Precision;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -279,48 +279,46 @@ impl GpuDevice {
         err
     }
 
-    /// The module of `m`, loaded once per context.
-    fn load(&self, m: &GpuReduction) -> Result<Arc<Loaded>, GpuError> {
-        let key = (m.ptx.as_ptr() as usize, m.ptx.len(), hash(&m.ptx));
+    /// The module `ptx` with its kernels `entries`, loaded once per context.
+    fn load(&self, ptx: &str, entries: &[&str]) -> Result<Arc<Loaded>, GpuError> {
+        let key = (ptx.as_ptr() as usize, ptx.len(), hash(ptx));
         let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(l) = modules.get(&key) {
             return Ok(l.clone());
         }
-        if m.ptx.contains('\0') {
+        if ptx.contains('\0') {
             return Err(GpuError::Jit {
                 name: "CUDA_ERROR_INVALID_PTX".into(),
                 log: "internal: the generated module contains a NUL byte".into(),
             });
         }
-        let module = match self.ctx.load_module(Ptx::from_src(m.ptx.to_string())) {
+        let module = match self.ctx.load_module(Ptx::from_src(ptx.to_string())) {
             Ok(module) => module,
-            Err(e) if is_jit_error(&e) => return Err(self.jit_log(&m.ptx, e)),
+            Err(e) if is_jit_error(&e) => return Err(self.jit_log(ptx, e)),
             Err(e) => return Err(self.fail("cuModuleLoadData", e)),
         };
         let mut functions = HashMap::new();
-        for c in m.chunks.iter() {
-            for name in [&c.reduce, &c.merge] {
-                let f = module
-                    .load_function(name)
-                    .map_err(|e| self.fail("cuModuleGetFunction", e))?;
-                // Dynamic shared memory up to the opt-in limit, set once here (the
-                // kernels have no static shared memory): setting it at each launch would
-                // race between threads launching the same kernel with other sizes.
-                if self.limits.shared_optin > self.limits.shared_default {
-                    self.ctx
-                        .bind_to_thread()
-                        .map_err(|e| self.fail("cuCtxSetCurrent", e))?;
-                    f.set_attribute(
-                        sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                        i32::try_from(self.limits.shared_optin).unwrap_or(i32::MAX),
-                    )
-                    .map_err(|e| self.fail("cuFuncSetAttribute", e))?;
-                }
-                let max_threads = f
-                    .max_threads_per_block()
-                    .map_err(|e| self.fail("cuFuncGetAttribute", e))?;
-                functions.insert(name.to_string(), (f, max_threads.max(1) as u64));
+        for name in entries {
+            let f = module
+                .load_function(name)
+                .map_err(|e| self.fail("cuModuleGetFunction", e))?;
+            // Dynamic shared memory up to the opt-in limit, set once here (the
+            // kernels have no static shared memory): setting it at each launch would
+            // race between threads launching the same kernel with other sizes.
+            if self.limits.shared_optin > self.limits.shared_default {
+                self.ctx
+                    .bind_to_thread()
+                    .map_err(|e| self.fail("cuCtxSetCurrent", e))?;
+                f.set_attribute(
+                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    i32::try_from(self.limits.shared_optin).unwrap_or(i32::MAX),
+                )
+                .map_err(|e| self.fail("cuFuncSetAttribute", e))?;
             }
+            let max_threads = f
+                .max_threads_per_block()
+                .map_err(|e| self.fail("cuFuncGetAttribute", e))?;
+            functions.insert(name.to_string(), (f, max_threads.max(1) as u64));
         }
         let l = Arc::new(Loaded {
             _module: module,
@@ -582,6 +580,18 @@ impl Device for Ready<'_> {
         Ok(())
     }
 
+    fn upload_u64(&mut self, data: &[u64]) -> Result<Buffer> {
+        let stream = &self.dev.stream;
+        let r = if data.is_empty() {
+            stream.alloc_zeros::<u64>(1)
+        } else {
+            stream.clone_htod(data)
+        };
+        Ok(Buffer::U64(
+            r.map_err(|e| self.dev.fail("cuMemcpyHtoD", e))?,
+        ))
+    }
+
     fn download_u64(&mut self, b: &Buffer, n: usize) -> Result<Vec<u64>> {
         match b {
             _ if n == 0 => Ok(Vec::new()),
@@ -704,7 +714,12 @@ pub(crate) fn reduce<T: KeopsFloat>(
     let dev = device(index)?;
     let module: ModuleRef = module_for(call, options)?;
     let m = module.get();
-    let loaded = dev.load(m)?;
+    let entries: Vec<&str> = m
+        .chunks
+        .iter()
+        .flat_map(|c| [&*c.reduce, &*c.merge])
+        .collect();
+    let loaded = dev.load(&m.ptx, &entries)?;
     // One reduction at a time per device: they share its one stream (so the GPU ran them
     // one after the other anyway), and each sizes its pieces from the memory free when it
     // starts, which a concurrent call would take.
@@ -715,4 +730,25 @@ pub(crate) fn reduce<T: KeopsFloat>(
         loaded: &loaded,
     };
     super::run_module(&mut d, m, call, options, into)
+}
+
+/// Runs a gather step on device `index` (`None` when its data does not fit: see
+/// [`super::gather::run_module`]).
+pub(crate) fn gather<T: KeopsFloat>(
+    call: &super::GatherCall<'_, '_, T>,
+    options: &Options,
+    index: usize,
+) -> Result<Option<(Output<T>, super::Transfers)>> {
+    let dev = device(index)?;
+    let module = super::gather::module_for(call, options)?;
+    let m = module.get();
+    let loaded = dev.load(&m.ptx, &[&m.entry])?;
+    // One call at a time per device (see [`reduce`]).
+    let _one_at_a_time = dev.calls.lock().unwrap_or_else(|p| p.into_inner());
+    let mut d = Ready {
+        dev: &dev,
+        index,
+        loaded: &loaded,
+    };
+    super::gather::run_module(&mut d, m, call, options)
 }

@@ -11,7 +11,6 @@ use crate::error::{KeopsError, Result};
 use keops_gpu_kernels::kir::Kernel;
 use keops_gpu_kernels::launch::{DeviceLimits, PlanOptions, Scheme, plan};
 use keops_gpu_kernels::module::GpuReduction;
-use keops_gpu_kernels::scheme::ReductionKernels;
 use keops_gpu_kernels::simt::{GlobalMemory, Launch, launch};
 use keops_ir::eval::Output;
 use keops_ir::graph::Cat;
@@ -28,6 +27,8 @@ pub(crate) trait Device {
     fn free_memory(&self) -> Result<u64>;
     /// A copy of `data` (in the module's precision).
     fn upload<T: KeopsFloat>(&mut self, data: &[T]) -> Result<Self::Buf>;
+    /// A copy of `data` (u64: selected indices, inverted lists).
+    fn upload_u64(&mut self, data: &[u64]) -> Result<Self::Buf>;
     /// `n` zeroed floats of precision `p`, or u64 when `p` is `None`.
     fn zeros(&mut self, p: Option<Precision>, n: usize) -> Result<Self::Buf>;
     /// The device address of a buffer.
@@ -83,7 +84,7 @@ pub struct Transfers {
 /// up in the count.
 const ALLOCATION_STEP: u64 = 256;
 
-fn allocation(bytes: u64) -> u64 {
+pub(crate) fn allocation(bytes: u64) -> u64 {
     bytes.max(1).div_ceil(ALLOCATION_STEP) * ALLOCATION_STEP
 }
 
@@ -467,13 +468,19 @@ pub(crate) struct SimtDevice<'k> {
 }
 
 impl<'k> SimtDevice<'k> {
-    /// A device running `rk`'s kernels, with these limits and memory size.
-    pub(crate) fn new(rk: &'k ReductionKernels, limits: DeviceLimits, capacity: u64) -> Self {
-        let kernels = rk.kernels().map(|k| (k.name.as_str(), k)).collect();
+    /// A device running these kernels of precision `precision`, with these limits and
+    /// memory size.
+    pub(crate) fn new(
+        kernels: impl IntoIterator<Item = &'k Kernel>,
+        precision: Precision,
+        limits: DeviceLimits,
+        capacity: u64,
+    ) -> Self {
+        let kernels = kernels.into_iter().map(|k| (k.name.as_str(), k)).collect();
         SimtDevice {
             mem: GlobalMemory::new(),
             kernels,
-            precision: rk.precision,
+            precision,
             limits,
             capacity,
         }
@@ -497,6 +504,9 @@ impl Device for SimtDevice<'_> {
     }
     fn upload<T: KeopsFloat>(&mut self, data: &[T]) -> Result<u64> {
         Ok(self.mem.upload_floats(data))
+    }
+    fn upload_u64(&mut self, data: &[u64]) -> Result<u64> {
+        Ok(self.mem.upload_u64(data))
     }
     fn zeros(&mut self, p: Option<Precision>, n: usize) -> Result<u64> {
         let size = match p {
@@ -673,6 +683,9 @@ mod tests {
             Ok(1 << 40)
         }
         fn upload<T: KeopsFloat>(&mut self, _: &[T]) -> Result<u64> {
+            Ok(0)
+        }
+        fn upload_u64(&mut self, _: &[u64]) -> Result<u64> {
             Ok(0)
         }
         fn zeros(&mut self, p: Option<Precision>, n: usize) -> Result<u64> {

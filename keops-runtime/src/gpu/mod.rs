@@ -10,9 +10,12 @@
 #[allow(unsafe_code)]
 pub mod driver;
 mod exec;
+mod gather;
 mod resident;
 
 pub use exec::Transfers;
+pub use gather::{GatherCall, GpuGatherStep, gather_step};
+pub use keops_gpu_kernels::gather::GpuGather;
 pub use resident::{DeviceArray, Resident};
 
 use crate::KeopsFloat;
@@ -90,12 +93,7 @@ pub fn reduce_step_into<T: KeopsFloat>(
     options: &Options,
     mut dest: Option<&mut crate::out::Dest<'_, T>>,
 ) -> Result<Option<Output<T>>> {
-    let used = match options.backend()? {
-        Backend::Cpu => Backend::Cpu,
-        Backend::Auto if !driver::available() => Backend::Cpu,
-        Backend::Auto => Backend::Gpu(0),
-        b => b,
-    };
+    let used = chosen_backend(options)?;
     // The output's device array when it lives where the step runs, or contiguous host
     // rows to download into.
     let into = dest
@@ -122,6 +120,16 @@ pub fn reduce_step_into<T: KeopsFloat>(
         }
         r.output
     }))
+}
+
+/// The backend a call runs on: the options' choice, `Auto` resolved (the GPU when one
+/// is usable).
+fn chosen_backend(options: &Options) -> Result<Backend> {
+    Ok(match options.backend()? {
+        Backend::Auto if !driver::available() => Backend::Cpu,
+        Backend::Auto => Backend::Gpu(0),
+        b => b,
+    })
 }
 
 /// What a device run of a step gives back.
@@ -207,13 +215,13 @@ pub fn last_backend() -> Option<Backend> {
 
 /// Key of the regenerated kernels.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Key {
-    formula: &'static str,
-    grad: Option<(usize, &'static str)>,
-    step: usize,
-    widths: Vec<usize>,
-    precision: Precision,
-    opts: KernelOptions,
+pub(crate) struct Key {
+    pub(crate) formula: &'static str,
+    pub(crate) grad: Option<(usize, &'static str)>,
+    pub(crate) step: usize,
+    pub(crate) widths: Vec<usize>,
+    pub(crate) precision: Precision,
+    pub(crate) opts: KernelOptions,
 }
 
 /// Regenerated kernels: the IR (for the emulated backend) and the PTX module.
@@ -222,15 +230,15 @@ pub(crate) struct Generated {
     pub(crate) module: GpuReduction,
 }
 
-fn cache() -> &'static Mutex<HashMap<Key, Arc<Generated>>> {
-    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Generated>>>> = OnceLock::new();
-    CACHE.get_or_init(Default::default)
-}
-
-/// The program of a step, as the macro compiled it, instantiated for `widths`.
-fn program(step: &GpuStep, widths: &[usize]) -> Result<Program> {
-    let p = Program::parse(step.formula)?;
-    let p = match step.grad {
+/// The program of a step, as the macro compiled it (the forward program `formula`, or
+/// its gradient `grad`), instantiated for `widths`.
+pub(crate) fn program(
+    formula: &str,
+    grad: Option<(usize, &str)>,
+    widths: &[usize],
+) -> Result<Program> {
+    let p = Program::parse(formula)?;
+    let p = match grad {
         Some((pos, cot)) => keops_ir::emit::api::gradient_program(&p, pos, cot)?,
         None => p,
     };
@@ -244,6 +252,7 @@ pub(crate) fn generated(
     p: Precision,
     opts: KernelOptions,
 ) -> Result<Arc<Generated>> {
+    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Generated>>>> = OnceLock::new();
     let key = Key {
         formula: step.formula,
         grad: step.grad,
@@ -252,48 +261,64 @@ pub(crate) fn generated(
         precision: p,
         opts,
     };
-    if let Some(g) = cache()
+    cached(&CACHE, key, || {
+        let prog = program(step.formula, step.grad, widths)?;
+        let Some(Step::Reduce(r)) = prog.steps.get(step.step) else {
+            return Err(internal(format!(
+                "step {} of `{}` is not a reduction",
+                step.step, step.formula
+            )));
+        };
+        let prefix = kernel_prefix(step.step);
+        let kernels = reduction_kernels_of(&prog, r, p, &opts, &prefix)?;
+        let module = compile_reduction(&prog, r, p, &opts, &prefix)?;
+        check_sources(step.formula, &module.inputs, step.sources)?;
+        Ok(Generated { kernels, module })
+    })
+}
+
+/// The value of `key` in `cache`, made by `make` at first use. A panic of the code
+/// generator (a keops-rs bug) is this call's error, not the caller's panic.
+pub(crate) fn cached<V>(
+    cache: &'static OnceLock<Mutex<HashMap<Key, Arc<V>>>>,
+    key: Key,
+    make: impl FnOnce() -> Result<V>,
+) -> Result<Arc<V>> {
+    let cache = cache.get_or_init(Default::default);
+    if let Some(v) = cache
         .lock()
         .map_err(|_| internal("the kernel cache is poisoned"))?
         .get(&key)
     {
-        return Ok(g.clone());
+        return Ok(v.clone());
     }
-    let prog = program(step, widths)?;
-    let Some(Step::Reduce(r)) = prog.steps.get(step.step) else {
-        return Err(internal(format!(
-            "step {} of `{}` is not a reduction",
-            step.step, step.formula
-        )));
-    };
-    let prefix = kernel_prefix(step.step);
-    // A panic of the code generator (a keops-rs bug) is this call's error, not the
-    // caller's panic.
-    let (kernels, module) = std::panic::catch_unwind(|| {
-        Ok::<_, KeopsError>((
-            reduction_kernels_of(&prog, r, p, &opts, &prefix)?,
-            compile_reduction(&prog, r, p, &opts, &prefix)?,
-        ))
-    })
-    .unwrap_or_else(|_| {
+    let formula = key.formula;
+    let v = std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)).unwrap_or_else(|_| {
         Err(internal(format!(
-            "the GPU code generator panicked on `{}` (a keops-rs bug: please report it)",
-            step.formula
+            "the GPU code generator panicked on `{formula}` (a keops-rs bug: please report it)"
         )))
     })?;
-    let sources: Vec<InputSource> = module.inputs.iter().map(|i| i.source).collect();
-    if sources != step.sources {
-        return Err(internal(format!(
-            "the regenerated kernel of `{}` reads {sources:?}, the macro's read {:?}",
-            step.formula, step.sources
-        )));
-    }
-    let g = Arc::new(Generated { kernels, module });
-    cache()
+    let v = Arc::new(v);
+    cache
         .lock()
         .map_err(|_| internal("the kernel cache is poisoned"))?
-        .insert(key, g.clone());
-    Ok(g)
+        .insert(key, v.clone());
+    Ok(v)
+}
+
+/// Checks that regenerated kernels read the inputs the macro passes.
+pub(crate) fn check_sources(
+    formula: &str,
+    inputs: &[GpuInput],
+    expected: &[InputSource],
+) -> Result<()> {
+    let sources: Vec<InputSource> = inputs.iter().map(|i| i.source).collect();
+    if sources != expected {
+        return Err(internal(format!(
+            "the regenerated kernel of `{formula}` reads {sources:?}, the macro's read {expected:?}"
+        )));
+    }
+    Ok(())
 }
 
 fn internal(msg: impl Into<String>) -> KeopsError {
@@ -373,19 +398,33 @@ pub(crate) fn contiguous<'d, T: KeopsFloat>(
         )));
     }
     let (n_outer, n_inner) = sizes(m, call.m, call.n);
-    call.inputs
+    let shapes: Vec<(usize, usize)> = m
+        .inputs
         .iter()
-        .zip(m.inputs.iter())
-        .map(|(v, i)| {
-            let rows = match i.cat {
-                Cat::P => 1,
-                c if c == m.out_rows => n_outer,
-                _ => n_inner,
-            };
-            if v.cols != i.dim || v.rows != rows {
+        .map(|i| match i.cat {
+            Cat::P => (1, i.dim),
+            c if c == m.out_rows => (n_outer, i.dim),
+            _ => (n_inner, i.dim),
+        })
+        .collect();
+    copy_inputs(call.inputs, &shapes, on_device)
+}
+
+/// Checks views against their expected `(rows, width)` and copies them row-major, except
+/// device copies that `on_device` says are on the device.
+pub(crate) fn copy_inputs<'d, T: KeopsFloat>(
+    views: &[View<'d, T>],
+    shapes: &[(usize, usize)],
+    on_device: impl Fn(&Resident) -> bool,
+) -> Result<Vec<exec::InputData<'d, T>>> {
+    views
+        .iter()
+        .zip(shapes)
+        .map(|(v, &(rows, dim))| {
+            if v.cols != dim || v.rows != rows {
                 return Err(KeopsError::input(format!(
-                    "a kernel input has {} rows of width {}, expected {rows} of width {}",
-                    v.rows, v.cols, i.dim
+                    "a kernel input has {} rows of width {}, expected {rows} of width {dim}",
+                    v.rows, v.cols
                 )));
             }
             if let Some(r) = v.resident.filter(|r| on_device(r) && r.describes(v)) {
@@ -423,6 +462,6 @@ fn emulate<T: KeopsFloat>(
             call.step.formula
         )));
     }
-    let mut dev = exec::SimtDevice::new(&g.kernels, EMULATED_DEVICE, EMULATED_MEMORY);
+    let mut dev = exec::SimtDevice::new(g.kernels.kernels(), p, EMULATED_DEVICE, EMULATED_MEMORY);
     run_module(&mut dev, &g.module, call, options, into)
 }

@@ -1,0 +1,356 @@
+//! Gather steps on a device: the gradients of Min, Max and KMin reductions, summed over
+//! the selected pairs only (see [`keops_gpu_kernels::gather`]).
+//!
+//! The host sums the cotangent sources into one weight per index slot and, when the
+//! output is indexed by the selected index, builds the inverted lists of the selections
+//! (which owner slots chose each row: the kernel then needs no atomics and sums in a
+//! fixed order). Everything the kernel reads is on the device at once: a gather whose
+//! data does not fit in the memory a call may use runs on the CPU instead (its cost is
+//! that of `K` formula evaluations per row, where the reductions that need pieces cost
+//! `N`).
+
+use super::exec::{self, Device, InputData, Transfers, allocation};
+use super::{
+    EMULATED_DEVICE, EMULATED_MEMORY, Key, LAST_BACKEND, LAST_TRANSFERS, cached, check_sources,
+    copy_inputs, internal, kernel_options, precision, program,
+};
+use crate::KeopsFloat;
+use crate::error::{KeopsError, Result};
+use crate::options::{Backend, Options};
+use crate::view::{View, fetch_stale, with_fetched};
+use keops_gpu_kernels::gather::{
+    GpuGather, check_indices, compile_gather, embedded_gather, inverted_lists,
+};
+use keops_gpu_kernels::kir::Kernel;
+use keops_gpu_kernels::module::InputSource;
+use keops_ir::Step;
+use keops_ir::eval::Output;
+use keops_ir::graph::Cat;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A gather step of a generated gradient, as the `keops!` macro describes it.
+#[derive(Debug)]
+pub struct GpuGatherStep {
+    /// The kernel in f32, f32 with `fast_math` and f64, when the macro embedded it.
+    pub kernels: Option<&'static [GpuGather]>,
+    /// The forward program's text.
+    pub formula: &'static str,
+    /// The gradient taken: argument position and cotangent name.
+    pub grad: Option<(usize, &'static str)>,
+    /// Position of the step in the gradient program.
+    pub step: usize,
+    /// Sources of the kernel inputs, in the order of the inputs passed at run time.
+    pub sources: &'static [InputSource],
+}
+
+/// What the generated code passes for a gather: the step, the widths of the program's
+/// arguments, the kernel inputs (in [`GpuGatherStep::sources`] order), the selections,
+/// the cotangent sources of the slot weights (with whether each is one row broadcast)
+/// and the sizes.
+pub struct GatherCall<'a, 'd, T> {
+    /// The step.
+    pub step: &'static GpuGatherStep,
+    /// Widths of every argument of the gradient program.
+    pub widths: &'a [usize],
+    /// The kernel inputs.
+    pub inputs: &'a [View<'d, T>],
+    /// The selections: their index part, `slots` per owner row.
+    pub indices: &'a Output<T>,
+    /// Cotangent sources summed into the slot weights.
+    pub weights: &'a [(View<'d, T>, bool)],
+    /// Number of i rows.
+    pub m: usize,
+    /// Number of j rows.
+    pub n: usize,
+}
+
+/// Runs a gather step on the backend the options choose; `Ok(None)` when that is the
+/// CPU, or when the gather's data does not fit in the device memory the call may use
+/// (the generated code then runs its CPU kernel, and [`super::last_backend`] says
+/// `Cpu`).
+pub fn gather_step<T: KeopsFloat>(
+    call: &GatherCall<'_, '_, T>,
+    options: &Options,
+) -> Result<Option<Output<T>>> {
+    let used = super::chosen_backend(options)?;
+    let ran = match used {
+        Backend::Gpu(device) => super::driver::gather(call, options, device)?,
+        Backend::Emulated => emulate(call, options)?,
+        _ => None,
+    };
+    let (backend, transfers) = match &ran {
+        Some((_, t)) => (used, *t),
+        None => (Backend::Cpu, Transfers::default()),
+    };
+    LAST_BACKEND.with(|b| b.set(Some(backend)));
+    LAST_TRANSFERS.with(|t| t.set(transfers));
+    Ok(ran.map(|(out, _)| out))
+}
+
+/// A regenerated gather: the kernel (for the emulated backend) and its module.
+pub(crate) struct GeneratedGather {
+    kernel: Kernel,
+    module: GpuGather,
+}
+
+/// The step's kernel for these widths, generated at first use and cached.
+fn generated(
+    step: &'static GpuGatherStep,
+    widths: &[usize],
+    opts: keops_gpu_kernels::scheme::KernelOptions,
+    p: keops_ir::lower::Precision,
+) -> Result<Arc<GeneratedGather>> {
+    static CACHE: OnceLock<Mutex<HashMap<Key, Arc<GeneratedGather>>>> = OnceLock::new();
+    let key = Key {
+        formula: step.formula,
+        grad: step.grad,
+        step: step.step,
+        widths: widths.to_vec(),
+        precision: p,
+        opts,
+    };
+    cached(&CACHE, key, || {
+        let prog = program(step.formula, step.grad, widths)?;
+        let Some(Step::Gather(g)) = prog.steps.get(step.step) else {
+            return Err(internal(format!(
+                "step {} of the gradient of `{}` is not a gather",
+                step.step, step.formula
+            )));
+        };
+        let (kernel, module) = compile_gather(&prog, g, p, &opts, step.step)?;
+        check_sources(step.formula, &module.inputs, step.sources)?;
+        Ok(GeneratedGather { kernel, module })
+    })
+}
+
+/// The module to run: the embedded one when the macro generated it, else regenerated.
+pub(crate) fn module_for<T: KeopsFloat>(
+    call: &GatherCall<'_, '_, T>,
+    options: &Options,
+) -> Result<GatherRef> {
+    let p = precision::<T>();
+    let opts = kernel_options(p, options);
+    if let Some(m) = call.step.kernels.and_then(|k| embedded_gather(k, p, &opts)) {
+        return Ok(GatherRef::Static(m));
+    }
+    Ok(GatherRef::Generated(generated(
+        call.step,
+        call.widths,
+        opts,
+        p,
+    )?))
+}
+
+/// A gather module embedded by the macro or regenerated.
+pub(crate) enum GatherRef {
+    Static(&'static GpuGather),
+    Generated(Arc<GeneratedGather>),
+}
+
+impl GatherRef {
+    pub(crate) fn get(&self) -> &GpuGather {
+        match self {
+            GatherRef::Static(m) => m,
+            GatherRef::Generated(g) => &g.module,
+        }
+    }
+}
+
+/// Runs the step's kernel in the SIMT interpreter, as the device driver would.
+fn emulate<T: KeopsFloat>(
+    call: &GatherCall<'_, '_, T>,
+    options: &Options,
+) -> Result<Option<(Output<T>, Transfers)>> {
+    let p = precision::<T>();
+    let opts = kernel_options(p, options);
+    let g = generated(call.step, call.widths, opts, p)?;
+    // The embedded module must be what the interpreter runs.
+    if let Some(k) = call.step.kernels
+        && embedded_gather(k, p, &opts) != Some(&g.module)
+    {
+        return Err(internal(format!(
+            "the embedded PTX of a gather of `{}` differs from the regenerated one",
+            call.step.formula
+        )));
+    }
+    let mut dev = exec::SimtDevice::new(
+        std::iter::once(&g.kernel),
+        p,
+        EMULATED_DEVICE,
+        EMULATED_MEMORY,
+    );
+    run_module(&mut dev, &g.module, call, options)
+}
+
+/// Output rows of a gather: the owner's, or the other index's.
+fn sizes(m: &GpuGather, call_m: usize, call_n: usize) -> (usize, usize) {
+    match m.owner {
+        Cat::I => (call_m, call_n),
+        _ => (call_n, call_m),
+    }
+}
+
+/// Runs a gather module on `dev` (see [`gather_step`]): `None` when its data does not
+/// fit in the memory the call may use.
+pub(crate) fn run_module<D: Device, T: KeopsFloat>(
+    dev: &mut D,
+    m: &GpuGather,
+    call: &GatherCall<'_, '_, T>,
+    options: &Options,
+) -> Result<Option<(Output<T>, Transfers)>> {
+    let (n_owner, n_other) = sizes(m, call.m, call.n);
+    if call.inputs.len() != m.inputs.len() {
+        return Err(internal(format!(
+            "{} inputs for a gather reading {}",
+            call.inputs.len(),
+            m.inputs.len()
+        )));
+    }
+    let shapes: Vec<(usize, usize)> = m
+        .inputs
+        .iter()
+        .map(|i| match i.cat {
+            Cat::P => (1, i.dim),
+            c if c == m.owner => (n_owner, i.dim),
+            _ => (n_other, i.dim),
+        })
+        .collect();
+    let data = copy_inputs(call.inputs, &shapes, |r| dev.holds(r))?;
+    let sel = call.indices;
+    if sel.rows != n_owner || sel.idim != m.slots || sel.indices.len() != n_owner * m.slots {
+        return Err(KeopsError::input(format!(
+            "the selections have {} rows of {} indices, the gather expects {n_owner} of {}",
+            sel.rows, sel.idim, m.slots
+        )));
+    }
+    let weights = slot_weights(call.weights, n_owner, m.slots)?;
+    let lists = if m.to_owner {
+        check_indices(&sel.indices, n_other).map_err(KeopsError::input)?;
+        None
+    } else {
+        Some(inverted_lists(&sel.indices, n_other).map_err(KeopsError::input)?)
+    };
+    let n_out = if m.to_owner { n_owner } else { n_other };
+    let fsize = (T::BITS / 8) as u64;
+    let mut out = Output {
+        rows: n_out,
+        vdim: m.out_dim,
+        values: Vec::new(),
+        idim: 0,
+        indices: Vec::new(),
+    };
+    let mut transfers = Transfers::default();
+    if n_out == 0 || m.out_dim == 0 {
+        out.values = vec![T::zero(); n_out * m.out_dim];
+        return Ok(Some((out, transfers)));
+    }
+    // Everything at once, or the CPU.
+    let host_bytes: u64 = data
+        .iter()
+        .map(|d| match d {
+            InputData::Host(v) => allocation(v.len() as u64 * fsize),
+            InputData::Resident(_) => 0,
+        })
+        .sum();
+    let (starts, entries) = match &lists {
+        Some((s, e)) => (s.as_slice(), e.as_slice()),
+        None => (&[][..], &[][..]),
+    };
+    let slots = sel.indices.len() as u64;
+    let bytes = host_bytes
+        + allocation(slots * 8)
+        + allocation(slots * fsize)
+        + allocation(starts.len() as u64 * 8)
+        + allocation(entries.len() as u64 * 8)
+        + allocation((n_out * m.out_dim) as u64 * fsize);
+    let free = dev.free_memory()?;
+    let budget = options
+        .gpu
+        .memory_limit
+        .unwrap_or(u64::MAX)
+        .min(free / 10 * 8);
+    if bytes > budget {
+        return Ok(None);
+    }
+    let mut bufs = Vec::with_capacity(data.len() + 5);
+    let mut params = Vec::with_capacity(m.inputs.len() + 6);
+    for d in &data {
+        params.push(match d {
+            InputData::Host(v) => {
+                transfers.uploaded += v.len() as u64 * fsize;
+                let b = dev.upload(v)?;
+                let ptr = dev.ptr(&b);
+                bufs.push(b);
+                ptr
+            }
+            InputData::Resident(r) => dev.map(r)?,
+        });
+    }
+    let mut upload_u64 = |dev: &mut D, v: &[u64]| -> Result<u64> {
+        transfers.uploaded += v.len() as u64 * 8;
+        let b = dev.upload_u64(v)?;
+        let ptr = dev.ptr(&b);
+        bufs.push(b);
+        Ok(ptr)
+    };
+    let index_ptr = upload_u64(dev, &sel.indices)?;
+    let starts_ptr = upload_u64(dev, starts)?;
+    let entries_ptr = upload_u64(dev, entries)?;
+    transfers.uploaded += weights.len() as u64 * fsize;
+    let weight_buf = dev.upload(&weights)?;
+    let out_buf = dev.zeros(Some(m.precision), n_out * m.out_dim)?;
+    let mut all = vec![
+        n_out as u64,
+        dev.ptr(&out_buf),
+        index_ptr,
+        dev.ptr(&weight_buf),
+        starts_ptr,
+        entries_ptr,
+    ];
+    all.extend(params);
+    let block = GATHER_BLOCK.min(dev.limits().max_block).max(1);
+    dev.launch(
+        &m.entry,
+        ((n_out as u64).div_ceil(block), 1),
+        block,
+        0,
+        &all,
+    )?;
+    dev.sync()?;
+    out.values = dev.download::<T>(&out_buf, n_out * m.out_dim)?;
+    transfers.downloaded += out.values.len() as u64 * fsize;
+    Ok(Some((out, transfers)))
+}
+
+/// Threads per block of gather launches (one per output row; the kernels use few
+/// registers, so every device runs this many).
+const GATHER_BLOCK: u64 = 256;
+
+/// The per-slot weights: the sum of the cotangent sources, `[owner rows][slots]`.
+fn slot_weights<T: KeopsFloat>(
+    sources: &[(View<'_, T>, bool)],
+    n_owner: usize,
+    slots: usize,
+) -> Result<Vec<T>> {
+    let views: Vec<View<'_, T>> = sources.iter().map(|(v, _)| *v).collect();
+    let fetched = fetch_stale(&views)?;
+    let views = with_fetched(&views, &fetched)?;
+    let mut w = vec![T::zero(); n_owner * slots];
+    for (v, (_, broadcast)) in views.iter().zip(sources) {
+        let rows = if *broadcast { 1 } else { n_owner };
+        if v.rows != rows || v.cols != slots {
+            return Err(KeopsError::input(format!(
+                "a cotangent of {} rows of width {}, expected {rows} of width {slots}",
+                v.rows, v.cols
+            )));
+        }
+        for (r, row) in w.chunks_mut(slots.max(1)).enumerate() {
+            let src = if *broadcast { 0 } else { r };
+            for (c, x) in row.iter_mut().enumerate() {
+                *x = *x + v.at(src, c);
+            }
+        }
+    }
+    Ok(w)
+}
