@@ -356,8 +356,8 @@ fn selection_gradients_run_on_the_device() {
     // The 10 nearest of 700 points for 600 points: the gradient wrt x gathers each row's
     // own selections (600 rows: several blocks), the one wrt y goes through the inverted
     // lists (each y_j chosen by several x_i, or none). Both run on the device backends,
-    // in f64 as on the CPU; with a memory limit too small for a gather's data, it runs on
-    // the CPU instead (the forward selection in pieces on the device).
+    // in f64 as on the CPU, whole or in pieces of output rows; with a memory limit too
+    // small for what every piece needs, on the CPU.
     let k = keops!(x_i: 3; y_j: 3; KMin_j(SqDist(x_i, y_j), 10));
     let mut rng = Rng(77);
     let (x, y): (Vec<[f64; 3]>, Vec<[f64; 3]>) = (rng.rows(600), rng.rows(700));
@@ -379,20 +379,62 @@ fn selection_gradients_run_on_the_device() {
         let gy = k.grad_y_with(&opts, &x, &y, &e).unwrap().flat().0;
         assert_eq!(keops::last_backend(), Some(backend), "grad y gather");
         close(&gy, &want_y, 1e-12, &format!("grad y on {backend:?}"));
+        // Memory for a few hundred rows (the whole gather takes 140 KB): output rows in
+        // pieces, each row summed as in one piece.
         let mut small = Options::on(backend);
         small.gpu.memory_limit = Some(40_000);
-        let gy = k.grad_y_with(&small, &x, &y, &e).unwrap().flat().0;
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let pieces = k.grad_x_with(&small, &x, &y, &e).unwrap().flat().0;
+        assert_eq!(
+            keops::last_backend(),
+            Some(backend),
+            "grad x gather in pieces"
+        );
+        assert_eq!(bits(&pieces), bits(&gx), "grad x in pieces on {backend:?}");
+        small.gpu.memory_limit = Some(150_000);
+        let pieces = k.grad_y_with(&small, &x, &y, &e).unwrap().flat().0;
+        assert_eq!(
+            keops::last_backend(),
+            Some(backend),
+            "grad y gather in pieces"
+        );
+        assert_eq!(bits(&pieces), bits(&gy), "grad y in pieces on {backend:?}");
+        // Too small for the x rows, indices and weights every piece of grad y needs.
+        small.gpu.memory_limit = Some(40_000);
+        let cpu_run = k.grad_y_with(&small, &x, &y, &e).unwrap().flat().0;
         assert_eq!(
             keops::last_backend(),
             Some(Backend::Cpu),
             "a gather too big"
         );
         close(
-            &gy,
+            &cpu_run,
             &want_y,
             1e-12,
             &format!("grad y on {backend:?}, small"),
         );
+    }
+    // K = 7 > N = 3: the slots that selected nothing contribute nothing.
+    let k = keops!(x_i: 2; y_j: 2; KMin_j(SqDist(x_i, y_j), 7));
+    let (x, y): (Vec<[f64; 2]>, Vec<[f64; 2]>) = (rng.rows(300), rng.rows(3));
+    let e: Vec<[f64; 7]> = rng.rows(300);
+    let want_x = k.grad_x_with(&cpu, &x, &y, &e).unwrap().flat().0;
+    let want_y = k.grad_y_with(&cpu, &x, &y, &e).unwrap().flat().0;
+    let args = vec![flat(&x), flat(&y), flat(&e)];
+    close(
+        &want_x,
+        &reference_grad(k.formula(), 0, &args),
+        1e-12,
+        "K > N, CPU",
+    );
+    for backend in backends().into_iter().filter(|b| *b != Backend::Cpu) {
+        let opts = Options::on(backend);
+        let gx = k.grad_x_with(&opts, &x, &y, &e).unwrap().flat().0;
+        assert_eq!(keops::last_backend(), Some(backend), "K > N grad x gather");
+        close(&gx, &want_x, 1e-12, &format!("K > N grad x on {backend:?}"));
+        let gy = k.grad_y_with(&opts, &x, &y, &e).unwrap().flat().0;
+        assert_eq!(keops::last_backend(), Some(backend), "K > N grad y gather");
+        close(&gy, &want_y, 1e-12, &format!("K > N grad y on {backend:?}"));
     }
 }
 

@@ -11,6 +11,12 @@
 //! are `entries[starts[t] .. starts[t + 1]]`, in increasing order, so that every sum is
 //! taken in the same order on every run.
 //!
+//! When the data does not fit in device memory, the runtime launches the kernel on pieces
+//! of output rows: owner-indexed outputs take the piece's rows of the owner's variables,
+//! indices and weights (the other index's variables whole); the others take the piece's
+//! rows of the other index's variables (at [`param::OTHER_OFFSET`]) and inverted lists
+//! (the owner's variables, indices and weights whole).
+//!
 //! Kernel parameters, all u64: see [`param`].
 
 use crate::fast_math;
@@ -45,8 +51,12 @@ pub mod param {
     pub const STARTS: usize = 4;
     /// Inverted lists: flat slot positions, grouped by output row.
     pub const ENTRIES: usize = 5;
+    /// The first row of the other index's variables (inverted lists only): when the
+    /// output rows go in pieces, those variables are passed from the piece's first row,
+    /// and row `j` is read at `j - OTHER_OFFSET`.
+    pub const OTHER_OFFSET: usize = 6;
     /// First input pointer (inputs in [`super::GpuGather::inputs`] order).
-    pub const FIRST_INPUT: usize = 6;
+    pub const FIRST_INPUT: usize = 7;
 }
 
 /// A gather compiled for the GPU, in one precision.
@@ -252,12 +262,15 @@ pub fn gather_kernel(
             target: next,
             pred: Some((empty, false)),
         });
+        load_rows(&mut b, other, Some(j));
     } else {
         let n = b.int(slots as u64);
         let r = b.iop(IOp::Div, f, n);
         load_rows(&mut b, g.owner, Some(r));
+        let offset = param_reg(&mut b, param::OTHER_OFFSET);
+        let local = b.iop(IOp::Sub, j, offset);
+        load_rows(&mut b, other, Some(local));
     }
-    load_rows(&mut b, other, Some(j));
     let weights = param_reg(&mut b, param::WEIGHTS);
     let at = b.addr(weights, f, fsize);
     let w = b.reg(KTy::of(keops_ir::lower::Ty::F, precision));

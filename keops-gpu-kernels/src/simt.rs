@@ -985,6 +985,7 @@ pub fn run_gather_on<R: Real>(
         mem.upload_floats(weights),
         starts,
         entries,
+        0,
     ];
     params.extend(ptrs);
     if n_out > 0 {

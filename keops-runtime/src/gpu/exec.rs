@@ -82,7 +82,7 @@ pub struct Transfers {
 
 /// The alignment of device allocations (CUDA's: 256 bytes), to which each one is rounded
 /// up in the count.
-const ALLOCATION_STEP: u64 = 256;
+pub(crate) const ALLOCATION_STEP: u64 = 256;
 
 pub(crate) fn allocation(bytes: u64) -> u64 {
     bytes.max(1).div_ceil(ALLOCATION_STEP) * ALLOCATION_STEP

@@ -4,10 +4,10 @@
 //! The host sums the cotangent sources into one weight per index slot and, when the
 //! output is indexed by the selected index, builds the inverted lists of the selections
 //! (which owner slots chose each row: the kernel then needs no atomics and sums in a
-//! fixed order). Everything the kernel reads is on the device at once: a gather whose
-//! data does not fit in the memory a call may use runs on the CPU instead (its cost is
-//! that of `K` formula evaluations per row, where the reductions that need pieces cost
-//! `N`).
+//! fixed order). When the data does not fit in the memory a call may use, the output rows
+//! go in pieces (see [`keops_gpu_kernels::gather`] for what each piece holds); when not
+//! even one row fits beside the data every piece needs, the gather runs on the CPU (it
+//! costs `K` formula evaluations per row, where a reduction costs `N`).
 
 use super::exec::{self, Device, InputData, Transfers, allocation};
 use super::{
@@ -233,94 +233,207 @@ pub(crate) fn run_module<D: Device, T: KeopsFloat>(
     };
     let n_out = if m.to_owner { n_owner } else { n_other };
     let fsize = (T::BITS / 8) as u64;
-    let mut out = Output {
+    let od = m.out_dim;
+    let mut transfers = Transfers::default();
+    let mut values: Vec<T> = Vec::new();
+    values
+        .try_reserve_exact(n_out * od)
+        .map_err(|_| KeopsError::OutOfMemory(format!("{} output values", n_out * od)))?;
+    values.resize(n_out * od, T::zero());
+    let output = |values| Output {
         rows: n_out,
-        vdim: m.out_dim,
-        values: Vec::new(),
+        vdim: od,
+        values,
         idim: 0,
         indices: Vec::new(),
     };
-    let mut transfers = Transfers::default();
-    if n_out == 0 || m.out_dim == 0 {
-        out.values = vec![T::zero(); n_out * m.out_dim];
-        return Ok(Some((out, transfers)));
+    if n_out == 0 || od == 0 {
+        return Ok(Some((output(values), transfers)));
     }
-    // Everything at once, or the CPU.
-    let host_bytes: u64 = data
-        .iter()
-        .map(|d| match d {
-            InputData::Host(v) => allocation(v.len() as u64 * fsize),
-            InputData::Resident(_) => 0,
-        })
-        .sum();
     let (starts, entries) = match &lists {
         Some((s, e)) => (s.as_slice(), e.as_slice()),
         None => (&[][..], &[][..]),
     };
+
+    // Output rows go in pieces with the inputs indexed like them (and, when the output is
+    // the owner's, their indices and weights); the rest is on the device whole.
+    let out_cat = if m.to_owner {
+        m.owner
+    } else if m.owner == Cat::I {
+        Cat::J
+    } else {
+        Cat::I
+    };
+    let in_pieces: Vec<bool> = m.inputs.iter().map(|i| i.cat == out_cat).collect();
+    let host_len = |d: &InputData<'_, T>| match d {
+        InputData::Host(v) => v.len() as u64,
+        InputData::Resident(_) => 0,
+    };
     let slots = sel.indices.len() as u64;
-    let bytes = host_bytes
-        + allocation(slots * 8)
-        + allocation(slots * fsize)
-        + allocation(starts.len() as u64 * 8)
-        + allocation(entries.len() as u64 * 8)
-        + allocation((n_out * m.out_dim) as u64 * fsize);
+    let mut fixed: u64 = data
+        .iter()
+        .zip(&in_pieces)
+        .filter(|(_, p)| !**p)
+        .map(|(d, _)| allocation(host_len(d) * fsize))
+        .sum();
+    if !m.to_owner {
+        fixed += allocation(slots * 8) + allocation(slots * fsize);
+    }
+    // A piece's allocations (its rows of each input from the host, indices or starts,
+    // weights or entries, the output), each rounded up.
+    let piece_allocs = data
+        .iter()
+        .zip(&in_pieces)
+        .filter(|(d, p)| **p && matches!(d, InputData::Host(_)))
+        .count() as u64
+        + 3;
+    fixed += piece_allocs * exec::ALLOCATION_STEP;
+    let row_floats: u64 = m
+        .inputs
+        .iter()
+        .zip(&data)
+        .zip(&in_pieces)
+        .filter(|((_, d), p)| **p && matches!(d, InputData::Host(_)))
+        .map(|((i, _), _)| i.dim as u64)
+        .sum::<u64>()
+        + od as u64;
+    let row_bytes = |t: usize| -> u64 {
+        row_floats * fsize
+            + if m.to_owner {
+                m.slots as u64 * (8 + fsize)
+            } else {
+                8 + (starts[t + 1] - starts[t]) * 8
+            }
+    };
     let free = dev.free_memory()?;
     let budget = options
         .gpu
         .memory_limit
         .unwrap_or(u64::MAX)
         .min(free / 10 * 8);
-    if bytes > budget {
+    let pieces = match budget.checked_sub(fixed) {
+        Some(room) => split_rows(n_out, room, row_bytes),
+        None => None,
+    };
+    // Not even one row with the rest: the CPU.
+    let Some(pieces) = pieces else {
         return Ok(None);
-    }
-    let mut bufs = Vec::with_capacity(data.len() + 5);
-    let mut params = Vec::with_capacity(m.inputs.len() + 6);
-    for d in &data {
-        params.push(match d {
-            InputData::Host(v) => {
+    };
+
+    // What stays for all pieces: device arrays (mapped once), whole inputs, and for the
+    // inverted lists the indices and weights.
+    let mut kept = Vec::new();
+    let mut base: Vec<u64> = Vec::with_capacity(data.len());
+    for (d, p) in data.iter().zip(&in_pieces) {
+        base.push(match d {
+            InputData::Resident(r) => dev.map(r)?,
+            InputData::Host(v) if !*p => {
                 transfers.uploaded += v.len() as u64 * fsize;
                 let b = dev.upload(v)?;
                 let ptr = dev.ptr(&b);
-                bufs.push(b);
+                kept.push(b);
                 ptr
             }
-            InputData::Resident(r) => dev.map(r)?,
+            InputData::Host(_) => 0,
         });
     }
-    let mut upload_u64 = |dev: &mut D, v: &[u64]| -> Result<u64> {
-        transfers.uploaded += v.len() as u64 * 8;
-        let b = dev.upload_u64(v)?;
-        let ptr = dev.ptr(&b);
-        bufs.push(b);
-        Ok(ptr)
+    let whole_lists = if m.to_owner {
+        None
+    } else {
+        transfers.uploaded += slots * (8 + fsize);
+        let i = dev.upload_u64(&sel.indices)?;
+        let w = dev.upload(&weights)?;
+        let ptrs = (dev.ptr(&i), dev.ptr(&w));
+        kept.extend([i, w]);
+        Some(ptrs)
     };
-    let index_ptr = upload_u64(dev, &sel.indices)?;
-    let starts_ptr = upload_u64(dev, starts)?;
-    let entries_ptr = upload_u64(dev, entries)?;
-    transfers.uploaded += weights.len() as u64 * fsize;
-    let weight_buf = dev.upload(&weights)?;
-    let out_buf = dev.zeros(Some(m.precision), n_out * m.out_dim)?;
-    let mut all = vec![
-        n_out as u64,
-        dev.ptr(&out_buf),
-        index_ptr,
-        dev.ptr(&weight_buf),
-        starts_ptr,
-        entries_ptr,
-    ];
-    all.extend(params);
     let block = GATHER_BLOCK.min(dev.limits().max_block).max(1);
-    dev.launch(
-        &m.entry,
-        ((n_out as u64).div_ceil(block), 1),
-        block,
-        0,
-        &all,
-    )?;
-    dev.sync()?;
-    out.values = dev.download::<T>(&out_buf, n_out * m.out_dim)?;
-    transfers.downloaded += out.values.len() as u64 * fsize;
-    Ok(Some((out, transfers)))
+    for (r0, r1) in pieces {
+        let rows = r1 - r0;
+        let mut bufs = Vec::new();
+        let mut upload = |dev: &mut D, v: &[T]| -> Result<u64> {
+            transfers.uploaded += v.len() as u64 * fsize;
+            let b = dev.upload(v)?;
+            let ptr = dev.ptr(&b);
+            bufs.push(b);
+            Ok(ptr)
+        };
+        let mut inputs = Vec::with_capacity(data.len());
+        for (((d, p), i), at) in data.iter().zip(&in_pieces).zip(m.inputs.iter()).zip(&base) {
+            inputs.push(match d {
+                _ if !*p => *at,
+                InputData::Resident(_) => at + (r0 * i.dim) as u64 * fsize,
+                InputData::Host(v) => upload(dev, &v[r0 * i.dim..r1 * i.dim])?,
+            });
+        }
+        let (indices, weights_ptr, lists, offset) = match whole_lists {
+            None => {
+                let w = upload(dev, &weights[r0 * m.slots..r1 * m.slots])?;
+                let i = &sel.indices[r0 * m.slots..r1 * m.slots];
+                (i, w, (&[][..], Vec::new()), 0)
+            }
+            Some((_, w)) => {
+                let (e0, e1) = (starts[r0] as usize, starts[r1] as usize);
+                let local: Vec<u64> = starts[r0..=r1].iter().map(|s| s - starts[r0]).collect();
+                (&[][..], w, (&entries[e0..e1], local), r0 as u64)
+            }
+        };
+        let mut upload_u64 = |v: &[u64]| -> Result<u64> {
+            transfers.uploaded += v.len() as u64 * 8;
+            let b = dev.upload_u64(v)?;
+            let ptr = dev.ptr(&b);
+            bufs.push(b);
+            Ok(ptr)
+        };
+        let index_ptr = match whole_lists {
+            None => upload_u64(indices)?,
+            Some((i, _)) => i,
+        };
+        let starts_ptr = upload_u64(&lists.1)?;
+        let entries_ptr = upload_u64(lists.0)?;
+        let out_buf = dev.zeros(Some(m.precision), rows * od)?;
+        let mut params = vec![
+            rows as u64,
+            dev.ptr(&out_buf),
+            index_ptr,
+            weights_ptr,
+            starts_ptr,
+            entries_ptr,
+            offset,
+        ];
+        params.extend(inputs);
+        dev.launch(
+            &m.entry,
+            ((rows as u64).div_ceil(block), 1),
+            block,
+            0,
+            &params,
+        )?;
+        dev.sync()?;
+        dev.download_into(&out_buf, &mut values[r0 * od..r1 * od])?;
+        transfers.downloaded += (rows * od) as u64 * fsize;
+    }
+    Ok(Some((output(values), transfers)))
+}
+
+/// Consecutive pieces `[start, end)` of `n` rows, each at most `room` bytes by `cost`
+/// (greedy: as many rows as fit); `None` when one row alone exceeds it.
+fn split_rows(n: usize, room: u64, cost: impl Fn(usize) -> u64) -> Option<Vec<(usize, usize)>> {
+    let mut pieces = Vec::new();
+    let (mut start, mut used) = (0, 0u64);
+    for t in 0..n {
+        let c = cost(t);
+        if c > room {
+            return None;
+        }
+        if used + c > room {
+            pieces.push((start, t));
+            (start, used) = (t, 0);
+        }
+        used += c;
+    }
+    pieces.push((start, n));
+    Some(pieces)
 }
 
 /// Threads per block of gather launches (one per output row; the kernels use few

@@ -194,8 +194,9 @@ fn in_place_target<'a, T>(
     if fits { into.resident_mut() } else { None }
 }
 
-/// Bytes copied between host and device by the last reduction of this thread (zero when
-/// it ran on the CPU): how to check that a [`DeviceArray`] was read in place.
+/// Bytes copied between host and device by the last reduction (or gather: see
+/// [`gather_step`]) of this thread (zero when it ran on the CPU): how to check that a
+/// [`DeviceArray`] was read in place.
 pub fn last_transfers() -> Transfers {
     LAST_TRANSFERS.with(|t| t.get())
 }
@@ -207,8 +208,9 @@ thread_local! {
     };
 }
 
-/// The backend that ran the last reduction of this thread (`None` before any): how to
-/// check where a call ran (with [`Backend::Auto`], the GPU when one is usable).
+/// The backend that ran the last reduction (or gather, the last step of some selection
+/// gradients: see [`gather_step`]) of this thread (`None` before any): how to check where
+/// a call ran (with [`Backend::Auto`], the GPU when one is usable).
 pub fn last_backend() -> Option<Backend> {
     LAST_BACKEND.with(|b| b.get())
 }
