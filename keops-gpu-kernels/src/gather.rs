@@ -234,26 +234,9 @@ pub fn gather_kernel(
     let f = if to_owner {
         e
     } else {
-        let entries = param_reg(&mut b, param::ENTRIES);
-        let at = b.addr(entries, e, 8);
-        let f = b.reg(KTy::U64);
-        b.push(KInst::Load {
-            dst: f,
-            space: Space::Global,
-            addr: at,
-            offset: 0,
-        });
-        f
+        load_u64(&mut b, param::ENTRIES, e)
     };
-    let indices = param_reg(&mut b, param::INDICES);
-    let at = b.addr(indices, f, 8);
-    let j = b.reg(KTy::U64);
-    b.push(KInst::Load {
-        dst: j,
-        space: Space::Global,
-        addr: at,
-        offset: 0,
-    });
+    let j = load_u64(&mut b, param::INDICES, f);
     if to_owner {
         // Nothing selected in this slot (the inverted lists leave such slots out).
         let none = b.int(INDEX_NONE);
@@ -398,6 +381,20 @@ struct InputRead {
     cat: Cat,
     dim: u64,
     live: Vec<(KReg, u64)>,
+}
+
+/// Element `index` of the u64 array at pointer parameter `param`.
+fn load_u64(b: &mut KBuilder, param: usize, index: KReg) -> KReg {
+    let ptr = param_reg(b, param);
+    let addr = b.addr(ptr, index, 8);
+    let dst = b.reg(KTy::U64);
+    b.push(KInst::Load {
+        dst,
+        space: Space::Global,
+        addr,
+        offset: 0,
+    });
+    dst
 }
 
 /// Entry name of the gather of step `step`: `keops_s{step}_gather`.

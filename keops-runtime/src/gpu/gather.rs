@@ -22,7 +22,6 @@ use keops_gpu_kernels::gather::{
     GpuGather, check_indices, compile_gather, embedded_gather, inverted_lists,
 };
 use keops_gpu_kernels::kir::Kernel;
-use keops_gpu_kernels::module::InputSource;
 use keops_ir::Step;
 use keops_ir::eval::Output;
 use keops_ir::graph::Cat;
@@ -30,19 +29,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A gather step of a generated gradient, as the `keops!` macro describes it.
-#[derive(Debug)]
-pub struct GpuGatherStep {
-    /// The kernel in f32, f32 with `fast_math` and f64, when the macro embedded it.
-    pub kernels: Option<&'static [GpuGather]>,
-    /// The forward program's text.
-    pub formula: &'static str,
-    /// The gradient taken: argument position and cotangent name.
-    pub grad: Option<(usize, &'static str)>,
-    /// Position of the step in the gradient program.
-    pub step: usize,
-    /// Sources of the kernel inputs, in the order of the inputs passed at run time.
-    pub sources: &'static [InputSource],
-}
+pub type GpuGatherStep = super::GpuStep<GpuGather>;
 
 /// What the generated code passes for a gather: the step, the widths of the program's
 /// arguments, the kernel inputs (in [`GpuGatherStep::sources`] order), the selections,

@@ -36,13 +36,15 @@ use keops_ir::{Program, Step};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// A reduction step of a generated kernel, as the `keops!` macro describes it.
+/// A reduction step (or, with `M` = [`GpuGather`], a gather step: [`GpuGatherStep`]) of a
+/// generated kernel, as the `keops!` macro describes it.
 #[derive(Debug)]
-pub struct GpuStep {
+pub struct GpuStep<M: 'static = GpuReduction> {
     /// The step's kernels in the variants of [`keops_gpu_kernels::module::variants`]
-    /// (f32, f32 with `fast_math`, f64, and for f32 sums, with f64 accumulation), when
-    /// the macro could generate them (every width known).
-    pub kernels: Option<&'static [GpuReduction]>,
+    /// (f32, f32 with `fast_math`, f64, and for f32 sums, with f64 accumulation; gathers:
+    /// [`keops_gpu_kernels::gather::gather_variants`]), when the macro could generate
+    /// them (every width known).
+    pub kernels: Option<&'static [M]>,
     /// The forward program's text (it parses back into the program the macro compiled).
     pub formula: &'static str,
     /// The gradient taken: argument position and cotangent name.
