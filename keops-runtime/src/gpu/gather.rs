@@ -11,8 +11,8 @@
 
 use super::exec::{self, Device, InputData, Transfers, allocation};
 use super::{
-    EMULATED_DEVICE, EMULATED_MEMORY, Key, LAST_BACKEND, LAST_TRANSFERS, cached, check_sources,
-    copy_inputs, internal, kernel_options, precision, program,
+    EMULATED_DEVICE, EMULATED_MEMORY, Key, LAST_BACKEND, LAST_TRANSFERS, ModuleRef, cached,
+    check_sources, copy_inputs, internal, kernel_options, precision, program,
 };
 use crate::KeopsFloat;
 use crate::error::{KeopsError, Result};
@@ -115,13 +115,13 @@ fn generated(
 pub(crate) fn module_for<T: KeopsFloat>(
     call: &GatherCall<'_, '_, T>,
     options: &Options,
-) -> Result<GatherRef> {
+) -> Result<ModuleRef<GpuGather, GeneratedGather>> {
     let p = precision::<T>();
     let opts = kernel_options(p, options);
     if let Some(m) = call.step.kernels.and_then(|k| embedded_gather(k, p, &opts)) {
-        return Ok(GatherRef::Static(m));
+        return Ok(ModuleRef::Static(m));
     }
-    Ok(GatherRef::Generated(generated(
+    Ok(ModuleRef::Generated(generated(
         call.step,
         call.widths,
         opts,
@@ -129,18 +129,9 @@ pub(crate) fn module_for<T: KeopsFloat>(
     )?))
 }
 
-/// A gather module embedded by the macro or regenerated.
-pub(crate) enum GatherRef {
-    Static(&'static GpuGather),
-    Generated(Arc<GeneratedGather>),
-}
-
-impl GatherRef {
-    pub(crate) fn get(&self) -> &GpuGather {
-        match self {
-            GatherRef::Static(m) => m,
-            GatherRef::Generated(g) => &g.module,
-        }
+impl AsRef<GpuGather> for GeneratedGather {
+    fn as_ref(&self) -> &GpuGather {
+        &self.module
     }
 }
 

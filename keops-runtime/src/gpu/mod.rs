@@ -364,18 +364,25 @@ pub(crate) fn module_for<T: KeopsFloat>(
     )?))
 }
 
-/// A module embedded by the macro or regenerated.
-pub(crate) enum ModuleRef {
-    Static(&'static GpuReduction),
-    Generated(Arc<Generated>),
+/// A module embedded by the macro or regenerated (`G`: the regenerated kernels, which
+/// hold the module `M`).
+pub(crate) enum ModuleRef<M: 'static = GpuReduction, G = Generated> {
+    Static(&'static M),
+    Generated(Arc<G>),
 }
 
-impl ModuleRef {
-    pub(crate) fn get(&self) -> &GpuReduction {
+impl<M, G: AsRef<M>> ModuleRef<M, G> {
+    pub(crate) fn get(&self) -> &M {
         match self {
             ModuleRef::Static(m) => m,
-            ModuleRef::Generated(g) => &g.module,
+            ModuleRef::Generated(g) => (**g).as_ref(),
         }
+    }
+}
+
+impl AsRef<GpuReduction> for Generated {
+    fn as_ref(&self) -> &GpuReduction {
+        &self.module
     }
 }
 
