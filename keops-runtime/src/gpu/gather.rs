@@ -12,7 +12,7 @@
 use super::exec::{self, Device, InputData, Transfers, allocation};
 use super::{
     EMULATED_DEVICE, EMULATED_MEMORY, Key, LAST_BACKEND, LAST_TRANSFERS, ModuleRef, cached,
-    check_sources, copy_inputs, internal, kernel_options, precision, program,
+    check_sources, copy_inputs, internal, kernel_options, precision,
 };
 use crate::KeopsFloat;
 use crate::error::{KeopsError, Result};
@@ -89,16 +89,7 @@ fn generated(
     p: keops_ir::lower::Precision,
 ) -> Result<Arc<GeneratedGather>> {
     static CACHE: OnceLock<Mutex<HashMap<Key, Arc<GeneratedGather>>>> = OnceLock::new();
-    let key = Key {
-        formula: step.formula,
-        grad: step.grad,
-        step: step.step,
-        widths: widths.to_vec(),
-        precision: p,
-        opts,
-    };
-    cached(&CACHE, key, || {
-        let prog = program(step.formula, step.grad, widths)?;
+    cached(&CACHE, step, widths, p, opts, |prog| {
         let Some(Step::Gather(g)) = prog.steps.get(step.step) else {
             return Err(internal(format!(
                 "step {} of the gradient of `{}` is not a gather",

@@ -257,16 +257,7 @@ pub(crate) fn generated(
     opts: KernelOptions,
 ) -> Result<Arc<Generated>> {
     static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Generated>>>> = OnceLock::new();
-    let key = Key {
-        formula: step.formula,
-        grad: step.grad,
-        step: step.step,
-        widths: widths.to_vec(),
-        precision: p,
-        opts,
-    };
-    cached(&CACHE, key, || {
-        let prog = program(step.formula, step.grad, widths)?;
+    cached(&CACHE, step, widths, p, opts, |prog| {
         let Some(Step::Reduce(r)) = prog.steps.get(step.step) else {
             return Err(internal(format!(
                 "step {} of `{}` is not a reduction",
@@ -281,13 +272,25 @@ pub(crate) fn generated(
     })
 }
 
-/// The value of `key` in `cache`, made by `make` at first use. A panic of the code
-/// generator (a keops-rs bug) is this call's error, not the caller's panic.
-pub(crate) fn cached<V>(
+/// The kernels of `step` for these widths, precision and options in `cache`, made by
+/// `make` from the step's program at first use. A panic of the code generator (a keops-rs
+/// bug) is this call's error, not the caller's panic.
+pub(crate) fn cached<M, V>(
     cache: &'static OnceLock<Mutex<HashMap<Key, Arc<V>>>>,
-    key: Key,
-    make: impl FnOnce() -> Result<V>,
+    step: &'static GpuStep<M>,
+    widths: &[usize],
+    precision: Precision,
+    opts: KernelOptions,
+    make: impl FnOnce(Program) -> Result<V>,
 ) -> Result<Arc<V>> {
+    let key = Key {
+        formula: step.formula,
+        grad: step.grad,
+        step: step.step,
+        widths: widths.to_vec(),
+        precision,
+        opts,
+    };
     let cache = cache.get_or_init(Default::default);
     if let Some(v) = cache
         .lock()
@@ -297,6 +300,7 @@ pub(crate) fn cached<V>(
         return Ok(v.clone());
     }
     let formula = key.formula;
+    let make = || make(program(step.formula, step.grad, widths)?);
     let v = std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)).unwrap_or_else(|_| {
         Err(internal(format!(
             "the GPU code generator panicked on `{formula}` (a keops-rs bug: please report it)"
