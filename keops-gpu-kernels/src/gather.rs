@@ -191,7 +191,7 @@ pub fn gather_kernel(
         }
     };
     load_rows(&mut b, Cat::P, None);
-    let other = if g.owner == Cat::I { Cat::J } else { Cat::I };
+    let other = g.owner.transposed();
     let zero = b.reg(KTy::of(keops_ir::lower::Ty::F, precision));
     b.push(KInst::Scalar {
         dst: zero,

@@ -58,6 +58,38 @@ struct GpuContext<'a> {
     grad: Option<(usize, &'a str)>,
 }
 
+impl GpuContext<'_> {
+    /// The static GPU step descriptor `{kname}_GPU` of type `{rt}::gpu::{ty}`: its
+    /// kernels, how to regenerate them, and the sources of its inputs in call order.
+    fn step_static(
+        &self,
+        kname: &str,
+        ty: &str,
+        kernels: &str,
+        step: usize,
+        sources: &[VarSource],
+        rt: &str,
+    ) -> String {
+        let grad = match self.grad {
+            Some((pos, cot)) => format!("Some(({pos}, {cot:?}))"),
+            None => "None".to_string(),
+        };
+        let sources: Vec<String> = sources
+            .iter()
+            .map(|s| match s {
+                VarSource::Arg(a) => format!("{rt}::gpu::InputSource::Arg({a})"),
+                VarSource::Buffer(k) => format!("{rt}::gpu::InputSource::Buffer({k})"),
+                VarSource::Temp => format!("{rt}::gpu::InputSource::Arg(usize::MAX)"),
+            })
+            .collect();
+        format!(
+            "#[allow(non_upper_case_globals)]\nstatic {kname}_GPU: {rt}::gpu::{ty} = {rt}::gpu::{ty} {{ kernels: {kernels}, formula: {:?}, grad: {grad}, step: {step}, sources: &[{}] }};",
+            self.formula,
+            sources.join(", ")
+        )
+    }
+}
+
 /// The program the runtime gets back from `Program::parse(formula)`: the macro compiles
 /// it rather than the one built from the tokens, so that kernels regenerated at run time
 /// (generic widths, the emulated backend) are the macro's, step for step. Its arguments
@@ -623,27 +655,17 @@ fn program_body(
                         } else {
                             (g.embed.reduction)(p, r, step_index, rt)?
                         };
-                        let grad = match g.grad {
-                            Some((pos, cot)) => format!("Some(({pos}, {cot:?}))"),
-                            None => "None".to_string(),
-                        };
-                        let source_list: Vec<String> = sources
-                            .iter()
-                            .map(|s| match s {
-                                VarSource::Arg(a) => format!("{rt}::gpu::InputSource::Arg({a})"),
-                                VarSource::Buffer(k) => {
-                                    format!("{rt}::gpu::InputSource::Buffer({k})")
-                                }
-                                VarSource::Temp => {
-                                    format!("{rt}::gpu::InputSource::Arg(usize::MAX)")
-                                }
-                            })
-                            .collect();
                         let _ = writeln!(
                             kernels,
-                            "#[allow(non_upper_case_globals)]\nstatic {kname}_GPU: {rt}::gpu::GpuStep = {rt}::gpu::GpuStep {{ kernels: {kernels_expr}, formula: {:?}, grad: {grad}, step: {step_index}, sources: &[{}] }};",
-                            g.formula,
-                            source_list.join(", ")
+                            "{}",
+                            g.step_static(
+                                &kname,
+                                "GpuStep",
+                                &kernels_expr,
+                                step_index,
+                                &sources,
+                                rt
+                            )
                         );
                         let views: Vec<String> =
                             sources.iter().map(|s| source_view(*s, arg_names)).collect();
@@ -715,34 +737,25 @@ fn program_body(
                 match gpu {
                     Some(g) if !symbolic => {
                         let kernels_expr = (g.embed.gather)(p, ga, step_index, rt)?;
-                        let grad = match g.grad {
-                            Some((pos, cot)) => format!("Some(({pos}, {cot:?}))"),
-                            None => "None".to_string(),
-                        };
-                        let kernel_inputs: Vec<&KernelInput> =
-                            inputs.iter().filter(|i| i.var != ga.slot_var).collect();
-                        let source_list: Vec<String> = kernel_inputs
+                        let sources: Vec<VarSource> = inputs
                             .iter()
-                            .map(|i| match i.source {
-                                VarSource::Buffer(k) => {
-                                    format!("{rt}::gpu::InputSource::Buffer({k})")
-                                }
-                                VarSource::Arg(a) => format!("{rt}::gpu::InputSource::Arg({a})"),
-                                VarSource::Temp => {
-                                    format!("{rt}::gpu::InputSource::Arg(usize::MAX)")
-                                }
-                            })
+                            .filter(|i| i.var != ga.slot_var)
+                            .map(|i| i.source)
                             .collect();
                         let _ = writeln!(
                             kernels,
-                            "#[allow(non_upper_case_globals)]\nstatic {kname}_GPU: {rt}::gpu::GpuGatherStep = {rt}::gpu::GpuGatherStep {{ kernels: {kernels_expr}, formula: {:?}, grad: {grad}, step: {step_index}, sources: &[{}] }};",
-                            g.formula,
-                            source_list.join(", ")
+                            "{}",
+                            g.step_static(
+                                &kname,
+                                "GpuGatherStep",
+                                &kernels_expr,
+                                step_index,
+                                &sources,
+                                rt
+                            )
                         );
-                        let views: Vec<String> = kernel_inputs
-                            .iter()
-                            .map(|i| source_view(i.source, arg_names))
-                            .collect();
+                        let views: Vec<String> =
+                            sources.iter().map(|s| source_view(*s, arg_names)).collect();
                         let _ = writeln!(
                             b,
                             "let {buf} = match __rt::gpu::gather_step::<T>(&__rt::gpu::GatherCall {{ step: &{kname}_GPU, widths: &[{}], inputs: &[{}], indices: &b{}, weights: &[{}], m, n }}, options)? {{ Some(out) => out, None => {cpu} }};",

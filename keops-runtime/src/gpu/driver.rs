@@ -732,7 +732,7 @@ pub(crate) fn reduce<T: KeopsFloat>(
     super::run_module(&mut d, m, call, options, into)
 }
 
-/// Runs a gather step on device `index` (`None` when its data does not fit: see
+/// Runs a gather step on device `index` (`None` when not even one output row fits: see
 /// [`super::gather::run_module`]).
 pub(crate) fn gather<T: KeopsFloat>(
     call: &super::GatherCall<'_, '_, T>,

@@ -88,6 +88,13 @@ pub(crate) fn allocation(bytes: u64) -> u64 {
     bytes.max(1).div_ceil(ALLOCATION_STEP) * ALLOCATION_STEP
 }
 
+/// The device memory a call may use: 80% of the free memory (the driver's own
+/// allocations need some), or the limit when it is lower.
+pub(crate) fn budget<D: Device>(dev: &D, memory_limit: Option<u64>) -> Result<u64> {
+    let free = dev.free_memory()?;
+    Ok(memory_limit.unwrap_or(u64::MAX).min(free / 10 * 8))
+}
+
 /// What sizes a call's device memory: the module, its inputs, and how it is launched.
 pub(crate) struct Footprint<'a> {
     /// The module.
@@ -271,9 +278,7 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
             InputData::Resident(_) => &[],
         }
     };
-    // 80% of the free memory (the driver's own allocations need some), or the limit.
-    let free = dev.free_memory()?;
-    let budget = memory_limit.unwrap_or(u64::MAX).min(free / 10 * 8);
+    let budget = budget(dev, memory_limit)?;
     let limits = dev.limits();
     let in_place: Vec<bool> = mapped.iter().map(Option::is_some).collect();
     let footprint = Footprint {

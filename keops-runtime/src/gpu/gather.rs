@@ -53,9 +53,9 @@ pub struct GatherCall<'a, 'd, T> {
 }
 
 /// Runs a gather step on the backend the options choose; `Ok(None)` when that is the
-/// CPU, or when the gather's data does not fit in the device memory the call may use
-/// (the generated code then runs its CPU kernel, and [`super::last_backend`] says
-/// `Cpu`).
+/// CPU, or when not even one output row fits in the device memory the call may use
+/// beside the data every piece needs (the generated code then runs its CPU kernel, and
+/// [`super::last_backend`] says `Cpu`).
 pub fn gather_step<T: KeopsFloat>(
     call: &GatherCall<'_, '_, T>,
     options: &Options,
@@ -160,8 +160,8 @@ fn sizes(m: &GpuGather, call_m: usize, call_n: usize) -> (usize, usize) {
     }
 }
 
-/// Runs a gather module on `dev` (see [`gather_step`]): `None` when its data does not
-/// fit in the memory the call may use.
+/// Runs a gather module on `dev` (see [`gather_step`]), in pieces of output rows when
+/// needed: `None` when not even one row fits.
 pub(crate) fn run_module<D: Device, T: KeopsFloat>(
     dev: &mut D,
     m: &GpuGather,
@@ -228,10 +228,8 @@ pub(crate) fn run_module<D: Device, T: KeopsFloat>(
     // the owner's, their indices and weights); the rest is on the device whole.
     let out_cat = if m.to_owner {
         m.owner
-    } else if m.owner == Cat::I {
-        Cat::J
     } else {
-        Cat::I
+        m.owner.transposed()
     };
     let in_pieces: Vec<bool> = m.inputs.iter().map(|i| i.cat == out_cat).collect();
     let host_len = |d: &InputData<'_, T>| match d {
@@ -248,24 +246,19 @@ pub(crate) fn run_module<D: Device, T: KeopsFloat>(
     if !m.to_owner {
         fixed += allocation(slots * 8) + allocation(slots * fsize);
     }
-    // A piece's allocations (its rows of each input from the host, indices or starts,
-    // weights or entries, the output), each rounded up.
-    let piece_allocs = data
-        .iter()
-        .zip(&in_pieces)
-        .filter(|(d, p)| **p && matches!(d, InputData::Host(_)))
-        .count() as u64
-        + 3;
-    fixed += piece_allocs * exec::ALLOCATION_STEP;
-    let row_floats: u64 = m
+    // Widths of the inputs whose piece rows are copied from the host.
+    let piece_host: Vec<u64> = m
         .inputs
         .iter()
         .zip(&data)
         .zip(&in_pieces)
         .filter(|((_, d), p)| **p && matches!(d, InputData::Host(_)))
         .map(|((i, _), _)| i.dim as u64)
-        .sum::<u64>()
-        + od as u64;
+        .collect();
+    // A piece's allocations (its rows of each of those, indices or starts, weights or
+    // entries, the output), each rounded up.
+    fixed += (piece_host.len() as u64 + 3) * exec::ALLOCATION_STEP;
+    let row_floats = piece_host.iter().sum::<u64>() + od as u64;
     let row_bytes = |t: usize| -> u64 {
         row_floats * fsize
             + if m.to_owner {
@@ -274,12 +267,7 @@ pub(crate) fn run_module<D: Device, T: KeopsFloat>(
                 8 + (starts[t + 1] - starts[t]) * 8
             }
     };
-    let free = dev.free_memory()?;
-    let budget = options
-        .gpu
-        .memory_limit
-        .unwrap_or(u64::MAX)
-        .min(free / 10 * 8);
+    let budget = exec::budget(dev, options.gpu.memory_limit)?;
     let pieces = match budget.checked_sub(fixed) {
         Some(room) => split_rows(n_out, room, row_bytes),
         None => None,
