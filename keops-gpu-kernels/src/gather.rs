@@ -21,7 +21,7 @@
 
 use crate::fast_math;
 use crate::kir::{ICmp, IOp, KBuilder, KInst, KReg, KTy, Kernel, Space, Special};
-use crate::module::{GpuInput, cat_path, gpu_inputs};
+use crate::module::{GpuInput, gpu_inputs};
 use crate::ptx;
 use crate::scheme::{
     KernelOptions, float_size, inline, kr, loop_while_below, param as param_reg, schedule, special,
@@ -33,7 +33,6 @@ use keops_ir::reduction::INDEX_NONE;
 use keops_ir::{Error, ErrorKind, Program};
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::fmt::Write;
 
 /// Positions of the gather kernel's parameters.
 pub mod param {
@@ -444,51 +443,4 @@ pub fn embedded_gather<'a>(
     let fast = opts.fast_math && p == Precision::F32;
     list.iter()
         .find(|g| g.precision == p && g.fast_math == fast)
-}
-
-impl GpuGather {
-    /// A Rust constant expression of this value, for the `keops!` macro's expansion:
-    /// `ir` is the path of `keops_ir` and `gpu` that of the runtime's `gpu` module.
-    pub fn rust_const(&self, ir: &str, gpu: &str) -> String {
-        let prec = match self.precision {
-            Precision::F32 => "F32",
-            Precision::F64 => "F64",
-        };
-        let mut s = format!(
-            "{gpu}::GpuGather {{ ptx: ::std::borrow::Cow::Borrowed({:?}), entry: ::std::borrow::Cow::Borrowed({:?}), precision: {ir}::lower::Precision::{prec}, fast_math: {}, owner: {ir}::Cat::{}, to_owner: {}, slots: {}, slot_dim: {}, out_dim: {}, inputs: ::std::borrow::Cow::Borrowed(&[",
-            self.ptx,
-            self.entry,
-            self.fast_math,
-            cat_path(self.owner),
-            self.to_owner,
-            self.slots,
-            self.slot_dim,
-            self.out_dim
-        );
-        for i in self.inputs.iter() {
-            s.push_str(&i.rust_const(ir, gpu));
-            s.push_str(", ");
-        }
-        s.push_str("]) }");
-        s
-    }
-}
-
-/// The `keops!` macro's GPU code generator for gathers: the kernels of gather `g` (step
-/// `step` of an instantiated program) in each of [`gather_variants`], as a Rust
-/// expression `Some(&[{rt}::gpu::GpuGather; 3])`.
-pub fn embed_gather(p: &Program, g: &Gather, step: usize, rt: &str) -> Result<String, Error> {
-    let (ir, gpu) = (format!("{rt}::ir"), format!("{rt}::gpu"));
-    let mut s = String::from("Some(&[");
-    for (precision, opts) in gather_variants() {
-        let (_, m) = compile_gather(p, g, precision, &opts, step)?;
-        let _ = write!(s, "{}, ", m.rust_const(&ir, &gpu));
-    }
-    s.push_str("])");
-    Ok(s)
-}
-
-/// The gather hook when PTX is not embedded: generated at first GPU use.
-pub fn defer_gather(_: &Program, _: &Gather, _: usize, _: &str) -> Result<String, Error> {
-    Ok("None".to_string())
 }

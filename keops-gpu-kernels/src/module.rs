@@ -13,7 +13,6 @@ use keops_ir::program::Reduce;
 use keops_ir::reduction::ReductionKind;
 use keops_ir::{Error, ErrorKind, Program};
 use std::borrow::Cow;
-use std::fmt::Write;
 
 /// Where a kernel input's data comes from.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -33,21 +32,6 @@ pub struct GpuInput {
     pub cat: Cat,
     /// Its width.
     pub dim: usize,
-}
-
-impl GpuInput {
-    /// A Rust constant expression of this value (see [`GpuReduction::rust_const`]).
-    pub fn rust_const(&self, ir: &str, gpu: &str) -> String {
-        let src = match self.source {
-            InputSource::Arg(a) => format!("Arg({a})"),
-            InputSource::Buffer(b) => format!("Buffer({b})"),
-        };
-        format!(
-            "{gpu}::GpuInput {{ source: {gpu}::InputSource::{src}, cat: {ir}::Cat::{}, dim: {} }}",
-            cat_path(self.cat),
-            self.dim
-        )
-    }
 }
 
 /// The kernels of one chunk of output columns.
@@ -193,51 +177,6 @@ pub fn compile_program(
         .collect()
 }
 
-pub(crate) fn cat_path(c: Cat) -> &'static str {
-    match c {
-        Cat::I => "I",
-        Cat::J => "J",
-        Cat::P => "P",
-        Cat::Temp => "Temp",
-    }
-}
-
-impl GpuReduction {
-    /// A Rust constant expression of this value, for the `keops!` macro's expansion:
-    /// `ir` is the path of `keops_ir` and `gpu` that of this crate's `module` in the
-    /// expansion's context.
-    pub fn rust_const(&self, ir: &str, gpu: &str) -> String {
-        let mut s = String::new();
-        let prec = match self.precision {
-            Precision::F32 => "F32",
-            Precision::F64 => "F64",
-        };
-        let _ = write!(
-            s,
-            "{gpu}::GpuReduction {{ ptx: ::std::borrow::Cow::Borrowed({:?}), precision: {ir}::lower::Precision::{prec}, fast_math: {}, out_rows: {ir}::Cat::{}, out_values: {}, out_indices: {}, inputs: ::std::borrow::Cow::Borrowed(&[",
-            self.ptx,
-            self.fast_math,
-            cat_path(self.out_rows),
-            self.out_values,
-            self.out_indices
-        );
-        for i in self.inputs.iter() {
-            s.push_str(&i.rust_const(ir, gpu));
-            s.push_str(", ");
-        }
-        s.push_str("]), chunks: ::std::borrow::Cow::Borrowed(&[");
-        for c in self.chunks.iter() {
-            let _ = write!(
-                s,
-                "{gpu}::ChunkMeta {{ reduce: ::std::borrow::Cow::Borrowed({:?}), merge: ::std::borrow::Cow::Borrowed({:?}), shared_per_row: {}, acc_floats: {}, acc_indices: {} }}, ",
-                c.reduce, c.merge, c.shared_per_row, c.acc_floats, c.acc_indices
-            );
-        }
-        s.push_str("]) }");
-        s
-    }
-}
-
 /// The kernel variants the `keops!` macro embeds for a reduction, in order: f32, f32
 /// with `fast_math`, f64, then, for f32 sums only (where it changes the kernels), f32 and
 /// f32 with `fast_math` with `f64_accumulation`. [`variant_index`] gives the position.
@@ -284,37 +223,3 @@ pub fn embedded_variant<'a>(
         list.get(variant_index(p, &plain))
     })
 }
-
-/// The `keops!` macro's GPU code generator (`keops_ir::emit::api::GpuEmbed`): the kernels
-/// of reduction `r` (step `step` of an instantiated program) for each of [`variants`], as
-/// a Rust expression `Some(&[{rt}::gpu::GpuReduction; _])`.
-pub fn embed_reduction(p: &Program, r: &Reduce, step: usize, rt: &str) -> Result<String, Error> {
-    let prefix = kernel_prefix(step);
-    let (ir, gpu) = (format!("{rt}::ir"), format!("{rt}::gpu"));
-    let parts = variants(r.kind)
-        .into_iter()
-        .map(|(precision, opts)| {
-            compile_reduction(p, r, precision, &opts, &prefix).map(|g| g.rust_const(&ir, &gpu))
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
-    Ok(format!("Some(&[{}])", parts.join(", ")))
-}
-
-/// The `keops!` macro's GPU hook when PTX is not embedded (the `embed-ptx` feature off):
-/// the kernels are generated at their first GPU use instead.
-pub fn defer_reduction(_: &Program, _: &Reduce, _: usize, _: &str) -> Result<String, Error> {
-    Ok("None".to_string())
-}
-
-/// The `keops!` macro's GPU code generator with the PTX embedded in the expansion.
-pub const EMBED: keops_ir::emit::api::GpuEmbed = keops_ir::emit::api::GpuEmbed {
-    reduction: embed_reduction,
-    gather: crate::gather::embed_gather,
-};
-
-/// The `keops!` macro's GPU code generator leaving the PTX to run time (the `embed-ptx`
-/// feature off).
-pub const DEFER: keops_ir::emit::api::GpuEmbed = keops_ir::emit::api::GpuEmbed {
-    reduction: defer_reduction,
-    gather: crate::gather::defer_gather,
-};

@@ -32,7 +32,6 @@ pub mod check;
 pub mod diff;
 pub mod dim;
 pub mod display;
-pub mod emit;
 pub mod error;
 pub mod eval;
 pub mod graph;
@@ -75,6 +74,38 @@ impl Program {
         }
         text.push_str(formula);
         Program::parse(&text)
+    }
+}
+
+impl Program {
+    /// The program the runtime gets back from `Program::parse(&self.to_string())`, with
+    /// the same arguments. The `keops!` macro compiles this one rather than the program
+    /// built from its tokens, so that kernels regenerated at run time from the formula's
+    /// text (generic widths, the emulated backend) are the macro's, step for step.
+    pub fn canonical(&self) -> std::result::Result<Program, Error> {
+        let text = self.to_string();
+        let c = Program::parse(&text).map_err(|e| {
+            Error::new(
+                ErrorKind::Limit,
+                format!(
+                    "internal error: the formula's text form `{text}` does not parse back: {e}"
+                ),
+            )
+        })?;
+        let same = c.args.len() == self.args.len()
+            && c.args
+                .iter()
+                .zip(&self.args)
+                .all(|(a, b)| a.name == b.name && a.dim == b.dim && a.cats == b.cats);
+        if !same {
+            return Err(Error::new(
+                ErrorKind::Limit,
+                format!(
+                    "internal error: the formula's text form `{text}` parses back with other arguments"
+                ),
+            ));
+        }
+        Ok(c)
     }
 }
 

@@ -309,6 +309,20 @@ impl Program {
         with_cot.grad_into(pos, self.args.len())
     }
 
+    /// The gradient program of argument `pos` as keops-rs compiles it: [`Program::grad`],
+    /// simplified, and instantiated when its widths are all known. The `keops!` macro
+    /// generates its kernels from it and the runtime regenerates the same kernels from it
+    /// (generic widths, the emulated backend), so both call this one function.
+    pub fn gradient_program(&self, pos: usize, cotangent_name: &str) -> Result<Program> {
+        let mut g = self.grad(pos, cotangent_name)?;
+        g.simplify()?;
+        let widths: Option<Vec<usize>> = g.args.iter().map(|a| a.dim.as_known()).collect();
+        match widths {
+            Some(w) => g.instantiate(&w),
+            None => Ok(g),
+        }
+    }
+
     /// Like [`Program::grad`], with the cotangent already an argument (at `cot_pos`),
     /// as in KeOps' `Grad(Sum_Reduction(F, 0), x, e)` with `e` declared.
     pub fn grad_into(&self, pos: usize, cot_pos: usize) -> Result<Program> {

@@ -1,6 +1,6 @@
-//! The `keops!` macro. Thin by design: the compiler library (`keops-ir`) parses, checks,
-//! differentiates and generates (with `keops-gpu-kernels` for the PTX); this crate only
-//! hands it the tokens.
+//! The `keops!` macro. Thin by design: the code generator (`keops-codegen`, over the
+//! compiler library `keops-ir` and the PTX generator `keops-gpu-kernels`) parses, checks,
+//! differentiates and generates; this crate only hands it the tokens.
 
 use proc_macro::TokenStream;
 
@@ -9,13 +9,13 @@ use proc_macro::TokenStream;
 /// See the `keops` crate for the documentation and examples.
 #[proc_macro]
 pub fn keops(input: TokenStream) -> TokenStream {
-    keops_ir::emit::expand::expand_with(
+    keops_codegen::expand::expand_with(
         input.into(),
         "::keops::__private::runtime",
         Some(if cfg!(feature = "embed-ptx") {
-            keops_gpu_kernels::module::EMBED
+            keops_codegen::gpu::GpuKernels::Embedded
         } else {
-            keops_gpu_kernels::module::DEFER
+            keops_codegen::gpu::GpuKernels::AtFirstUse
         }),
     )
     .into()

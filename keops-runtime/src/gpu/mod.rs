@@ -243,7 +243,7 @@ pub(crate) fn program(
 ) -> Result<Program> {
     let p = Program::parse(formula)?;
     let p = match grad {
-        Some((pos, cot)) => keops_ir::emit::api::gradient_program(&p, pos, cot)?,
+        Some((pos, cot)) => p.gradient_program(pos, cot)?,
         None => p,
     };
     Ok(p.instantiate(widths)?)
