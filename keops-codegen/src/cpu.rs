@@ -392,7 +392,7 @@ pub fn emit_reduce(
             &kernel,
             &sources,
             &per_lane,
-            smaller,
+            smaller == keops_ir::reduction::Order::Smaller,
             opts.precision,
         );
     } else if unweighted_lse {

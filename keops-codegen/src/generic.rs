@@ -717,7 +717,11 @@ pub fn emit_generic(
     // Selections: skip chunks without a value that beats both the lane's worst kept value
     // and the row's K-th best so far.
     if let Some(smaller) = order {
-        let cmp = if smaller { "<=" } else { ">=" };
+        let cmp = if smaller == keops_ir::reduction::Order::Smaller {
+            "<="
+        } else {
+            ">="
+        };
         let _ = writeln!(
             out,
             "let mut candidate = false;\nfor c in 0..{n} {{ for l in 0..L {{ candidate |= (fv[{fc}][l] {cmp} la_f[{}][c][l]) & (fv[{fc}][l] {cmp} row_worst[c]); }} }}\nif candidate {{",
@@ -760,7 +764,11 @@ pub fn emit_generic(
     let _ = writeln!(out, "for l in 0..L {{");
     if let Some(smaller) = order {
         // a lane whose best values do not reach the row's worst kept ones changes nothing
-        let cmp = if smaller { "<=" } else { ">=" };
+        let cmp = if smaller == keops_ir::reduction::Order::Smaller {
+            "<="
+        } else {
+            ">="
+        };
         let _ = writeln!(
             out,
             "if !(0..{n}).any(|c| la_f[0][c][l] {cmp} acc_f[{} * {n} + c]) {{ continue; }}",

@@ -178,7 +178,7 @@ pub fn compile_program(
 }
 
 /// The kernel variants the `keops!` macro embeds for a reduction, in order: f32, f32
-/// with `fast_math`, f64, then, for f32 sums only (where it changes the kernels), f32 and
+/// with `fast_math`, f64, then, for reductions with tile sums (`GpuFlags::tile_sums`, where it changes the kernels), f32 and
 /// f32 with `fast_math` with `f64_accumulation`. [`variant_index`] gives the position.
 pub fn variants(kind: ReductionKind) -> Vec<(Precision, KernelOptions)> {
     let opts = |fast_math, f64_accumulation| KernelOptions {
@@ -190,7 +190,7 @@ pub fn variants(kind: ReductionKind) -> Vec<(Precision, KernelOptions)> {
         (Precision::F32, opts(true, false)),
         (Precision::F64, opts(false, false)),
     ];
-    if kind == ReductionKind::Sum {
+    if kind.spec().gpu.tile_sums {
         v.push((Precision::F32, opts(false, true)));
         v.push((Precision::F32, opts(true, true)));
     }

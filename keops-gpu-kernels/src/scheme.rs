@@ -33,7 +33,7 @@ use keops_ir::graph::Cat;
 use keops_ir::lower::{
     Block, Inst, KernelInput, Lower, LoweredKernel, Precision, Reg, SOp, SumMode, Ty, lower_hooks,
 };
-use keops_ir::reduction::ReductionKind;
+use keops_ir::reduction::{Order, ReductionKind};
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
@@ -130,9 +130,10 @@ pub fn float_size(p: Precision) -> u64 {
     }
 }
 
-/// Whether the running sum is accumulated tile by tile.
+/// Whether the running sum is accumulated tile by tile (f32 sums: the table's
+/// `GpuFlags::tile_sums`).
 fn block_sum(kind: ReductionKind, p: Precision) -> bool {
-    kind == ReductionKind::Sum && p == Precision::F32
+    kind.spec().gpu.tile_sums && p == Precision::F32
 }
 
 /// Whether the running sum is an f64 accumulator of the f32 tile sums.
@@ -185,12 +186,8 @@ pub fn reduction_kernels(
 ) -> ReductionKernels {
     let weighted = k.formula.results.len() > k.fdim;
     // Columns that can be computed separately: of G for weighted reductions, of F for
-    // coordinate-wise ones; an unweighted LogSumExp has a scalar F.
-    let width = match k.kind {
-        ReductionKind::LogSumExp if !weighted => 1,
-        _ if weighted => k.gdim,
-        _ => k.fdim,
-    };
+    // the others (coordinate-wise, or of a scalar F).
+    let width = if weighted { k.gdim } else { k.fdim };
     let mut per_chunk = width;
     while per_chunk > 1 && acc_registers(k, weighted, per_chunk, p, opts) > ACC_REGISTERS {
         per_chunk = per_chunk.div_ceil(2).min(per_chunk - 1);
@@ -393,7 +390,7 @@ fn selection_guard(
 ) -> (Option<Block>, Vec<Ty>) {
     let slots = kind.slots();
     let (nf, ni) = kind.acc_width(fdim, 0);
-    let Some(smaller) = kind.order() else {
+    let Some(order) = kind.order() else {
         return (None, tys);
     };
     if slots < 2 || fdim != 1 || hooks.acc.len() != nf + ni || nf != slots {
@@ -401,10 +398,9 @@ fn selection_guard(
     }
     let mut l = Lower::with_types(tys);
     let (worst, x) = (l.param(Ty::F), l.param(Ty::F));
-    let better = if smaller {
-        l.lt(x, worst)
-    } else {
-        l.lt(worst, x)
+    let better = match order {
+        Order::Smaller => l.lt(x, worst),
+        Order::Larger => l.lt(worst, x),
     };
     let same = l.eq(x, worst);
     let may_enter = l.or(better, same);

@@ -12,7 +12,7 @@ use crate::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarInfo, VarSource};
 use crate::ops::{Op, ParamKind};
 use crate::parse::{BinOp, Expr, ExprKind, Item, Parser, Source, UnOp};
 use crate::program::{ArgInfo, BufInfo, Program, Reduce, Step};
-use crate::reduction::{REDUCTION_NAMES, ReductionCtor, ReductionKind};
+use crate::reduction::{ReductionId, Weight};
 use std::collections::HashMap;
 
 /// Declared dimensions for concise variables, given outside the formula text (the
@@ -785,7 +785,7 @@ impl Checker<'_> {
             }
             return self.grad_of_reduction(&args[0], &args[1], &args[2]);
         }
-        let Some((kind_of, suffix_out, has_k)) = reduction_name(name) else {
+        let Some((id, suffix_out)) = reduction_name(name) else {
             return Err(err(ErrorKind::Reduction, "the formula has no reduction", e.at)
                 .help("wrap it in a reduction: `Sum_j(F)` (output indexed by i) or `Sum_Reduction(F, 0)`"));
         };
@@ -799,7 +799,7 @@ impl Checker<'_> {
         };
         rest = tail;
         let mut k = 1;
-        if has_k {
+        if id.spec().takes_k {
             let Some((k_expr, tail)) = rest.split_first() else {
                 return Err(err(
                     ErrorKind::Arity,
@@ -826,7 +826,7 @@ impl Checker<'_> {
             k = kv as usize;
             rest = tail;
         }
-        let kind = kind_of(k);
+        let kind = id.with_k(k);
         let out_rows = match suffix_out {
             Some(c) => c,
             None => {
@@ -850,10 +850,17 @@ impl Checker<'_> {
                 }
             }
         };
-        let weight_expr = match (kind.takes_weight(), rest) {
-            (_, []) => None,
-            (true, [g]) => Some(g),
-            _ => {
+        let weight_expr = match (kind.spec().weight, rest) {
+            (Weight::Required, []) => {
+                return Err(err(
+                    ErrorKind::Arity,
+                    format!("{name} needs a second formula G: {}(F, G)", kind.name()),
+                    e.at,
+                ));
+            }
+            (Weight::None | Weight::Optional, []) => None,
+            (Weight::Optional | Weight::Required, [g]) => Some(g),
+            (Weight::None, _) | (Weight::Optional | Weight::Required, _) => {
                 let at = rest[0].at.join(rest[rest.len() - 1].at);
                 return Err(err(
                     ErrorKind::Arity,
@@ -862,20 +869,13 @@ impl Checker<'_> {
                 ));
             }
         };
-        if kind == ReductionKind::SumSoftMaxWeight && weight_expr.is_none() {
-            return Err(err(
-                ErrorKind::Arity,
-                format!("{name} needs a second formula G: SumSoftMaxWeight(F, G)"),
-                e.at,
-            ));
-        }
         let formula = self.expr(f_expr)?;
         let weight = match weight_expr {
             Some(g) => Some(self.expr(g)?),
             None => None,
         };
         let fdim = self.graph.dim(formula).clone();
-        if kind.takes_weight() {
+        if kind.needs_scalar_formula() {
             self.dims.unify(&fdim, &Dim::one()).map_err(|m| {
                 err(
                     ErrorKind::Reduction,
@@ -892,17 +892,7 @@ impl Checker<'_> {
         let gdim = weight
             .map(|w| self.graph.dim(w).clone())
             .unwrap_or_else(Dim::one);
-        let values = match kind {
-            ReductionKind::Sum => fdim.clone(),
-            ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => gdim,
-            _ if kind.has_values() => fdim.scale(k),
-            _ => Dim::known(0),
-        };
-        let indices = if kind.has_indices() {
-            fdim.scale(k)
-        } else {
-            Dim::known(0)
-        };
+        let (values, indices) = kind.output_dims(&fdim, &gdim);
         self.finish_args()?;
         let program = Program {
             graph: std::mem::take(&mut self.graph),
@@ -1028,9 +1018,9 @@ impl Checker<'_> {
     }
 }
 
-/// A reduction name: base kind constructor, output category from a `_i`/`_j` suffix
-/// (None for the `_Reduction` form with a tag), and whether it takes K.
-fn reduction_name(name: &str) -> Option<(ReductionCtor, Option<Cat>, bool)> {
+/// A reduction name: its row of the table, and the output category from a `_i`/`_j`
+/// suffix (None for the `_Reduction` form with a tag).
+fn reduction_name(name: &str) -> Option<(ReductionId, Option<Cat>)> {
     let (base, out) = if let Some(b) = name.strip_suffix("_Reduction") {
         (b, None)
     } else if let Some(b) = name.strip_suffix("_j") {
@@ -1040,10 +1030,7 @@ fn reduction_name(name: &str) -> Option<(ReductionCtor, Option<Cat>, bool)> {
     } else {
         return None;
     };
-    REDUCTION_NAMES
-        .iter()
-        .find(|(n, _, _)| *n == base)
-        .map(|(_, f, k)| (*f, out, *k))
+    ReductionId::from_name(base).map(|id| (id, out))
 }
 
 /// Whether the node is a variable (for callers that need one).

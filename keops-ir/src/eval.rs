@@ -11,7 +11,7 @@ use crate::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarSource};
 use crate::ops::{Eval, Op, VecArgs};
 use crate::program::{CotSrc, Gather, Program, Reduce, Step};
 use crate::real::Real;
-use crate::reduction::{INDEX_NONE, ReductionKind};
+use crate::reduction::INDEX_NONE;
 use std::collections::HashMap;
 
 /// Applies one operation to argument vectors (broadcasting element-wise operations).
@@ -493,7 +493,7 @@ fn reduce<R: Real>(
                 Some(w) => plan.get(&vals, w),
                 None => &ones,
             };
-            if r.kind == ReductionKind::Sum {
+            if r.kind.is_sum() {
                 match opts.sum {
                     SumScheme::Direct => r.kind.accumulate(&mut acc, f, g, t as u64),
                     SumScheme::Blocked => {
@@ -521,7 +521,7 @@ fn reduce<R: Real>(
                 r.kind.accumulate(&mut acc, f, g, t as u64);
             }
         }
-        if r.kind == ReductionKind::Sum {
+        if r.kind.is_sum() {
             match opts.sum {
                 SumScheme::Blocked => r.kind.merge(&mut acc, &tile),
                 SumScheme::F64 => acc.vals = acc64.iter().map(|x| R::of(*x)).collect(),

@@ -10,7 +10,7 @@ use crate::builder::Builder;
 use crate::dim::{Dim, DimSolver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Cat, Graph, NodeId, VarId, VarInfo, VarSource};
-use crate::reduction::ReductionKind;
+use crate::reduction::{self, ReductionKind};
 use crate::{diff, simplify};
 use std::collections::{BTreeMap, HashSet};
 
@@ -564,18 +564,18 @@ impl Program {
             .into_iter()
             .filter(|v| self.var_requires(*v, bw.pos, &bw.needs))
             .collect();
-        if vars.is_empty() || !r.kind.has_values() {
+        let backward = r.kind.spec().backward;
+        if vars.is_empty() || backward == reduction::Backward::Zero {
             return Ok(());
         }
         let out_dim = self.bufs[r.out].values.clone();
         let cnode = self.cot_node(c, &out_dim)?;
-        if r.kind.selects() {
-            return self.selection_backward(r, c, &vars, bw);
-        }
         // Formula-level cotangents of F and G.
-        let (wf, wg) = match r.kind {
-            ReductionKind::Sum => (cnode, None),
-            ReductionKind::LogSumExp => {
+        let (wf, wg) = match backward {
+            reduction::Backward::Zero => return Ok(()),
+            reduction::Backward::Selected => return self.selection_backward(r, c, &vars, bw),
+            reduction::Backward::Linear => (cnode, None),
+            reduction::Backward::LogSumExp => {
                 let lse = self.buffer_var(r.out, r.out_rows);
                 let mut b = Builder::new(&mut self.graph, &mut self.dims);
                 let shifted = b.sub(r.formula, lse)?;
@@ -589,7 +589,7 @@ impl Program {
                     }
                 }
             }
-            ReductionKind::SumSoftMaxWeight => {
+            reduction::Backward::SoftMaxWeight => {
                 let gw = r.weight.ok_or_else(|| {
                     Error::new(ErrorKind::Reduction, "SumSoftMaxWeight without weight")
                 })?;
@@ -613,7 +613,6 @@ impl Program {
                 let wg = b.mul(p, cnode)?;
                 (wf, Some(wg))
             }
-            _ => return Ok(()),
         };
         for v in vars {
             let w = self.graph.var(v).clone();
@@ -647,12 +646,15 @@ impl Program {
         let indices = if r.kind.has_indices() {
             r.out
         } else {
-            let kind = match r.kind {
-                ReductionKind::Min => ReductionKind::MinArgMin,
-                ReductionKind::Max => ReductionKind::MaxArgMax,
-                ReductionKind::KMin(k) => ReductionKind::KMinArgKMin(k),
-                other => other,
-            };
+            let kind = r.kind.with_indices().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Differentiation,
+                    format!(
+                        "internal error: {} has no variant with indices in the reduction table",
+                        r.kind
+                    ),
+                )
+            })?;
             let values = self.bufs[r.out].values.clone();
             let buf = self.new_buf(r.out_rows, values.clone(), values);
             self.steps.push(Step::Reduce(Reduce {

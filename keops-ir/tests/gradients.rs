@@ -8,6 +8,7 @@
 mod support;
 
 use keops_ir::eval::Output;
+use keops_ir::reduction::{Backward, ReductionId, ReductionKind, Rule, Weight};
 use keops_ir::{ErrorKind, Program};
 use support::*;
 
@@ -249,7 +250,11 @@ fn sum_softmax_weight() {
 fn variables_of(text: &str) -> Vec<&'static str> {
     ["x", "y", "b", "s"]
         .into_iter()
-        .filter(|v| text.contains(&format!("{v}_")) || text.contains(&format!("* {v}")))
+        .filter(|v| {
+            text.contains(&format!("{v}_"))
+                || text.contains(&format!("* {v}"))
+                || text.contains(&format!("/ {v})"))
+        })
         .collect()
 }
 
@@ -320,6 +325,95 @@ fn gradients_of_arg_reductions_are_zero() {
                 "{text}: {:?}",
                 out.values
             );
+        }
+    }
+}
+
+/// Formulas for a row of the reduction table (with K = 2 where it takes K), reduced over
+/// j (`out_i`) or over i: one per weighting the row accepts. Each rule has its formula,
+/// differentiable in x, y, b and s where its reduction is.
+fn table_formulas(kind: ReductionKind, out_i: bool) -> Vec<String> {
+    let suffix = if out_i { "_j" } else { "_i" };
+    let name = kind.name();
+    let k = kind.k().map(|k| format!(", {k}")).unwrap_or_default();
+    let f = match kind.rule() {
+        Rule::Sum => "Exp(-SqDist(x_i, y_j) / s) * b_j",
+        Rule::Select { .. } => "Square(x_i - y_j) * s + Elem(b_j, 0)",
+        Rule::LogSumExp | Rule::SoftMaxWeight => "-SqDist(x_i, y_j) / s",
+    };
+    // Positive weights that vary with both indices (a G of j alone would make
+    // SumSoftMaxWeight_i constant in x).
+    let g = ", b_j * Exp(Elem(x_i, 0))";
+    let weights: &[&str] = match kind.spec().weight {
+        Weight::None => &[""],
+        Weight::Optional => &["", g],
+        Weight::Required => &[g],
+    };
+    weights
+        .iter()
+        .map(|g| {
+            let body = format!("{name}{suffix}({f}{k}{g})");
+            let b = if body.contains("b_j") { "b_j: 2; " } else { "" };
+            format!("x_i: 3; y_j: 3; s: 1; {b}{body}")
+        })
+        .collect()
+}
+
+/// The gradients of an index-only reduction are zero, shaped like the variables, for a
+/// cotangent shaped like the indices.
+fn check_zero_gradients(text: &str, seed: u64) {
+    let p = parse(text);
+    let inputs = used(&p, &data(5, 6, 3, seed));
+    let out = eval(&p, &inputs);
+    assert!(out.vdim == 0 && out.idim > 0, "{text}: indices only");
+    let e = input(
+        "e",
+        out.rows,
+        out.idim,
+        &uniform(&mut rng(seed), out.rows * out.idim, -1.0, 1.0),
+    );
+    for v in variables_of(text) {
+        let pos = p.arg_position(v).expect("an argument");
+        let g = p
+            .grad(pos, "e")
+            .unwrap_or_else(|err| panic!("{text}: {err}"));
+        let mut with_e = inputs.clone();
+        with_e.push(e.clone());
+        let got = eval(&g, &with_e);
+        let target = inputs.iter().find(|i| i.name == v).expect("input");
+        assert_eq!(
+            (got.rows, got.vdim),
+            (target.rows, target.dim),
+            "{text}: d/d{v}"
+        );
+        assert!(
+            got.values.iter().all(|x| *x == 0.0),
+            "{text}: d/d{v} = {:?}",
+            got.values
+        );
+    }
+}
+
+/// Every row of the reduction table through its gradient rule ([`Backward`]), in both
+/// directions: the gradients with respect to every variable against finite differences,
+/// or zero for the rows without values. A new row is checked here with no new test.
+#[test]
+fn every_row_of_the_reduction_table_has_a_checked_gradient() {
+    for (n, id) in ReductionId::ALL.iter().enumerate() {
+        let kind = id.with_k(2);
+        for out_i in [true, false] {
+            for (w, text) in table_formulas(kind, out_i).iter().enumerate() {
+                let seed = 300 + 10 * n as u64 + 2 * w as u64 + u64::from(out_i);
+                match kind.spec().backward {
+                    Backward::Zero => check_zero_gradients(text, seed),
+                    Backward::Linear
+                    | Backward::LogSumExp
+                    | Backward::SoftMaxWeight
+                    | Backward::Selected => {
+                        grads_match_finite_differences(text, &variables_of(text), 5, 6, seed)
+                    }
+                }
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ mod support;
 use keops_ir::eval::{EvalOptions, Output, SumScheme};
 use keops_ir::lower::{Hooks, SumMode, Val, lower_reduction};
 use keops_ir::real::Real;
-use keops_ir::reduction::{Acc, ReductionKind};
+use keops_ir::reduction::{Acc, ReductionId, ReductionKind};
 use keops_ir::{INDEX_NONE, Program};
 use proptest::prelude::*;
 use rand::Rng;
@@ -942,14 +942,13 @@ fn float32_summation_schemes() {
 /// A formula for `kind` whose F is a j-variable `f_j` of dimension `fdim` (and G a
 /// j-variable `g_j` of dimension `gdim`), and its lowered hooks.
 fn hooks_for(kind: ReductionKind, fdim: usize, gdim: usize) -> Hooks {
-    let (text, widths) = match kind {
-        ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => {
-            (format!("{}_j(f_j, g_j)", kind.name()), vec![1, gdim])
-        }
-        _ => match kind.k() {
+    let (text, widths) = if kind.takes_weight() {
+        (format!("{}_j(f_j, g_j)", kind.name()), vec![1, gdim])
+    } else {
+        match kind.k() {
             Some(k) => (format!("{}_j(f_j, {k})", kind.name()), vec![fdim]),
             None => (format!("{}_j(f_j)", kind.name()), vec![fdim]),
-        },
+        }
     };
     let p: Program = parse(&text);
     let p = p
@@ -1059,29 +1058,40 @@ fn lowered() -> &'static [(ReductionKind, usize, usize, Hooks)] {
     })
 }
 
-/// Every reduction kind with its F and G dimensions.
+/// Every row of the reduction table (with several K for the rows that take it) with its
+/// F and G dimensions: F of dimension 1 to 3 (1 for the exponential reductions, whose G
+/// is then of dimension 1 to 3).
 fn kinds() -> Vec<(ReductionKind, usize, usize)> {
     let mut v = Vec::new();
-    for fdim in 1..=3 {
-        for kind in [
-            ReductionKind::Sum,
-            ReductionKind::Min,
-            ReductionKind::Max,
-            ReductionKind::ArgMin,
-            ReductionKind::ArgMax,
-            ReductionKind::MinArgMin,
-            ReductionKind::MaxArgMax,
-            ReductionKind::KMin(1),
-            ReductionKind::KMin(3),
-            ReductionKind::ArgKMin(2),
-            ReductionKind::KMinArgKMin(4),
-        ] {
-            v.push((kind, fdim, 1));
+    for dim in 1..=3 {
+        for id in ReductionId::ALL {
+            let ks: &[usize] = if id.spec().takes_k { &[1, 3, 4] } else { &[1] };
+            for &k in ks {
+                let kind = id.with_k(k);
+                if kind.needs_scalar_formula() {
+                    v.push((kind, 1, dim));
+                } else {
+                    v.push((kind, dim, 1));
+                }
+            }
         }
-        v.push((ReductionKind::LogSumExp, 1, fdim));
-        v.push((ReductionKind::SumSoftMaxWeight, 1, fdim));
     }
     v
+}
+
+#[test]
+fn the_naive_semantics_cover_every_row_of_the_reduction_table() {
+    let covered: Vec<ReductionId> = Red::all(2)
+        .into_iter()
+        .map(|r| ReductionId::from_name(r.base()).expect("a row of the table"))
+        .collect();
+    for id in ReductionId::ALL {
+        assert!(
+            covered.contains(id),
+            "{}: add it to `Red` with its naive semantics",
+            id.spec().name
+        );
+    }
 }
 
 /// A value of a stream: small integers (ties), random floats, NaN and infinities.

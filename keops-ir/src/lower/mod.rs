@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Cat, Graph, Node, NodeId, VarId, VarSource};
 use crate::ops::{LowerArgs, Lowering, Op};
 use crate::program::{Program, Reduce};
-use crate::reduction::{INDEX_NONE, ReductionKind};
+use crate::reduction::{INDEX_NONE, Order, ReductionKind, Rule};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -299,9 +299,14 @@ pub fn lower_hooks(
     weighted: bool,
     sum_mode: SumMode,
 ) -> Hooks {
-    let (nf, ni) = match (kind, sum_mode) {
-        (ReductionKind::Sum, SumMode::Kahan) => (2 * fdim, 0),
-        _ => kind.acc_width(fdim, gdim),
+    let rule = kind.rule();
+    // Kahan sums keep a compensation per coordinate after the sums.
+    let (nf, ni) = match (rule, sum_mode) {
+        (Rule::Sum, SumMode::Kahan) => (2 * fdim, 0),
+        (Rule::Sum, SumMode::Plain)
+        | (Rule::Select { .. } | Rule::LogSumExp | Rule::SoftMaxWeight, _) => {
+            kind.acc_width(fdim, gdim)
+        }
     };
     let acc_tys: Vec<Ty> = std::iter::repeat_n(Ty::F, nf)
         .chain(std::iter::repeat_n(Ty::Idx, ni))
@@ -309,18 +314,17 @@ pub fn lower_hooks(
     let fresh_acc = |l: &mut Lower| -> Vec<Reg> { acc_tys.iter().map(|t| l.param(*t)).collect() };
 
     // init
-    let init_vals: Vec<Reg> = match kind {
-        ReductionKind::Sum => vec![l.cst(0.0); nf],
-        ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => {
+    let init_vals: Vec<Reg> = match rule {
+        Rule::Sum => vec![l.cst(0.0); nf],
+        Rule::LogSumExp | Rule::SoftMaxWeight => {
             let mut v = vec![l.cst(f64::NEG_INFINITY)];
             v.extend(vec![l.cst(0.0); nf - 1]);
             v
         }
-        _ => {
-            let worst = if kind.order() == Some(true) {
-                f64::INFINITY
-            } else {
-                f64::NEG_INFINITY
+        Rule::Select { order, .. } => {
+            let worst = match order {
+                Order::Smaller => f64::INFINITY,
+                Order::Larger => f64::NEG_INFINITY,
             };
             vec![l.cst(worst); nf]
         }
@@ -339,8 +343,8 @@ pub fn lower_hooks(
         vec![]
     };
     let j = l.param(Ty::Idx);
-    let new_acc = match kind {
-        ReductionKind::Sum => match sum_mode {
+    let new_acc = match rule {
+        Rule::Sum => match sum_mode {
             SumMode::Plain => acc.iter().zip(&fvals).map(|(a, f)| l.add(*a, *f)).collect(),
             SumMode::Kahan => {
                 let (s, c) = acc.split_at(fdim);
@@ -357,7 +361,7 @@ pub fn lower_hooks(
                 out_s
             }
         },
-        ReductionKind::LogSumExp => {
+        Rule::LogSumExp => {
             let w: Vec<Reg> = if gvals.is_empty() {
                 vec![l.cst(1.0)]
             } else {
@@ -365,17 +369,16 @@ pub fn lower_hooks(
             };
             lse_step(l, &acc, fvals[0], &w)
         }
-        ReductionKind::SumSoftMaxWeight => {
+        Rule::SoftMaxWeight => {
             let mut w = vec![l.cst(1.0)];
             w.extend(&gvals);
             lse_step(l, &acc, fvals[0], &w)
         }
-        _ => {
+        Rule::Select { order, .. } => {
             let k = kind.slots();
             let (mut vals, mut idx) = (acc[..nf].to_vec(), acc[nf..].to_vec());
-            let smaller = kind.order() == Some(true);
             for (c, f) in fvals.iter().enumerate() {
-                insert(l, &mut vals, &mut idx, c, fdim, k, *f, j, smaller);
+                insert(l, &mut vals, &mut idx, c, fdim, k, *f, j, order);
             }
             vals.extend(idx);
             vals
@@ -390,8 +393,8 @@ pub fn lower_hooks(
     // merge
     let a = fresh_acc(l);
     let b = fresh_acc(l);
-    let merged = match kind {
-        ReductionKind::Sum => match sum_mode {
+    let merged = match rule {
+        Rule::Sum => match sum_mode {
             SumMode::Plain => a.iter().zip(&b).map(|(x, y)| l.add(*x, *y)).collect(),
             SumMode::Kahan => {
                 let (s1, c1) = a.split_at(fdim);
@@ -410,15 +413,14 @@ pub fn lower_hooks(
                 out_s
             }
         },
-        ReductionKind::LogSumExp | ReductionKind::SumSoftMaxWeight => lse_merge(l, &a, &b),
-        _ => {
+        Rule::LogSumExp | Rule::SoftMaxWeight => lse_merge(l, &a, &b),
+        Rule::Select { order, .. } => {
             let k = kind.slots();
             let (mut vals, mut idx) = (a[..nf].to_vec(), a[nf..].to_vec());
-            let smaller = kind.order() == Some(true);
             for slot in 0..k {
                 for c in 0..fdim {
                     let p = slot * fdim + c;
-                    insert(l, &mut vals, &mut idx, c, fdim, k, b[p], b[nf + p], smaller);
+                    insert(l, &mut vals, &mut idx, c, fdim, k, b[p], b[nf + p], order);
                 }
             }
             vals.extend(idx);
@@ -432,9 +434,9 @@ pub fn lower_hooks(
     // finalize
     let acc = fresh_acc(l);
     let (out_values, out_indices) = kind.output_width(fdim, gdim);
-    let results: Vec<Reg> = match kind {
-        ReductionKind::Sum => acc[..fdim].to_vec(),
-        ReductionKind::LogSumExp => {
+    let results: Vec<Reg> = match rule {
+        Rule::Sum => acc[..fdim].to_vec(),
+        Rule::LogSumExp => {
             let m = acc[0];
             acc[1..]
                 .iter()
@@ -444,13 +446,13 @@ pub fn lower_hooks(
                 })
                 .collect()
         }
-        ReductionKind::SumSoftMaxWeight => acc[2..].iter().map(|t| l.div(*t, acc[1])).collect(),
-        _ => {
+        Rule::SoftMaxWeight => acc[2..].iter().map(|t| l.div(*t, acc[1])).collect(),
+        Rule::Select { output, .. } => {
             let mut r = Vec::new();
-            if kind.has_values() {
+            if output.values() {
                 r.extend(&acc[..nf]);
             }
-            if kind.has_indices() {
+            if output.indices() {
                 r.extend(&acc[nf..]);
             }
             r
@@ -479,13 +481,16 @@ fn insert(
     k: usize,
     x: Reg,
     j: Reg,
-    smaller: bool,
+    order: Order,
 ) {
     let (mut x, mut j) = (x, j);
     for slot in 0..k {
         let p = slot * d + c;
         let (sv, si) = (vals[p], idx[p]);
-        let better = if smaller { l.lt(x, sv) } else { l.lt(sv, x) };
+        let better = match order {
+            Order::Smaller => l.lt(x, sv),
+            Order::Larger => l.lt(sv, x),
+        };
         let same = l.eq(x, sv);
         let lower = l.emit(SOp::IdxLt, &[j, si]);
         let tie = l.and(same, lower);

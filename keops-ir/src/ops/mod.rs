@@ -2,7 +2,9 @@
 //!
 //! A row gives the name, arity, integer parameters, dimension rule, derivative, value
 //! (reference semantics, f32 and f64), lowering to scalar instructions (which the CPU
-//! and PTX emitters map one to one), whether constants fold, and how it prints.
+//! and PTX emitters map one to one), whether constants fold, how it prints, and how it
+//! is computed over a width left to the caller ([`AnyWidth`], for kernels with const
+//! generic widths).
 //! Operations that are sugar for others (`SqNormIso`, `Kron`, `Grad`, ...) are `Expand`
 //! rows: they rewrite to primitives when built.
 
@@ -288,6 +290,73 @@ pub enum Print {
     Prefix(&'static str),
 }
 
+/// What a fold adds up, per coordinate `k` of the arguments `x` (and `y`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FoldTerm {
+    /// `x_k`.
+    X,
+    /// `x_k * x_k`.
+    XX,
+    /// `x_k * y_k`.
+    XY,
+    /// `(x_k - y_k)^2`.
+    DiffSquared,
+}
+
+/// What a fold outputs from its sum `s`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FoldOutput {
+    /// `s`.
+    Sum,
+    /// `sqrt(s)`.
+    Sqrt,
+    /// `x / sqrt(s)` (0 where `s` is 0).
+    Normalized,
+}
+
+/// Which coordinate an extreme picks.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Extreme {
+    /// The first largest.
+    Largest,
+    /// The first smallest.
+    Smallest,
+}
+
+/// What an extreme outputs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ExtremeOutput {
+    /// The extreme value.
+    Value,
+    /// Its coordinate, as a float.
+    Index,
+    /// A one-hot vector of its coordinate.
+    Mask,
+}
+
+/// How an operation is computed when an argument's width is left to the caller (a const
+/// generic `D` of a `keops!` kernel), where the scalar lowering, which needs every width,
+/// cannot be used: the CPU emitter writes one loop per form.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum AnyWidth {
+    /// Not available: the widths must be declared.
+    No,
+    /// Coordinate `k` of the output from coordinate `k` of each argument (a width-1
+    /// argument broadcasts): the element-wise rows.
+    Elementwise,
+    /// A fold over the coordinates of the first argument (and the second):
+    /// `s = sum_k term(x_k, y_k)`, then the output from `s`.
+    Fold(FoldTerm, FoldOutput),
+    /// The first extreme coordinate of the argument (a NaN never wins).
+    Extreme(Extreme, ExtremeOutput),
+    /// Coordinate `m` of the argument (the first parameter).
+    Elem,
+    /// Coordinates `start .. start + d` of the argument (the parameters).
+    Extract,
+    /// The argument placed at `start` (the first parameter) in a zero vector.
+    ExtractT,
+}
+
 /// A primitive operation: everything the compiler needs.
 #[derive(Copy, Clone)]
 pub struct Prim {
@@ -305,6 +374,8 @@ pub struct Prim {
     pub zeros: Zeros,
     /// Text form.
     pub print: Print,
+    /// The computation over an undeclared width.
+    pub any_width: AnyWidth,
 }
 
 /// Expansion of sugar operations into primitives.
@@ -359,6 +430,7 @@ const fn elementwise(
         fold,
         zeros,
         print,
+        any_width: AnyWidth::Elementwise,
     })
 }
 
@@ -371,7 +443,16 @@ const fn prim(dim: DimRule, eval: Eval, lower: Lowering, deriv: Deriv, zeros: Ze
         fold: true,
         zeros,
         print: Print::Call,
+        any_width: AnyWidth::No,
     })
+}
+
+/// A primitive row computed over undeclared widths as `any_width` says.
+const fn on_any_width(kind: OpKind, any_width: AnyWidth) -> OpKind {
+    match kind {
+        OpKind::Prim(p) => OpKind::Prim(Prim { any_width, ..p }),
+        OpKind::Expand(f) => OpKind::Expand(f),
+    }
 }
 
 fn dim_broadcast(cx: &mut DimCx<'_>) -> DimResult<Dim> {
@@ -515,30 +596,30 @@ op_table! {
     NotEqual "NotEqual(f, g)" (2) => elementwise(s2!(ew::not_equal), Lowering::Binary(ew::l_not_equal), Deriv::Zero, true, Zeros::None, Print::Infix("!=", 1)),
     // ---- reductions inside formulas
     /// Sum of the coordinates.
-    Sum "Sum(f)" (1) => prim(vc::dim_one, vf!(vc::sum), Lowering::Vector(vc::l_sum), Rule(vc::d_sum), Zeros::First),
+    Sum "Sum(f)" (1) => on_any_width(prim(vc::dim_one, vf!(vc::sum), Lowering::Vector(vc::l_sum), Rule(vc::d_sum), Zeros::First), AnyWidth::Fold(FoldTerm::X, FoldOutput::Sum)),
     /// Largest coordinate.
-    Max "Max(f)" (1) => prim(vc::dim_one, vf!(vc::max), Lowering::Vector(vc::l_max), Rule(vc::d_max), Zeros::None),
+    Max "Max(f)" (1) => on_any_width(prim(vc::dim_one, vf!(vc::max), Lowering::Vector(vc::l_max), Rule(vc::d_max), Zeros::None), AnyWidth::Extreme(Extreme::Largest, ExtremeOutput::Value)),
     /// Smallest coordinate.
-    Min "Min(f)" (1) => prim(vc::dim_one, vf!(vc::min), Lowering::Vector(vc::l_min), Rule(vc::d_min), Zeros::None),
+    Min "Min(f)" (1) => on_any_width(prim(vc::dim_one, vf!(vc::min), Lowering::Vector(vc::l_min), Rule(vc::d_min), Zeros::None), AnyWidth::Extreme(Extreme::Smallest, ExtremeOutput::Value)),
     /// Index of the largest coordinate, as a float.
-    ArgMax "ArgMax(f)" (1) => prim(vc::dim_one, vf!(vc::argmax), Lowering::Vector(vc::l_argmax), Deriv::Zero, Zeros::None),
+    ArgMax "ArgMax(f)" (1) => on_any_width(prim(vc::dim_one, vf!(vc::argmax), Lowering::Vector(vc::l_argmax), Deriv::Zero, Zeros::None), AnyWidth::Extreme(Extreme::Largest, ExtremeOutput::Index)),
     /// Index of the smallest coordinate, as a float.
-    ArgMin "ArgMin(f)" (1) => prim(vc::dim_one, vf!(vc::argmin), Lowering::Vector(vc::l_argmin), Deriv::Zero, Zeros::None),
+    ArgMin "ArgMin(f)" (1) => on_any_width(prim(vc::dim_one, vf!(vc::argmin), Lowering::Vector(vc::l_argmin), Deriv::Zero, Zeros::None), AnyWidth::Extreme(Extreme::Smallest, ExtremeOutput::Index)),
     /// One-hot vector of the first largest coordinate (the gradient mask of Max).
-    MaxMask "MaxMask(f)" (1) => prim(vc::dim_same, vf!(vc::max_mask), Lowering::Vector(vc::l_max_mask), Deriv::Zero, Zeros::None),
+    MaxMask "MaxMask(f)" (1) => on_any_width(prim(vc::dim_same, vf!(vc::max_mask), Lowering::Vector(vc::l_max_mask), Deriv::Zero, Zeros::None), AnyWidth::Extreme(Extreme::Largest, ExtremeOutput::Mask)),
     /// One-hot vector of the first smallest coordinate (the gradient mask of Min).
-    MinMask "MinMask(f)" (1) => prim(vc::dim_same, vf!(vc::min_mask), Lowering::Vector(vc::l_min_mask), Deriv::Zero, Zeros::None),
+    MinMask "MinMask(f)" (1) => on_any_width(prim(vc::dim_same, vf!(vc::min_mask), Lowering::Vector(vc::l_min_mask), Deriv::Zero, Zeros::None), AnyWidth::Extreme(Extreme::Smallest, ExtremeOutput::Mask)),
     // ---- norms and distances
     /// Squared Euclidean norm.
-    SqNorm2 "SqNorm2(f)" (1) => prim(vc::dim_one, vf!(vc::sqnorm2), Lowering::Vector(vc::l_sqnorm2), Rule(vc::d_sqnorm2), Zeros::First),
+    SqNorm2 "SqNorm2(f)" (1) => on_any_width(prim(vc::dim_one, vf!(vc::sqnorm2), Lowering::Vector(vc::l_sqnorm2), Rule(vc::d_sqnorm2), Zeros::First), AnyWidth::Fold(FoldTerm::XX, FoldOutput::Sum)),
     /// Euclidean norm.
-    Norm2 "Norm2(f)" (1) => prim(vc::dim_one, vf!(vc::norm2), Lowering::Vector(vc::l_norm2), Rule(vc::d_norm2), Zeros::First),
+    Norm2 "Norm2(f)" (1) => on_any_width(prim(vc::dim_one, vf!(vc::norm2), Lowering::Vector(vc::l_norm2), Rule(vc::d_norm2), Zeros::First), AnyWidth::Fold(FoldTerm::XX, FoldOutput::Sqrt)),
     /// `f / |f|` (0 for f = 0).
-    Normalize "Normalize(f)" (1) => prim(vc::dim_same, vf!(vc::normalize), Lowering::Vector(vc::l_normalize), Rule(vc::d_normalize), Zeros::First),
+    Normalize "Normalize(f)" (1) => on_any_width(prim(vc::dim_same, vf!(vc::normalize), Lowering::Vector(vc::l_normalize), Rule(vc::d_normalize), Zeros::First), AnyWidth::Fold(FoldTerm::XX, FoldOutput::Normalized)),
     /// Squared Euclidean distance.
-    SqDist "SqDist(f, g)" (2) => prim(vc::dim_pair, vf!(vc::sqdist), Lowering::Vector(vc::l_sqdist), Rule(vc::d_sqdist), Zeros::None),
+    SqDist "SqDist(f, g)" (2) => on_any_width(prim(vc::dim_pair, vf!(vc::sqdist), Lowering::Vector(vc::l_sqdist), Rule(vc::d_sqdist), Zeros::None), AnyWidth::Fold(FoldTerm::DiffSquared, FoldOutput::Sum)),
     /// Scalar product, also written `f | g`.
-    Scalprod "Scalprod(f, g)" (2) => OpKind::Prim(Prim { dim: vc::dim_pair, deriv: Rule(vc::d_scalprod), eval: vf!(vc::scalprod), lower: Lowering::Vector(vc::l_scalprod), fold: true, zeros: Zeros::Any, print: Print::Infix("|", 2) }),
+    Scalprod "Scalprod(f, g)" (2) => OpKind::Prim(Prim { dim: vc::dim_pair, deriv: Rule(vc::d_scalprod), eval: vf!(vc::scalprod), lower: Lowering::Vector(vc::l_scalprod), fold: true, zeros: Zeros::Any, print: Print::Infix("|", 2), any_width: AnyWidth::Fold(FoldTerm::XY, FoldOutput::Sum) }),
     /// Weighted squared norm: `s` isotropic (dim 1), diagonal (dim f) or full (dim f^2).
     WeightedSqNorm "WeightedSqNorm(s, f)" (2) => OpKind::Expand(vc::x_weighted_sqnorm),
     /// `WeightedSqNorm(s, f - g)`.
@@ -551,13 +632,13 @@ op_table! {
     SymSqNorm "SymSqNorm(s, f)" (2) => OpKind::Expand(vc::x_sym_sqnorm),
     // ---- indexing
     /// Coordinate `m` of `f`.
-    Elem "Elem(f, m: int)" (1; Int) => prim(ix::dim_elem, vf!(ix::elem), Lowering::Vector(ix::l_elem), Rule(ix::d_elem), Zeros::First),
+    Elem "Elem(f, m: int)" (1; Int) => on_any_width(prim(ix::dim_elem, vf!(ix::elem), Lowering::Vector(ix::l_elem), Rule(ix::d_elem), Zeros::First), AnyWidth::Elem),
     /// The vector of dimension `n` with `f` at coordinate `m`, zeros elsewhere.
     ElemT "ElemT(f, n: int, m: int)" (1; Int, Int) => prim(ix::dim_elemt, vf!(ix::elemt), Lowering::Vector(ix::l_elemt), Rule(ix::d_elemt), Zeros::First),
     /// Coordinates `start .. start + d` of `f`.
-    Extract "Extract(f, start: int, d: int)" (1; Int, Int) => prim(ix::dim_extract, vf!(ix::extract), Lowering::Vector(ix::l_extract), Rule(ix::d_extract), Zeros::First),
+    Extract "Extract(f, start: int, d: int)" (1; Int, Int) => on_any_width(prim(ix::dim_extract, vf!(ix::extract), Lowering::Vector(ix::l_extract), Rule(ix::d_extract), Zeros::First), AnyWidth::Extract),
     /// `f` placed at `start` in a zero vector of dimension `D`.
-    ExtractT "ExtractT(f, start: int, D: int)" (1; Int, Int) => prim(ix::dim_extractt, vf!(ix::extractt), Lowering::Vector(ix::l_extractt), Rule(ix::d_extractt), Zeros::First),
+    ExtractT "ExtractT(f, start: int, D: int)" (1; Int, Int) => on_any_width(prim(ix::dim_extractt, vf!(ix::extractt), Lowering::Vector(ix::l_extractt), Rule(ix::d_extractt), Zeros::First), AnyWidth::ExtractT),
     /// Concatenation.
     Concat "Concat(f, g)" (2) => prim(ix::dim_concat, vf!(ix::concat), Lowering::Vector(ix::l_concat), Rule(ix::d_concat), Zeros::None),
     /// One-hot encoding of the rounded scalar `f` in dimension `D`.
@@ -700,6 +781,17 @@ mod tests {
             assert_eq!(*op as usize, k);
             assert!(op.spec().signature.starts_with(op.name()), "{}", op.name());
             assert_eq!(Op::from_name(op.name()), Some(*op));
+            // Element-wise rows, and only they, loop over undeclared widths coordinate
+            // by coordinate.
+            if let Some(p) = op.spec().prim() {
+                let elementwise = !matches!(p.lower, Lowering::Vector(_));
+                assert_eq!(
+                    p.any_width == AnyWidth::Elementwise,
+                    elementwise,
+                    "{}",
+                    op.name()
+                );
+            }
         }
     }
 
