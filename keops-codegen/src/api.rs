@@ -23,7 +23,7 @@ use keops_ir::graph::{Cat, NodeId, VarSource};
 use keops_ir::lower::{KernelInput, Precision, SumMode};
 use keops_ir::program::{Program, Step};
 use proc_macro2::{Delimiter, Ident, Literal, Span, TokenStream, TokenTree};
-use quote::{ToTokens, format_ident, quote};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use std::collections::BTreeSet;
 
 /// What to generate.
@@ -227,11 +227,14 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
         let line = doc(&format!(" A keops-rs kernel: `{formula}`."));
         quote!(#attrs #line)
     };
+    // The declaration at the name's span: errors about the type (a name taken by another
+    // item) point at the user's token.
+    let decl = quote_spanned!(name.span()=> #vis struct #name;);
     out.extend(quote! {
         #[allow(non_camel_case_types)]
         #[derive(Copy, Clone, Debug, Default)]
         #doc_attrs
-        #vis struct #name;
+        #decl
     });
     let arg_names: Vec<Ident> = p
         .args

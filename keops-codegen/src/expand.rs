@@ -23,7 +23,7 @@ use keops_ir::graph::VarSource;
 use keops_ir::ops::Op;
 use keops_ir::parse::{Parser, Source, TokKind};
 use proc_macro2::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
-use quote::{ToTokens, format_ident, quote};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use std::str::FromStr;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser as _};
@@ -55,13 +55,13 @@ pub fn expand(input: TokenStream, runtime: &Runtime) -> TokenStream {
 /// macro passes `keops-gpu-kernels`'): reduction steps then carry their PTX.
 pub fn expand_with(input: TokenStream, runtime: &Runtime, gpu: Option<GpuKernels>) -> TokenStream {
     // Leading attributes (doc comments, `#[allow]`) go on the kernel type.
-    let (attrs, mut tokens) = match split_attributes(input.clone()) {
-        Ok(split) => split,
+    let (attrs, mut tokens) = split_attributes(input);
+    let attrs = match Attribute::parse_outer.parse2(attrs) {
+        Ok(attrs) => quote!(#(#attrs)*),
         Err(e) => {
-            let rest = after_attributes(input);
-            let header = item_header(rest.clone());
+            let header = item_header(tokens.clone());
             let mut out = e.to_compile_error();
-            out.extend(stub(&Source::from_tokens(rest), header.as_ref(), runtime));
+            out.extend(stub(&Source::from_tokens(tokens), header.as_ref(), runtime));
             return wrap(out, header.is_some());
         }
     };
@@ -129,28 +129,18 @@ fn wrap(out: TokenStream, item: bool) -> TokenStream {
     }
 }
 
-/// The leading outer attributes (`#[doc = ...]`, `#[allow(...)]`) and the tokens after
+/// The leading `#[...]` groups (the attributes, read with `syn`) and the tokens after
 /// them.
-fn split_attributes(input: TokenStream) -> syn::Result<(TokenStream, TokenStream)> {
-    (|input: ParseStream<'_>| {
-        let attrs = input.call(Attribute::parse_outer)?;
-        let rest: TokenStream = input.parse()?;
-        Ok((quote!(#(#attrs)*), rest))
-    })
-    .parse2(input)
-}
-
-/// The tokens after the leading `#[...]` groups, for the stub when the attributes do not
-/// parse.
-fn after_attributes(input: TokenStream) -> TokenStream {
+fn split_attributes(input: TokenStream) -> (TokenStream, TokenStream) {
     let mut rest: Vec<TokenTree> = input.into_iter().collect();
+    let mut attrs = TokenStream::new();
     while let [TokenTree::Punct(p), TokenTree::Group(g), ..] = rest.as_slice()
         && p.as_char() == '#'
         && g.delimiter() == Delimiter::Bracket
     {
-        rest.drain(..2);
+        attrs.extend(rest.drain(..2));
     }
-    rest.into_iter().collect()
+    (attrs, rest.into_iter().collect())
 }
 
 fn unquote(lit: &str) -> Option<String> {
@@ -466,8 +456,9 @@ fn stub(src: &Source, header: Option<&Header>, runtime: &Runtime) -> TokenStream
             });
         }
     }
+    let decl = quote_spanned!(name.span()=> #vis struct #name;);
     let code = quote! {
-        #[allow(non_camel_case_types, dead_code)] #[derive(Copy, Clone, Debug, Default)] #vis struct #name;
+        #[allow(non_camel_case_types, dead_code)] #[derive(Copy, Clone, Debug, Default)] #decl
         #[allow(dead_code)] impl #name { #methods }
     };
     if header.is_none() {
