@@ -6,29 +6,42 @@
 //! every reduction step for f32 and f64. Widths left unknown by the formula become const
 //! generic parameters `D0, D1, ...` of the methods and kernels, so rustc checks at the call
 //! site that arrays which must have the same width do.
+//!
+//! The kernel type's name, the methods' argument names and the `grad_<arg>` methods carry
+//! the spans the caller gives ([`ApiOptions::name`], [`ApiOptions::arg_spans`]), so that
+//! the compiler's errors about them point at the user's tokens; everything else is at the
+//! call site.
 
 use crate::cpu::{RustOptions, emit_gather, emit_reduce};
 use crate::generic::{dim_expr, emit_generic};
 use crate::gpu::{GpuKernels, gather_kernels, reduction_kernels};
+use crate::paths::Runtime;
+use crate::tokens::{doc, float_debug, ident, num};
 use keops_ir::dim::{Dim, SymId};
 use keops_ir::error::{Error, ErrorKind, Result};
 use keops_ir::graph::{Cat, NodeId, VarSource};
 use keops_ir::lower::{KernelInput, Precision, SumMode};
 use keops_ir::program::{Program, Step};
+use proc_macro2::{Delimiter, Ident, Literal, Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use std::collections::BTreeSet;
-use std::fmt::Write;
 
 /// What to generate.
 #[derive(Clone, Debug)]
 pub struct ApiOptions {
-    /// Path of the runtime crate in generated code.
-    pub runtime: String,
-    /// Name of the kernel type.
-    pub name: String,
-    /// Visibility of the type and methods (`""`, `"pub"`, `"pub(crate)"`).
-    pub vis: String,
-    /// Attributes for the type (the user's doc comment), as Rust source.
-    pub attrs: String,
+    /// The runtime crate in generated code.
+    pub runtime: Runtime,
+    /// Name of the kernel type, with the span errors about the type point at (the user's
+    /// token in the macro).
+    pub name: Ident,
+    /// Visibility of the type and methods (nothing, `pub`, `pub(crate)`, ...).
+    pub vis: TokenStream,
+    /// Attributes for the type (the user's doc comment).
+    pub attrs: TokenStream,
+    /// Where each argument is written, by position: the span of its name in the methods'
+    /// parameter lists and of its `grad_<arg>` methods (the call site for arguments
+    /// beyond the list).
+    pub arg_spans: Vec<Span>,
     /// The GPU kernels: when given, every reduction and gather step also gets a GPU step
     /// descriptor (with its PTX modules embedded when asked and every width is known) and
     /// runs on the backend the call's options choose; CPU kernels only otherwise.
@@ -46,34 +59,46 @@ struct GpuContext<'a> {
 }
 
 impl GpuContext<'_> {
-    /// The static GPU step descriptor `{kname}_GPU` of type `{rt}::gpu::{ty}`: its
-    /// kernels, how to regenerate them, and the sources of its inputs in call order.
+    /// The static GPU step descriptor `{kname}_GPU` of type `ty` (the runtime's `GpuStep`
+    /// or `GpuGatherStep`): its kernels, how to regenerate them, and the sources of its
+    /// inputs in call order.
     fn step_static(
         &self,
         kname: &str,
-        ty: &str,
-        kernels: &str,
+        ty: &TokenStream,
+        kernels: &TokenStream,
         step: usize,
         sources: &[VarSource],
-        rt: &str,
-    ) -> String {
+        rt: &Runtime,
+    ) -> TokenStream {
         let grad = match self.grad {
-            Some((pos, cot)) => format!("Some(({pos}, {cot:?}))"),
-            None => "None".to_string(),
+            Some((pos, cot)) => {
+                let (pos, cot) = (num(pos), Literal::string(cot));
+                quote!(Some((#pos, #cot)))
+            }
+            None => quote!(None),
         };
-        let sources: Vec<String> = sources
-            .iter()
-            .map(|s| match s {
-                VarSource::Arg(a) => format!("{rt}::gpu::InputSource::Arg({a})"),
-                VarSource::Buffer(k) => format!("{rt}::gpu::InputSource::Buffer({k})"),
-                VarSource::Temp => format!("{rt}::gpu::InputSource::Arg(usize::MAX)"),
-            })
-            .collect();
-        format!(
-            "#[allow(non_upper_case_globals)]\nstatic {kname}_GPU: {rt}::gpu::{ty} = {rt}::gpu::{ty} {{ kernels: {kernels}, formula: {:?}, grad: {grad}, step: {step}, sources: &[{}] }};",
-            self.formula,
-            sources.join(", ")
-        )
+        let input_source = rt.input_source();
+        let sources = sources.iter().map(|s| match s {
+            VarSource::Arg(a) => {
+                let a = num(*a);
+                quote!(#input_source::Arg(#a))
+            }
+            VarSource::Buffer(k) => {
+                let k = num(*k);
+                quote!(#input_source::Buffer(#k))
+            }
+            VarSource::Temp => quote!(#input_source::Arg(usize::MAX)),
+        });
+        let (name, formula, step) = (
+            format_ident!("{}_GPU", kname),
+            Literal::string(self.formula),
+            num(step),
+        );
+        quote! {
+            #[allow(non_upper_case_globals)]
+            static #name: #ty = #ty { kernels: #kernels, formula: #formula, grad: #grad, step: #step, sources: &[#(#sources),*] };
+        }
     }
 }
 
@@ -81,11 +106,32 @@ impl GpuContext<'_> {
 #[derive(Clone, Debug)]
 pub struct Api {
     /// Rust items: the kernel type, its methods and its kernels.
-    pub code: String,
+    pub code: TokenStream,
 }
 
 /// Lints that generated code may trip and that are not the user's concern.
-const ALLOW: &str = "#[allow(unused_mut, unused_variables, unused_assignments, unused_parens, unused_braces, clippy::all)]";
+fn allow() -> TokenStream {
+    quote!(#[allow(unused_mut, unused_variables, unused_assignments, unused_parens, unused_braces, clippy::all)])
+}
+
+/// Whether attributes include a doc comment (`#[doc = ...]`).
+fn has_doc(attrs: &TokenStream) -> bool {
+    attrs.clone().into_iter().any(|t| match t {
+        TokenTree::Group(g) if g.delimiter() == Delimiter::Bracket => {
+            matches!(g.stream().into_iter().next(), Some(TokenTree::Ident(i)) if i == "doc")
+        }
+        _ => false,
+    })
+}
+
+/// `m`, `n` or `1`: the rows of an output indexed by `cat`.
+fn rows(cat: Cat) -> TokenStream {
+    match cat {
+        Cat::I => quote!(m),
+        Cat::J => quote!(n),
+        _ => num(1).into_token_stream(),
+    }
+}
 
 fn cat_code(cats: &[Cat]) -> u8 {
     match cats {
@@ -113,7 +159,7 @@ fn unique_name(base: &str, taken: &[String]) -> String {
 }
 
 /// A width as a Rust type-level expression: a number or one const generic.
-fn width(d: &Dim, what: &str) -> Result<String> {
+fn width(d: &Dim, what: &str) -> Result<TokenStream> {
     if d.as_known().is_some() || d.as_sym().is_some() {
         Ok(dim_expr(d))
     } else {
@@ -166,57 +212,69 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
     let name = &opts.name;
     let vis = &opts.vis;
     let gens = generics(p)?;
-    let gen_names: Vec<String> = gens.iter().map(|s| format!("D{}", s.0)).collect();
-    let gen_decl: String = gen_names
-        .iter()
-        .map(|d| format!(", const {d}: usize"))
-        .collect();
-    let mut out = String::new();
-    let mut kernels = String::new();
+    let gen_names: Vec<Ident> = gens.iter().map(|s| format_ident!("D{}", s.0)).collect();
+    let gen_decl = quote!(#(, const #gen_names: usize)*);
+    let mut out = TokenStream::new();
+    let mut kernels = TokenStream::new();
     let mut kernel_count = 0usize;
 
     let formula = escape_doc(&p.to_string());
-    let doc = if opts.attrs.contains("doc") {
-        format!("{}\n///\n/// Formula: `{formula}`.", opts.attrs)
+    let attrs = &opts.attrs;
+    let doc_attrs = if has_doc(attrs) {
+        let (blank, line) = (doc(""), doc(&format!(" Formula: `{formula}`.")));
+        quote!(#attrs #blank #line)
     } else {
-        format!("{}\n/// A keops-rs kernel: `{formula}`.", opts.attrs)
+        let line = doc(&format!(" A keops-rs kernel: `{formula}`."));
+        quote!(#attrs #line)
     };
-    let _ = writeln!(
-        out,
-        "#[allow(non_camel_case_types)]\n#[derive(Copy, Clone, Debug, Default)]\n{doc}\n{vis} struct {name};"
-    );
-    let arg_names: Vec<String> = p
+    // The declaration at the name's span: errors about the type (a name taken by another
+    // item) point at the user's token.
+    let decl = quote_spanned!(name.span()=> #vis struct #name;);
+    out.extend(quote! {
+        #[allow(non_camel_case_types)]
+        #[derive(Copy, Clone, Debug, Default)]
+        #doc_attrs
+        #decl
+    });
+    let arg_names: Vec<Ident> = p
         .args
         .iter()
         .enumerate()
         .map(|(k, a)| {
-            a.name
+            let n = a
+                .name
                 .as_deref()
                 .map(rust_ident)
-                .unwrap_or_else(|| format!("arg{k}"))
+                .unwrap_or_else(|| format!("arg{k}"));
+            let span = opts.arg_spans.get(k).copied();
+            Ident::new(&n, span.unwrap_or_else(Span::call_site))
         })
         .collect();
-    let arg_widths: Vec<String> = p
+    let taken: Vec<String> = arg_names.iter().map(|n| n.to_string()).collect();
+    let arg_widths: Vec<TokenStream> = p
         .args
         .iter()
         .map(|a| width(&a.dim, "an argument"))
         .collect::<Result<_>>()?;
-    let params: Vec<String> = arg_names
+    let arg_trait = rt.arg_trait();
+    let params: Vec<TokenStream> = arg_names
         .iter()
         .zip(&arg_widths)
-        .map(|(n, w)| format!("{n}: impl {rt}::Arg<T, {w}>"))
+        .map(|(n, w)| quote!(#n: impl #arg_trait<T, #w>))
         .collect();
 
-    let _ = writeln!(out, "{ALLOW}\nimpl {name} {{");
-    let _ = writeln!(
-        out,
-        "/// The formula, in the KeOps text form.\n{vis} const FORMULA: &'static str = {:?};",
-        p.to_string()
+    let mut methods = TokenStream::new();
+    let (formula_lit, formula_doc, formula_fn_doc) = (
+        Literal::string(&p.to_string()),
+        doc(" The formula, in the KeOps text form."),
+        doc(" The formula, in the KeOps text form (it parses back with `keops::Program::parse`)."),
     );
-    let _ = writeln!(
-        out,
-        "/// The formula, in the KeOps text form (it parses back with `keops::Program::parse`).\n{vis} fn formula(&self) -> &'static str {{ Self::FORMULA }}"
-    );
+    methods.extend(quote! {
+        #formula_doc
+        #vis const FORMULA: &'static str = #formula_lit;
+        #formula_fn_doc
+        #vis fn formula(&self) -> &'static str { Self::FORMULA }
+    });
 
     // eval
     let (ret_ty, convert) = output_type(p)?;
@@ -234,9 +292,9 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
         opts,
         gpu,
     )?;
-    let call_args = arg_names.join(", ");
-    let gen_use: String = gen_names.iter().map(|d| format!(", {d}")).collect();
-    let output_name = unique_name("output", &arg_names);
+    let call_args = quote!(#(#arg_names),*);
+    let gen_use = quote!(#(, #gen_names)*);
+    let output_name = ident(&unique_name("output", &taken));
     let sig = Sig {
         rt,
         vis,
@@ -244,21 +302,33 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
         gen_use: &gen_use,
         output: &output_name,
     };
-    sig.emit_runner(&mut out, "__keops_eval", &params, &body);
-    let _ = writeln!(
-        out,
-        "/// Evaluates the reduction.\n{vis} fn eval<T: {rt}::KeopsFloat{gen_decl}>(&self, {}) -> {rt}::Result<{ret_ty}> {{\nself.eval_with::<T{gen_use}>(&Default::default(), {call_args})\n}}",
-        params.join(", ")
+    let eval_runner = ident("__keops_eval");
+    methods.extend(sig.emit_runner(&eval_runner, &params, &body));
+    let (keops_float, result, options, use_rt) =
+        (rt.keops_float(), rt.result(), rt.options(), rt.use_alias());
+    let (eval_doc, eval_with_doc) = (
+        doc(" Evaluates the reduction."),
+        doc(
+            " Evaluates the reduction with options (the backend, f64 accumulation of f32 sums, fast math on the GPU).",
+        ),
     );
-    let _ = writeln!(
-        out,
-        "/// Evaluates the reduction with options (the backend, f64 accumulation of f32 sums, fast math on the GPU).\n{vis} fn eval_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, {}) -> {rt}::Result<{ret_ty}> {{\nuse {rt} as __rt;\nlet out = self.__keops_eval::<T{gen_use}>(options, None, {call_args})?;\nlet result = {convert};\nOk(result)\n}}",
-        params.join(", ")
-    );
+    methods.extend(quote! {
+        #eval_doc
+        #vis fn eval<T: #keops_float #gen_decl>(&self, #(#params),*) -> #result<#ret_ty> {
+            self.eval_with::<T #gen_use>(&Default::default(), #call_args)
+        }
+        #eval_with_doc
+        #vis fn eval_with<T: #keops_float #gen_decl>(&self, options: &#options, #(#params),*) -> #result<#ret_ty> {
+            #use_rt
+            let out = self.#eval_runner::<T #gen_use>(options, None, #call_args)?;
+            let result = #convert;
+            Ok(result)
+        }
+    });
     // The `_into` methods take rows of a flat width: generic kernels whose output width is
     // composite (`3 * D`, KMin of a vector) have none.
     let out_info = p.output_info();
-    let flat = |d: &Dim| -> Option<Option<String>> {
+    let flat = |d: &Dim| -> Option<Option<TokenStream>> {
         if d.is(0) {
             Some(None)
         } else {
@@ -268,29 +338,29 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
     if let (Some(vw), Some(iw)) = (flat(&out_info.values), flat(&out_info.indices))
         && (vw.is_some() || iw.is_some())
     {
-        let idx = unique_name("indices", &arg_names);
-        sig.emit_into_methods(
-            &mut out,
+        let idx = ident(&unique_name("indices", &taken));
+        methods.extend(sig.emit_into_methods(
             &IntoMethods {
-                method: "eval",
-                runner: "__keops_eval",
-                values: vw.as_deref(),
-                indices: iw.as_deref().map(|iw| (idx.as_str(), iw)),
+                method: &ident("eval"),
+                runner: &eval_runner,
+                values: vw.as_ref(),
+                indices: iw.as_ref().map(|iw| (&idx, iw)),
             },
             &params,
             &call_args,
-        );
+        ));
     }
 
     // gradients, one method per argument
-    let cot = unique_name("cotangent", &arg_names);
+    let cot = ident(&unique_name("cotangent", &taken));
+    let cot_name = cot.to_string();
     let cot_dim = if out_info.values.is(0) {
         out_info.indices.clone()
     } else {
         out_info.values.clone()
     };
     for (pos, a) in p.args.iter().enumerate() {
-        let g = p.gradient_program(pos, &cot)?;
+        let g = p.gradient_program(pos, &cot_name)?;
         if !gen_names.is_empty() && g.steps.iter().any(|s| matches!(s, Step::Gather(_))) {
             // Gradients of selections (Min/Max/KMin) are generated for declared widths only.
             continue;
@@ -299,25 +369,21 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
         let mut names = arg_names.clone();
         names.push(cot.clone());
         let mut gparams = params.clone();
-        gparams.push(format!("{cot}: impl {rt}::Arg<T, {cot_w}>"));
+        gparams.push(quote!(#cot: impl #arg_trait<T, #cot_w>));
         let w = &arg_widths[pos];
+        let value_rows = rt.value_rows();
         let (ty, conv) = if a.rows() == Cat::P {
             (
-                format!("[T; {w}]"),
-                format!(
-                    "{rt}::args::value_rows::<T, {w}>(&out).into_iter().next().unwrap_or([T::zero(); {w}])"
-                ),
+                quote!([T; #w]),
+                quote!(#value_rows::<T, #w>(&out).into_iter().next().unwrap_or([T::zero(); #w])),
             )
         } else {
-            (
-                format!("Vec<[T; {w}]>"),
-                format!("{rt}::args::value_rows::<T, {w}>(&out)"),
-            )
+            (quote!(Vec<[T; #w]>), quote!(#value_rows::<T, #w>(&out)))
         };
         let gpu = opts.gpu.map(|mode| GpuContext {
             mode,
             formula: &formula_text,
-            grad: Some((pos, cot.as_str())),
+            grad: Some((pos, cot_name.as_str())),
         });
         let body = program_body(
             &g,
@@ -329,54 +395,76 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
             gpu,
         )?;
         let an = &arg_names[pos];
-        let runner = format!("__keops_grad_{an}");
-        sig.emit_runner(&mut out, &runner, &gparams, &body);
-        let _ = writeln!(
-            out,
-            "/// The gradient of `<{cot}, output>` with respect to `{an}`.\n{vis} fn grad_{an}<T: {rt}::KeopsFloat{gen_decl}>(&self, {}) -> {rt}::Result<{ty}> {{\nself.grad_{an}_with::<T{gen_use}>(&Default::default(), {call_args}, {cot})\n}}",
-            gparams.join(", ")
+        // The public methods at the argument's name; the private runner at the call site.
+        let runner = format_ident!("__keops_grad_{}", an.to_string());
+        let grad = format_ident!("grad_{}", an, span = an.span());
+        let grad_with = format_ident!("grad_{}_with", an, span = an.span());
+        methods.extend(sig.emit_runner(&runner, &gparams, &body));
+        let (grad_doc, grad_with_doc) = (
+            doc(&format!(
+                " The gradient of `<{cot}, output>` with respect to `{an}`."
+            )),
+            doc(&format!(
+                " The gradient of `<{cot}, output>` with respect to `{an}`, with options."
+            )),
         );
-        let _ = writeln!(
-            out,
-            "/// The gradient of `<{cot}, output>` with respect to `{an}`, with options.\n{vis} fn grad_{an}_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, {}) -> {rt}::Result<{ty}> {{\nuse {rt} as __rt;\nlet out = self.{runner}::<T{gen_use}>(options, None, {call_args}, {cot})?;\nlet result = {conv};\nOk(result)\n}}",
-            gparams.join(", ")
-        );
-        sig.emit_into_methods(
-            &mut out,
+        methods.extend(quote! {
+            #grad_doc
+            #vis fn #grad<T: #keops_float #gen_decl>(&self, #(#gparams),*) -> #result<#ty> {
+                self.#grad_with::<T #gen_use>(&Default::default(), #call_args, #cot)
+            }
+            #grad_with_doc
+            #vis fn #grad_with<T: #keops_float #gen_decl>(&self, options: &#options, #(#gparams),*) -> #result<#ty> {
+                #use_rt
+                let out = self.#runner::<T #gen_use>(options, None, #call_args, #cot)?;
+                let result = #conv;
+                Ok(result)
+            }
+        });
+        methods.extend(sig.emit_into_methods(
             &IntoMethods {
-                method: &format!("grad_{an}"),
+                method: &grad,
                 runner: &runner,
                 values: Some(w),
                 indices: None,
             },
             &gparams,
-            &format!("{call_args}, {cot}"),
-        );
+            &quote!(#call_args, #cot),
+        ));
     }
-    let _ = writeln!(out, "}}");
-    out.push_str(&kernels);
+    let allow = allow();
+    out.extend(quote!(#allow impl #name { #methods }));
+    out.extend(kernels);
     Ok(Api { code: out })
 }
 
 /// What the methods of a kernel share: paths, generics, the name of the output parameter.
 struct Sig<'a> {
-    rt: &'a str,
-    vis: &'a str,
-    gen_decl: &'a str,
-    gen_use: &'a str,
-    output: &'a str,
+    rt: &'a Runtime,
+    vis: &'a TokenStream,
+    gen_decl: &'a TokenStream,
+    gen_use: &'a TokenStream,
+    output: &'a Ident,
 }
 
 impl Sig<'_> {
     /// The private method running a program's steps (`body`), writing the last step in
     /// place into `__dest` when it can; the public methods convert or copy its output.
-    fn emit_runner(&self, out: &mut String, name: &str, params: &[String], body: &str) {
+    fn emit_runner(&self, name: &Ident, params: &[TokenStream], body: &TokenStream) -> TokenStream {
         let Sig { rt, gen_decl, .. } = self;
-        let _ = writeln!(
-            out,
-            "fn {name}<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, mut __dest: Option<&mut {rt}::Dest<'_, T>>, {}) -> {rt}::Result<{rt}::ir::eval::Output<T>> {{\n{body}Ok(out)\n}}",
-            params.join(", ")
+        let (keops_float, options, dest, result, output) = (
+            rt.keops_float(),
+            rt.options(),
+            rt.dest(),
+            rt.result(),
+            rt.eval_output(),
         );
+        quote! {
+            fn #name<T: #keops_float #gen_decl>(&self, options: &#options, mut __dest: Option<&mut #dest<'_, T>>, #(#params),*) -> #result<#output<T>> {
+                #body
+                Ok(out)
+            }
+        }
     }
 
     /// `{method}_into` and `{method}_into_with`: the result written into the caller's
@@ -384,11 +472,10 @@ impl Sig<'_> {
     /// new vectors.
     fn emit_into_methods(
         &self,
-        out: &mut String,
         into: &IntoMethods<'_>,
-        params: &[String],
-        call_args: &str,
-    ) {
+        params: &[TokenStream],
+        call_args: &TokenStream,
+    ) -> TokenStream {
         let Sig {
             rt,
             vis,
@@ -397,42 +484,60 @@ impl Sig<'_> {
             output,
         } = self;
         let IntoMethods { method, runner, .. } = into;
+        let (keops_float, options, result, out_trait, out_indices) = (
+            rt.keops_float(),
+            rt.options(),
+            rt.result(),
+            rt.out_trait(),
+            rt.out_indices(),
+        );
         // Buffer parameters, their names passed on, and what `_into_with` does with them.
         let (mut bufs, mut bufs_with, mut names) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut before, mut after, mut what) = (String::new(), String::new(), Vec::new());
-        let mut dest = "None";
+        let (mut before, mut after, mut what) =
+            (TokenStream::new(), TokenStream::new(), Vec::new());
+        let mut dest = quote!(None);
         if let Some(w) = into.values {
-            bufs.push(format!("{output}: impl {rt}::Out<T, {w}>"));
-            bufs_with.push(format!("mut {output}: impl {rt}::Out<T, {w}>"));
-            names.push(output.to_string());
-            before = format!("let mut __dest = {rt}::Out::<T, {w}>::dest(&mut {output})?;\n");
-            dest = "Some(&mut __dest)";
+            bufs.push(quote!(#output: impl #out_trait<T, #w>));
+            bufs_with.push(quote!(mut #output: impl #out_trait<T, #w>));
+            names.push(Ident::clone(output));
+            before = quote!(let mut __dest = #out_trait::<T, #w>::dest(&mut #output)?;);
+            dest = quote!(Some(&mut __dest));
             what.push(format!("`{output}` (rows of width {w}: `&mut Vec<[T; {w}]>`, `&mut [[T; {w}]]`, a `DeviceArray`, ...; a `DeviceArray` on the device the call runs on is written in place, with nothing copied back)"));
         }
         if let Some((idx, iw)) = into.indices {
-            bufs.push(format!("{idx}: impl {rt}::OutIndices<{iw}>"));
-            bufs_with.push(format!("{idx}: impl {rt}::OutIndices<{iw}>"));
-            names.push(idx.to_string());
-            after = format!("{rt}::out::write_indices(&out, {idx})?;\n");
+            bufs.push(quote!(#idx: impl #out_indices<#iw>));
+            bufs_with.push(quote!(#idx: impl #out_indices<#iw>));
+            names.push(idx.clone());
+            let write_indices = rt.write_indices();
+            after = quote!(#write_indices(&out, #idx)?;);
             what.push(format!("`{idx}` (rows of {iw} indices: `&mut Vec<[usize; {iw}]>`, ...; `usize::MAX` where nothing was selected)"));
         }
         let finish = if into.values.is_some() {
-            format!("{rt}::out::write_output(&out, __dest)")
+            let write_output = rt.write_output();
+            quote!(#write_output(&out, __dest))
         } else {
-            "Ok(())".to_string()
+            quote!(Ok(()))
         };
-        let (what, names) = (what.join(" and "), names.join(", "));
-        let (bufs, bufs_with) = (bufs.join(", "), bufs_with.join(", "));
-        let _ = writeln!(
-            out,
-            "/// [`Self::{method}`] written into {what}, as many rows as the result.\n{vis} fn {method}_into<T: {rt}::KeopsFloat{gen_decl}>(&self, {bufs}, {}) -> {rt}::Result<()> {{\nself.{method}_into_with::<T{gen_use}>(&Default::default(), {names}, {call_args})\n}}",
-            params.join(", ")
-        );
-        let _ = writeln!(
-            out,
-            "/// [`Self::{method}_into`] with options.\n{vis} fn {method}_into_with<T: {rt}::KeopsFloat{gen_decl}>(&self, options: &{rt}::Options, {bufs_with}, {}) -> {rt}::Result<()> {{\n{before}let out = self.{runner}::<T{gen_use}>(options, {dest}, {call_args})?;\n{after}{finish}\n}}",
-            params.join(", ")
-        );
+        let what = what.join(" and ");
+        let into_doc = doc(&format!(
+            " [`Self::{method}`] written into {what}, as many rows as the result."
+        ));
+        let into_with_doc = doc(&format!(" [`Self::{method}_into`] with options."));
+        let method_into = format_ident!("{}_into", method, span = method.span());
+        let method_into_with = format_ident!("{}_into_with", method, span = method.span());
+        quote! {
+            #into_doc
+            #vis fn #method_into<T: #keops_float #gen_decl>(&self, #(#bufs),*, #(#params),*) -> #result<()> {
+                self.#method_into_with::<T #gen_use>(&Default::default(), #(#names),*, #call_args)
+            }
+            #into_with_doc
+            #vis fn #method_into_with<T: #keops_float #gen_decl>(&self, options: &#options, #(#bufs_with),*, #(#params),*) -> #result<()> {
+                #before
+                let out = self.#runner::<T #gen_use>(options, #dest, #call_args)?;
+                #after
+                #finish
+            }
+        }
     }
 }
 
@@ -440,14 +545,14 @@ impl Sig<'_> {
 /// runs the program, and the widths of the value and index buffers (with the index
 /// buffer's parameter name).
 struct IntoMethods<'a> {
-    method: &'a str,
-    runner: &'a str,
-    values: Option<&'a str>,
-    indices: Option<(&'a str, &'a str)>,
+    method: &'a Ident,
+    runner: &'a Ident,
+    values: Option<&'a TokenStream>,
+    indices: Option<(&'a Ident, &'a TokenStream)>,
 }
 
 /// Result type and conversion of the forward output.
-fn output_type(p: &Program) -> Result<(String, String)> {
+fn output_type(p: &Program) -> Result<(TokenStream, TokenStream)> {
     let Some(Step::Reduce(r)) = p.steps.iter().find(|s| s.out() == p.output) else {
         return Err(Error::new(
             ErrorKind::Reduction,
@@ -456,110 +561,107 @@ fn output_type(p: &Program) -> Result<(String, String)> {
     };
     let out = p.output_info();
     let fdim = width(p.graph.dim(r.formula), "the formula")?;
-    let rt = "__rt";
-    let k = r.kind.k().unwrap_or(1);
+    let rt = Runtime::alias();
+    let k = num(r.kind.k().unwrap_or(1));
     let f1 = p.graph.dim(r.formula).is(1);
     // Values (`T`, `value_*`) and indices (`usize`, `index_*`) are shaped alike: rows of K
     // (groups of K rows of the formula's width for a KMin of a vector), else rows of
     // `w`.
-    let rows_of = |elem: &str, conv: &str, w: String| -> (String, String) {
+    let rows_of = |elem: TokenStream, values: bool, w: TokenStream| -> (TokenStream, TokenStream) {
+        let (conv_rows, conv_groups) = if values {
+            (rt.value_rows(), rt.value_groups())
+        } else {
+            (rt.index_rows(), rt.index_groups())
+        };
         if r.kind.k().is_some() {
             if f1 {
-                (
-                    format!("Vec<[{elem}; {k}]>"),
-                    format!("{rt}::args::{conv}_rows::<T, {k}>(&out)"),
-                )
+                (quote!(Vec<[#elem; #k]>), quote!(#conv_rows::<T, #k>(&out)))
             } else {
                 (
-                    format!("Vec<[[{elem}; {fdim}]; {k}]>"),
-                    format!("{rt}::args::{conv}_groups::<T, {k}, {fdim}>(&out)"),
+                    quote!(Vec<[[#elem; #fdim]; #k]>),
+                    quote!(#conv_groups::<T, #k, #fdim>(&out)),
                 )
             }
         } else {
-            (
-                format!("Vec<[{elem}; {w}]>"),
-                format!("{rt}::args::{conv}_rows::<T, {w}>(&out)"),
-            )
+            (quote!(Vec<[#elem; #w]>), quote!(#conv_rows::<T, #w>(&out)))
         }
     };
-    let values = || -> Result<(String, String)> {
+    let values = || -> Result<(TokenStream, TokenStream)> {
         // The output's width matters (and must be expressible) only without K.
         let w = match r.kind.k() {
-            Some(_) => String::new(),
+            Some(_) => TokenStream::new(),
             None => width(&out.values, "the output")?,
         };
-        Ok(rows_of("T", "value", w))
+        Ok(rows_of(quote!(T), true, w))
     };
-    let indices = || rows_of("usize", "index", fdim.clone());
+    let indices = || rows_of(quote!(usize), false, fdim.clone());
     Ok(match (r.kind.has_values(), r.kind.has_indices()) {
         (true, false) => values()?,
         (false, _) => indices(),
         (true, true) => {
             let (vt, vc) = values()?;
             let (it, ic) = indices();
-            (format!("({vt}, {it})"), format!("({vc}, {ic})"))
+            (quote!((#vt, #it)), quote!((#vc, #ic)))
         }
     })
+}
+
+/// `b{k}`: the local holding buffer `k`.
+fn buf(k: usize) -> Ident {
+    format_ident!("b{}", k)
 }
 
 /// Straight-line code running every step of a program; leaves the result in `out`.
 fn program_body(
     p: &Program,
-    arg_names: &[String],
-    gens: &[String],
-    kernels: &mut String,
+    arg_names: &[Ident],
+    gens: &[Ident],
+    kernels: &mut TokenStream,
     count: &mut usize,
     opts: &ApiOptions,
     gpu: Option<GpuContext<'_>>,
-) -> Result<String> {
+) -> Result<TokenStream> {
     let rt = &opts.runtime;
+    let local = Runtime::alias();
     let symbolic = !gens.is_empty();
-    let mut b = String::new();
-    let _ = writeln!(b, "use {rt} as __rt;");
+    let gen_strings: Vec<String> = gens.iter().map(|g| g.to_string()).collect();
+    let allow = allow();
+    let mut b = rt.use_alias();
+    let arg_trait = local.arg_trait();
     for (k, n) in arg_names.iter().enumerate() {
         let w = width(&p.args[k].dim, "an argument")?;
-        let _ = writeln!(b, "let {n} = __rt::Arg::<T, {w}>::view(&{n})?;");
+        b.extend(quote!(let #n = #arg_trait::<T, #w>::view(&#n)?;));
     }
-    let views: Vec<String> = arg_names
-        .iter()
-        .zip(&p.args)
-        .map(|(n, a)| format!("({n:?}, {}u8, &{n})", cat_code(&a.cats)))
-        .collect();
-    let _ = writeln!(
-        b,
-        "let (m, n) = __rt::args::sizes(&[{}], None, None)?;",
-        views.join(", ")
-    );
+    let views = arg_names.iter().zip(&p.args).map(|(n, a)| {
+        let (text, cat) = (
+            Literal::string(&n.to_string()),
+            Literal::u8_suffixed(cat_code(&a.cats)),
+        );
+        quote!((#text, #cat, &#n))
+    });
+    let sizes = local.sizes();
+    b.extend(quote!(let (m, n) = #sizes(&[#(#views),*], None, None)?;));
     let info = p.output_info();
-    let out_rows = match info.rows {
-        Cat::I => "m",
-        Cat::J => "n",
-        _ => "1",
-    };
-    let _ = writeln!(
-        b,
-        "if let Some(d) = __dest.as_deref() {{ d.expect({out_rows}, {})?; }}",
-        dim_expr(&info.values)
-    );
-    let gen_args = gens.join(", ");
-    let gen_params: String = gens
-        .iter()
-        .map(|d| format!("const {d}: usize"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut result = String::new();
-    let widths: Vec<String> = arg_names.iter().map(|n| format!("{n}.cols")).collect();
+    let (out_rows, out_width) = (rows(info.rows), dim_expr(&info.values));
+    b.extend(quote!(if let Some(d) = __dest.as_deref() { d.expect(#out_rows, #out_width)?; }));
+    let gen_params = quote!(#(const #gens: usize),*);
+    let mut result = TokenStream::new();
+    let widths: Vec<TokenStream> = arg_names.iter().map(|n| quote!(#n.cols)).collect();
+    // Kernel types are named after the kernel (without a raw identifier's `r#`).
+    let kernel_base = opts.name.to_string();
+    let kernel_base = kernel_base.trim_start_matches("r#");
     for (step_index, step) in p.steps.iter().enumerate() {
-        let buf = format!("b{}", step.out());
+        let out = buf(step.out());
         match step {
             Step::Reduce(r) => {
-                let kname = format!("__{}_kernel{}", opts.name, *count);
+                let kname = format!("__{}_kernel{}", kernel_base, *count);
                 *count += 1;
                 let mut inputs: Vec<KernelInput> = Vec::new();
                 for prec in [Precision::F32, Precision::F64] {
                     if symbolic {
-                        let e = emit_generic(p, r, &kname, gens, rt, prec)?;
-                        let _ = writeln!(kernels, "{ALLOW}\n{}", e.code);
+                        let e = emit_generic(p, r, &kname, &gen_strings, rt, prec)?;
+                        let code = e.code;
+                        kernels.extend(quote!(#allow #code));
                         inputs = e.inputs;
                     } else {
                         let ro = RustOptions {
@@ -568,72 +670,73 @@ fn program_body(
                             sum_mode: SumMode::Plain,
                         };
                         let e = emit_reduce(p, r, &kname, &ro)?;
-                        let _ = writeln!(kernels, "{ALLOW}\n{}", e.code);
+                        let code = e.code;
+                        kernels.extend(quote!(#allow #code));
                         inputs = e.inputs;
                     }
                 }
+                let kident = ident(&kname);
                 let instance = if symbolic {
-                    let _ = writeln!(
-                        kernels,
-                        "#[allow(non_camel_case_types)]\nstruct {kname}<{gen_params}>;"
-                    );
-                    format!("{kname}::<{gen_args}>")
+                    kernels.extend(quote! {
+                        #[allow(non_camel_case_types)]
+                        struct #kident<#gen_params>;
+                    });
+                    quote!(#kident::<#(#gens),*>)
                 } else {
-                    let _ = writeln!(kernels, "#[allow(non_camel_case_types)]\nstruct {kname};");
-                    kname.clone()
+                    kernels.extend(quote! {
+                        #[allow(non_camel_case_types)]
+                        struct #kident;
+                    });
+                    kident.to_token_stream()
                 };
                 let (outer, inner, params) = bind_inputs(&inputs, r.out_rows, arg_names);
                 let (n_outer, n_inner) = if r.out_rows == Cat::I {
-                    ("m", "n")
+                    (quote!(m), quote!(n))
                 } else {
-                    ("n", "m")
+                    (quote!(n), quote!(m))
                 };
-                let cpu = format!(
-                    "T::cpu_reduce(&{instance}, &__rt::cpu::ReduceArgs {{ outer: vec![{outer}], inner: vec![{inner}], params: vec![{params}], n_outer: {n_outer}, n_inner: {n_inner} }}, &options.cpu_options())?"
-                );
+                let reduce_args = local.reduce_args();
+                let cpu = quote! {
+                    T::cpu_reduce(&#instance, &#reduce_args { outer: vec![#(#outer),*], inner: vec![#(#inner),*], params: vec![#(#params),*], n_outer: #n_outer, n_inner: #n_inner }, &options.cpu_options())?
+                };
                 match gpu {
                     None => {
-                        let _ = writeln!(b, "let {buf} = {cpu};");
+                        b.extend(quote!(let #out = #cpu;));
                     }
                     Some(g) => {
                         let sources = step_sources(p, r);
                         let kernels_expr = if symbolic {
-                            "None".to_string()
+                            quote!(None)
                         } else {
                             reduction_kernels(p, r, step_index, rt, g.mode)?
                         };
-                        let _ = writeln!(
-                            kernels,
-                            "{}",
-                            g.step_static(
-                                &kname,
-                                "GpuStep",
-                                &kernels_expr,
-                                step_index,
-                                &sources,
-                                rt
-                            )
-                        );
-                        let views: Vec<String> =
+                        kernels.extend(g.step_static(
+                            &kname,
+                            &rt.gpu_step(),
+                            &kernels_expr,
+                            step_index,
+                            &sources,
+                            rt,
+                        ));
+                        let views: Vec<TokenStream> =
                             sources.iter().map(|s| source_view(*s, arg_names)).collect();
                         // The last step may write a device array in place.
                         let last = step_index + 1 == p.steps.len() && step.out() == p.output;
                         let (func, dest) = if last {
-                            ("reduce_step_into", ", __dest.as_deref_mut()")
+                            (local.reduce_step_into(), quote!(, __dest.as_deref_mut()))
                         } else {
-                            ("reduce_step", "")
+                            (local.reduce_step(), TokenStream::new())
                         };
-                        let _ = writeln!(
-                            b,
-                            "let {buf} = match __rt::gpu::{func}::<T>(&__rt::gpu::StepCall {{ step: &{kname}_GPU, widths: &[{}], inputs: &[{}], m, n }}, options{dest})? {{ Some(out) => out, None => {cpu} }};",
-                            widths.join(", "),
-                            views.join(", ")
-                        );
+                        let (step_call, step_static) =
+                            (local.step_call(), format_ident!("{}_GPU", kname));
+                        b.extend(quote! {
+                            let #out = match #func::<T>(&#step_call { step: &#step_static, widths: &[#(#widths),*], inputs: &[#(#views),*], m, n }, options #dest)? { Some(out) => out, None => #cpu };
+                        });
                     }
                 }
             }
             Step::Gather(ga) => {
-                let kname = format!("__{}_kernel{}", opts.name, *count);
+                let kname = format!("__{}_kernel{}", kernel_base, *count);
                 *count += 1;
                 let mut inputs: Vec<KernelInput> = Vec::new();
                 for prec in [Precision::F32, Precision::F64] {
@@ -643,10 +746,15 @@ fn program_body(
                         sum_mode: SumMode::Plain,
                     };
                     let e = emit_gather(p, ga, &kname, &ro)?;
-                    let _ = writeln!(kernels, "{ALLOW}\n{}", e.code);
+                    let code = e.code;
+                    kernels.extend(quote!(#allow #code));
                     inputs = e.inputs;
                 }
-                let _ = writeln!(kernels, "#[allow(non_camel_case_types)]\nstruct {kname};");
+                let kident = ident(&kname);
+                kernels.extend(quote! {
+                    #[allow(non_camel_case_types)]
+                    struct #kident;
+                });
                 let (mut owner, mut other, mut params) = (Vec::new(), Vec::new(), Vec::new());
                 for input in inputs.iter().filter(|i| i.var != ga.slot_var) {
                     let v = source_view(input.source, arg_names);
@@ -656,31 +764,27 @@ fn program_body(
                         _ => other.push(v),
                     }
                 }
-                let weights: Vec<String> = ga
+                let weights: Vec<TokenStream> = ga
                     .weight
                     .iter()
                     .map(|w| {
-                        format!(
-                            "({}, {})",
-                            source_view(w.source, arg_names),
-                            w.cat == Cat::P
-                        )
+                        let (view, param) = (source_view(w.source, arg_names), w.cat == Cat::P);
+                        quote!((#view, #param))
                     })
                     .collect();
                 let (n_owner, n_other) = if ga.owner == Cat::I {
-                    ("m", "n")
+                    (quote!(m), quote!(n))
                 } else {
-                    ("n", "m")
+                    (quote!(n), quote!(m))
                 };
-                let cpu = format!(
-                    "T::cpu_gather(&{kname}, &__rt::gather::GatherArgs {{ owner: vec![{}], other: vec![{}], params: vec![{}], indices: &b{}, weights: vec![{}], n_owner: {n_owner}, n_other: {n_other}, to_owner: {} }})?",
-                    owner.join(", "),
-                    other.join(", "),
-                    params.join(", "),
-                    ga.indices,
-                    weights.join(", "),
-                    ga.out_rows == ga.owner
+                let (gather_args, indices, to_owner) = (
+                    local.gather_args(),
+                    buf(ga.indices),
+                    ga.out_rows == ga.owner,
                 );
+                let cpu = quote! {
+                    T::cpu_gather(&#kident, &#gather_args { owner: vec![#(#owner),*], other: vec![#(#other),*], params: vec![#(#params),*], indices: &#indices, weights: vec![#(#weights),*], n_owner: #n_owner, n_other: #n_other, to_owner: #to_owner })?
+                };
                 match gpu {
                     Some(g) if !symbolic => {
                         let kernels_expr = gather_kernels(p, ga, step_index, rt, g.mode)?;
@@ -689,57 +793,52 @@ fn program_body(
                             .filter(|i| i.var != ga.slot_var)
                             .map(|i| i.source)
                             .collect();
-                        let _ = writeln!(
-                            kernels,
-                            "{}",
-                            g.step_static(
-                                &kname,
-                                "GpuGatherStep",
-                                &kernels_expr,
-                                step_index,
-                                &sources,
-                                rt
-                            )
-                        );
-                        let views: Vec<String> =
+                        kernels.extend(g.step_static(
+                            &kname,
+                            &rt.gpu_gather_step(),
+                            &kernels_expr,
+                            step_index,
+                            &sources,
+                            rt,
+                        ));
+                        let views: Vec<TokenStream> =
                             sources.iter().map(|s| source_view(*s, arg_names)).collect();
-                        let _ = writeln!(
-                            b,
-                            "let {buf} = match __rt::gpu::gather_step::<T>(&__rt::gpu::GatherCall {{ step: &{kname}_GPU, widths: &[{}], inputs: &[{}], indices: &b{}, weights: &[{}], m, n }}, options)? {{ Some(out) => out, None => {cpu} }};",
-                            widths.join(", "),
-                            views.join(", "),
-                            ga.indices,
-                            weights.join(", "),
+                        let (gather_step, gather_call, step_static) = (
+                            local.gather_step(),
+                            local.gather_call(),
+                            format_ident!("{}_GPU", kname),
                         );
+                        b.extend(quote! {
+                            let #out = match #gather_step::<T>(&#gather_call { step: &#step_static, widths: &[#(#widths),*], inputs: &[#(#views),*], indices: &#indices, weights: &[#(#weights),*], m, n }, options)? { Some(out) => out, None => #cpu };
+                        });
                     }
                     _ => {
-                        let _ = writeln!(b, "let {buf} = {cpu};");
+                        b.extend(quote!(let #out = #cpu;));
                     }
                 }
             }
             Step::SumRows { src, .. } => {
-                let _ = writeln!(b, "let {buf} = __rt::args::sum_rows(&b{src});");
+                let (sum_rows, src) = (local.sum_rows(), buf(*src));
+                b.extend(quote!(let #out = #sum_rows(&#src);));
             }
             Step::Add { a, b: c, .. } => {
-                let _ = writeln!(b, "let {buf} = __rt::args::add(&b{a}, &b{c});");
+                let (add, a, c) = (local.add(), buf(*a), buf(*c));
+                b.extend(quote!(let #out = #add(&#a, &#c);));
             }
-            Step::Fill { value, out } => {
-                let info = &p.bufs[*out];
-                let rows = match info.rows {
-                    Cat::I => "m",
-                    Cat::J => "n",
-                    _ => "1",
-                };
-                let w = dim_expr(&info.values);
-                let _ = writeln!(
-                    b,
-                    "let {buf} = __rt::args::fill::<T>({rows}, {w}, {value:?});"
+            Step::Fill { value, out: o } => {
+                let info = &p.bufs[*o];
+                let (fill, rows, w, value) = (
+                    local.fill(),
+                    rows(info.rows),
+                    dim_expr(&info.values),
+                    float_debug(*value),
                 );
+                b.extend(quote!(let #out = #fill::<T>(#rows, #w, #value);));
             }
         }
-        result = buf;
+        result = out.into_token_stream();
     }
-    let _ = writeln!(b, "let out = {result};");
+    b.extend(quote!(let out = #result;));
     Ok(b)
 }
 
@@ -754,12 +853,17 @@ fn step_sources(p: &Program, r: &keops_ir::program::Reduce) -> Vec<VarSource> {
 }
 
 /// The view expression of a data source.
-fn source_view(source: VarSource, arg_names: &[String]) -> String {
+fn source_view(source: VarSource, arg_names: &[Ident]) -> TokenStream {
+    let local = Runtime::alias();
     match source {
-        VarSource::Arg(k) => arg_names[k].clone(),
-        VarSource::Buffer(k) => format!("__rt::args::buffer_view(&b{k})?"),
+        VarSource::Arg(k) => arg_names[k].to_token_stream(),
+        VarSource::Buffer(k) => {
+            let (buffer_view, b) = (local.buffer_view(), buf(k));
+            quote!(#buffer_view(&#b)?)
+        }
         VarSource::Temp => {
-            "__rt::View { data: &[], rows: 0, cols: 0, row_stride: 0, col_stride: 0, resident: None }".to_string()
+            let view = local.view();
+            quote!(#view { data: &[], rows: 0, cols: 0, row_stride: 0, col_stride: 0, resident: None })
         }
     }
 }
@@ -768,23 +872,16 @@ fn source_view(source: VarSource, arg_names: &[String]) -> String {
 fn bind_inputs(
     inputs: &[KernelInput],
     out_rows: Cat,
-    arg_names: &[String],
-) -> (String, String, String) {
+    arg_names: &[Ident],
+) -> (Vec<TokenStream>, Vec<TokenStream>, Vec<TokenStream>) {
     let (mut o, mut i, mut q) = (Vec::new(), Vec::new(), Vec::new());
     for input in inputs {
-        let v = match input.source {
-            VarSource::Arg(k) => arg_names[k].clone(),
-            VarSource::Buffer(k) => format!("__rt::args::buffer_view(&b{k})?"),
-            VarSource::Temp => {
-                "__rt::View { data: &[], rows: 0, cols: 0, row_stride: 0, col_stride: 0, resident: None }"
-                    .to_string()
-            }
-        };
+        let v = source_view(input.source, arg_names);
         match input.cat {
             Cat::P => q.push(v),
             c if c == out_rows => o.push(v),
             _ => i.push(v),
         }
     }
-    (o.join(", "), i.join(", "), q.join(", "))
+    (o, i, q)
 }

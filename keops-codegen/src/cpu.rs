@@ -1,4 +1,4 @@
-//! The CPU emitter: Rust source for a reduction kernel, from its lowered form.
+//! The CPU emitter: Rust tokens for a reduction kernel, from its lowered form.
 //!
 //! Each scalar register becomes either a scalar (when it is uniform: constants, the
 //! output row's variables, parameters, and what depends only on them, computed once per
@@ -7,6 +7,8 @@
 //! turns into SIMD instructions. The generated `impl` plugs into the runtime's CPU driver
 //! (`CpuReduce`), which does the tiling, transposition and parallelism.
 
+use crate::paths::Runtime;
+use crate::tokens::{ident, literal, num, signed};
 use keops_ir::error::Result;
 use keops_ir::graph::Cat;
 use keops_ir::lower::{
@@ -14,14 +16,16 @@ use keops_ir::lower::{
     lower_reduction,
 };
 use keops_ir::program::{Program, Reduce};
+use keops_ir::reduction::{CpuTile, Order};
+use proc_macro2::{Ident, Literal, TokenStream};
+use quote::{ToTokens, format_ident, quote};
 use std::collections::HashSet;
-use std::fmt::Write;
 
 /// Options of the CPU emitter.
 #[derive(Clone, Debug)]
 pub struct RustOptions {
-    /// Path of the runtime crate in the generated code (e.g. `::keops::__private::runtime`).
-    pub runtime: String,
+    /// The runtime crate in the generated code (e.g. `::keops::__private::runtime`).
+    pub runtime: Runtime,
     /// Float type of the kernel.
     pub precision: Precision,
     /// Accumulation of sums inside a thread.
@@ -31,8 +35,8 @@ pub struct RustOptions {
 /// A generated reduction kernel.
 #[derive(Clone, Debug)]
 pub struct EmittedReduce {
-    /// Rust source: an `impl CpuReduce<f32|f64> for <name>`.
-    pub code: String,
+    /// Rust tokens: an `impl CpuReduce<f32|f64> for <name>`.
+    pub code: TokenStream,
     /// Inputs in kernel order; the driver binds output-indexed, reduced-index and
     /// parameter inputs in this order, each kind separately.
     pub inputs: Vec<KernelInput>,
@@ -40,11 +44,17 @@ pub struct EmittedReduce {
     pub kernel: LoweredKernel,
 }
 
-pub(crate) fn float(p: Precision) -> &'static str {
+/// The name of the float type of a precision.
+pub(crate) fn float_name(p: Precision) -> &'static str {
     match p {
         Precision::F32 => "f32",
         Precision::F64 => "f64",
     }
+}
+
+/// The float type of a precision.
+pub(crate) fn float(p: Precision) -> Ident {
+    ident(float_name(p))
 }
 
 pub(crate) fn lanes(p: Precision) -> usize {
@@ -54,110 +64,136 @@ pub(crate) fn lanes(p: Precision) -> usize {
     }
 }
 
-pub(crate) fn rust_ty(t: Ty, p: Precision) -> &'static str {
-    match (t, p) {
-        (Ty::F, _) => float(p),
+pub(crate) fn rust_ty(t: Ty, p: Precision) -> Ident {
+    ident(match (t, p) {
+        (Ty::F, _) => float_name(p),
         (Ty::Idx, _) => "u64",
         (Ty::Pred, _) => "bool",
         (Ty::Int, Precision::F32) => "i32",
         (Ty::Int, Precision::F64) => "i64",
+    })
+}
+
+pub(crate) fn zero(t: Ty, p: Precision) -> TokenStream {
+    match (t, p) {
+        (Ty::F, Precision::F32) => literal("0f32").into_token_stream(),
+        (Ty::F, Precision::F64) => literal("0f64").into_token_stream(),
+        (Ty::Idx, _) => literal("0u64").into_token_stream(),
+        (Ty::Pred, _) => quote!(false),
+        (Ty::Int, Precision::F32) => literal("0i32").into_token_stream(),
+        (Ty::Int, Precision::F64) => literal("0i64").into_token_stream(),
     }
 }
 
-pub(crate) fn zero(t: Ty, p: Precision) -> &'static str {
-    match (t, p) {
-        (Ty::F, Precision::F32) => "0f32",
-        (Ty::F, Precision::F64) => "0f64",
-        (Ty::Idx, _) => "0u64",
-        (Ty::Pred, _) => "false",
-        (Ty::Int, Precision::F32) => "0i32",
-        (Ty::Int, Precision::F64) => "0i64",
-    }
+/// The name of a register: `r{n}`.
+pub(crate) fn reg(r: Reg) -> Ident {
+    format_ident!("r{}", r.0)
 }
 
 /// A float constant with its exact bits in the kernel precision.
-fn float_literal(x: f64, p: Precision) -> String {
+fn float_literal(x: f64, p: Precision) -> TokenStream {
     match p {
-        Precision::F32 => format!("f32::from_bits(0x{:08x})", (x as f32).to_bits()),
-        Precision::F64 => format!("f64::from_bits(0x{:016x})", x.to_bits()),
+        Precision::F32 => {
+            let bits = literal(&format!("0x{:08x}", (x as f32).to_bits()));
+            quote!(f32::from_bits(#bits))
+        }
+        Precision::F64 => {
+            let bits = literal(&format!("0x{:016x}", x.to_bits()));
+            quote!(f64::from_bits(#bits))
+        }
     }
 }
 
 /// The Rust expression of one instruction, from its operands' expressions.
-pub(crate) fn expr(op: SOp, a: &[String], p: Precision, rt: &str) -> String {
+pub(crate) fn expr(op: SOp, a: &[TokenStream], p: Precision, rt: &Runtime) -> TokenStream {
     let f = float(p);
     let (ity, uty) = match p {
-        Precision::F32 => ("i32", "u32"),
-        Precision::F64 => ("i64", "u64"),
+        Precision::F32 => (ident("i32"), ident("u32")),
+        Precision::F64 => (ident("i64"), ident("u64")),
     };
-    let x = |k: usize| a[k].as_str();
+    let x = |k: usize| a.get(k).cloned().unwrap_or_default();
+    let (x0, x1, x2) = (x(0), x(1), x(2));
     match op {
         SOp::Const(bits) => float_literal(f64::from_bits(bits), p),
-        SOp::IdxConst(i) => format!("{i}u64"),
-        SOp::IntConst(i) => format!("({i}i64 as {ity})"),
-        SOp::Add => format!("({} + {})", x(0), x(1)),
-        SOp::Sub => format!("({} - {})", x(0), x(1)),
-        SOp::Mul => format!("({} * {})", x(0), x(1)),
-        SOp::Div => format!("({} / {})", x(0), x(1)),
-        SOp::Neg => format!("(-{})", x(0)),
-        SOp::Abs => format!("{}.abs()", x(0)),
-        SOp::Floor => format!("{}.floor()", x(0)),
-        SOp::Trunc => format!("{}.trunc()", x(0)),
-        SOp::RoundEven => format!("{}.round_ties_even()", x(0)),
-        SOp::Round => format!("{}.round()", x(0)),
-        SOp::Sqrt => format!("{}.sqrt()", x(0)),
-        SOp::Rsqrt => format!("(1.0 / {}.sqrt())", x(0)),
-        SOp::Recip => format!("(1.0 / {})", x(0)),
-        SOp::Exp => format!("{}.exp()", x(0)),
-        SOp::Log => format!("{}.ln()", x(0)),
-        SOp::Sin => format!("{}.sin()", x(0)),
-        SOp::Cos => format!("{}.cos()", x(0)),
-        SOp::Asin => format!("{}.asin()", x(0)),
-        SOp::Acos => format!("{}.acos()", x(0)),
-        SOp::Atan => format!("{}.atan()", x(0)),
-        SOp::Atan2 => format!("{}.atan2({})", x(0), x(1)),
-        SOp::Powf => format!("{}.powf({})", x(0), x(1)),
-        SOp::PowI(n) => format!("{}.powi({n})", x(0)),
-        SOp::Fma => format!("{}.mul_add({}, {})", x(0), x(1), x(2)),
-        SOp::Lt | SOp::IdxLt | SOp::ILt => format!("({} < {})", x(0), x(1)),
-        SOp::Le => format!("({} <= {})", x(0), x(1)),
-        SOp::Eq | SOp::IdxEq | SOp::IEq => format!("({} == {})", x(0), x(1)),
-        SOp::Ne => format!("({} != {})", x(0), x(1)),
-        SOp::And => format!("({} & {})", x(0), x(1)),
-        SOp::Or => format!("({} | {})", x(0), x(1)),
-        SOp::Not => format!("(!{})", x(0)),
-        SOp::Select => format!("(if {} {{ {} }} else {{ {} }})", x(0), x(1), x(2)),
-        SOp::Bits => format!("({}.to_bits() as {ity})", x(0)),
-        SOp::FromBits => format!("{f}::from_bits({} as {uty})", x(0)),
+        SOp::IdxConst(i) => Literal::u64_suffixed(i).into_token_stream(),
+        SOp::IntConst(i) => {
+            let i = signed(&format!("{i}i64"));
+            quote!((#i as #ity))
+        }
+        SOp::Add => quote!((#x0 + #x1)),
+        SOp::Sub => quote!((#x0 - #x1)),
+        SOp::Mul => quote!((#x0 * #x1)),
+        SOp::Div => quote!((#x0 / #x1)),
+        SOp::Neg => quote!((-#x0)),
+        SOp::Abs => quote!(#x0.abs()),
+        SOp::Floor => quote!(#x0.floor()),
+        SOp::Trunc => quote!(#x0.trunc()),
+        SOp::RoundEven => quote!(#x0.round_ties_even()),
+        SOp::Round => quote!(#x0.round()),
+        SOp::Sqrt => quote!(#x0.sqrt()),
+        SOp::Rsqrt => quote!((1.0 / #x0.sqrt())),
+        SOp::Recip => quote!((1.0 / #x0)),
+        SOp::Exp => quote!(#x0.exp()),
+        SOp::Log => quote!(#x0.ln()),
+        SOp::Sin => quote!(#x0.sin()),
+        SOp::Cos => quote!(#x0.cos()),
+        SOp::Asin => quote!(#x0.asin()),
+        SOp::Acos => quote!(#x0.acos()),
+        SOp::Atan => quote!(#x0.atan()),
+        SOp::Atan2 => quote!(#x0.atan2(#x1)),
+        SOp::Powf => quote!(#x0.powf(#x1)),
+        SOp::PowI(n) => {
+            let n = signed(&n.to_string());
+            quote!(#x0.powi(#n))
+        }
+        SOp::Fma => quote!(#x0.mul_add(#x1, #x2)),
+        SOp::Lt | SOp::IdxLt | SOp::ILt => quote!((#x0 < #x1)),
+        SOp::Le => quote!((#x0 <= #x1)),
+        SOp::Eq | SOp::IdxEq | SOp::IEq => quote!((#x0 == #x1)),
+        SOp::Ne => quote!((#x0 != #x1)),
+        SOp::And => quote!((#x0 & #x1)),
+        SOp::Or => quote!((#x0 | #x1)),
+        SOp::Not => quote!((!#x0)),
+        SOp::Select => quote!((if #x0 { #x1 } else { #x2 })),
+        SOp::Bits => quote!((#x0.to_bits() as #ity)),
+        SOp::FromBits => quote!(#f::from_bits(#x0 as #uty)),
         // `as` saturates, which LLVM does not vectorize; the runtime's conversion clamps
         // and converts in a way it does.
-        SOp::CvtInt => format!("{rt}::simd::cvt_int_{f}({})", x(0)),
-        SOp::CvtFloat => format!("({} as {f})", x(0)),
-        SOp::IAdd => format!("{}.wrapping_add({})", x(0), x(1)),
-        SOp::ISub => format!("{}.wrapping_sub({})", x(0), x(1)),
-        SOp::IAnd => format!("({} & {})", x(0), x(1)),
-        SOp::IOr => format!("({} | {})", x(0), x(1)),
-        SOp::IShl(k) => format!("({} << {k})", x(0)),
-        SOp::IShr(k) => format!("({} >> {k})", x(0)),
+        SOp::CvtInt => {
+            let cvt = rt.cvt_int(p);
+            quote!(#cvt(#x0))
+        }
+        SOp::CvtFloat => quote!((#x0 as #f)),
+        SOp::IAdd => quote!(#x0.wrapping_add(#x1)),
+        SOp::ISub => quote!(#x0.wrapping_sub(#x1)),
+        SOp::IAnd => quote!((#x0 & #x1)),
+        SOp::IOr => quote!((#x0 | #x1)),
+        SOp::IShl(k) => {
+            let k = num(k.into());
+            quote!((#x0 << #k))
+        }
+        SOp::IShr(k) => {
+            let k = num(k.into());
+            quote!((#x0 >> #k))
+        }
         // GPU fast-math instructions, never in CPU kernels: their exact values.
-        SOp::Ex2Approx => format!("{}.exp2()", x(0)),
-        SOp::Lg2Approx => format!("{}.log2()", x(0)),
-        SOp::SinApprox => format!("{}.sin()", x(0)),
-        SOp::CosApprox => format!("{}.cos()", x(0)),
-        SOp::RsqrtApprox => format!("(1.0 / {}.sqrt())", x(0)),
-        SOp::RcpApprox => format!("(1.0 / {})", x(0)),
+        SOp::Ex2Approx => quote!(#x0.exp2()),
+        SOp::Lg2Approx => quote!(#x0.log2()),
+        SOp::SinApprox => quote!(#x0.sin()),
+        SOp::CosApprox => quote!(#x0.cos()),
+        SOp::RsqrtApprox => quote!((1.0 / #x0.sqrt())),
+        SOp::RcpApprox => quote!((1.0 / #x0)),
     }
 }
 
 /// Writes blocks as Rust statements.
 struct Writer<'k> {
     tys: &'k [Ty],
-    /// Path of the runtime crate.
-    rt: &'k str,
+    /// The runtime crate.
+    rt: &'k Runtime,
     p: Precision,
     /// Registers holding one value for all lanes.
     uniform: HashSet<Reg>,
-    out: String,
 }
 
 impl Writer<'_> {
@@ -165,62 +201,71 @@ impl Writer<'_> {
         self.tys[r.0 as usize]
     }
 
-    fn operand(&self, r: Reg, lane: bool) -> String {
+    fn operand(&self, r: Reg, lane: bool) -> TokenStream {
+        let name = reg(r);
         if lane && !self.uniform.contains(&r) {
-            format!("r{}[l]", r.0)
+            quote!(#name[l])
         } else {
-            format!("r{}", r.0)
+            quote!(#name)
         }
     }
 
     /// Scalar statements (all registers scalar).
-    fn scalar(&mut self, insts: &[Inst]) {
+    fn scalar(&self, insts: &[Inst]) -> TokenStream {
+        let mut out = TokenStream::new();
         for i in insts {
-            let args: Vec<String> = i.args.iter().map(|r| self.operand(*r, false)).collect();
+            let args: Vec<TokenStream> = i.args.iter().map(|r| self.operand(*r, false)).collect();
             let e = expr(i.op, &args, self.p, self.rt);
-            let _ = writeln!(
-                self.out,
-                "let r{}: {} = {e};",
-                i.dst.0,
-                rust_ty(self.ty(i.dst), self.p)
-            );
+            let (dst, t) = (reg(i.dst), rust_ty(self.ty(i.dst), self.p));
+            out.extend(quote!(let #dst: #t = #e;));
         }
+        out
     }
 
     /// Lane statements: uniform instructions stay scalar, the others loop over lanes.
-    fn lanes(&mut self, insts: &[Inst]) {
+    fn lanes(&mut self, insts: &[Inst]) -> TokenStream {
+        let mut out = TokenStream::new();
         for i in insts {
             let varying = i.args.iter().any(|a| !self.uniform.contains(a));
-            let t = rust_ty(self.ty(i.dst), self.p);
+            let (dst, t) = (reg(i.dst), rust_ty(self.ty(i.dst), self.p));
             if !varying {
-                let args: Vec<String> = i.args.iter().map(|r| self.operand(*r, false)).collect();
+                let args: Vec<TokenStream> =
+                    i.args.iter().map(|r| self.operand(*r, false)).collect();
                 let e = expr(i.op, &args, self.p, self.rt);
-                let _ = writeln!(self.out, "let r{}: {t} = {e};", i.dst.0);
+                out.extend(quote!(let #dst: #t = #e;));
                 self.uniform.insert(i.dst);
             } else {
-                let args: Vec<String> = i.args.iter().map(|r| self.operand(*r, true)).collect();
+                let args: Vec<TokenStream> =
+                    i.args.iter().map(|r| self.operand(*r, true)).collect();
                 let e = expr(i.op, &args, self.p, self.rt);
                 let z = zero(self.ty(i.dst), self.p);
-                let _ = writeln!(
-                    self.out,
-                    "let mut r{0}: [{t}; L] = [{z}; L]; for l in 0..L {{ r{0}[l] = {e}; }}",
-                    i.dst.0
+                out.extend(
+                    quote!(let mut #dst: [#t; L] = [#z; L]; for l in 0..L { #dst[l] = #e; }),
                 );
             }
         }
+        out
     }
 
     /// Binds block parameters to expressions (`let rP = <expr>;`), keeping uniformity.
-    fn bind(&mut self, params: &[Reg], values: &[(String, bool)]) {
+    fn bind(&mut self, params: &[Reg], values: &[(TokenStream, bool)]) -> TokenStream {
+        let mut out = TokenStream::new();
         for (p, (v, uniform)) in params.iter().zip(values) {
-            let _ = writeln!(self.out, "let r{} = {v};", p.0);
+            let r = reg(*p);
+            out.extend(quote!(let #r = #v;));
             if *uniform {
                 self.uniform.insert(*p);
             } else {
                 self.uniform.remove(p);
             }
         }
+        out
     }
+}
+
+/// Unsuffixed literals of a list of widths.
+pub(crate) fn widths_list(v: &[usize]) -> Vec<Literal> {
+    v.iter().map(|d| num(*d)).collect()
 }
 
 /// Emits `impl CpuReduce<f32|f64> for <name>` for a reduction step of an instantiated program.
@@ -234,7 +279,7 @@ pub fn emit_reduce(
     let kernel = keops_ir::lower::expand_math(&kernel, opts.precision);
     let rt = &opts.runtime;
     let f = float(opts.precision);
-    let nlanes = lanes(opts.precision);
+    let nlanes = num(lanes(opts.precision));
     let h = &kernel.hooks;
     let nf = h.acc.iter().filter(|t| **t == Ty::F).count();
     let ni = h.acc.len() - nf;
@@ -243,19 +288,23 @@ pub fn emit_reduce(
     let mut outer_w = Vec::new();
     let mut inner_w = Vec::new();
     let mut param_w = Vec::new();
-    let mut sources: Vec<(String, bool)> = Vec::new();
+    let mut sources: Vec<(TokenStream, bool)> = Vec::new();
     let (mut no, mut nin, mut np) = (0, 0, 0);
+    let chunk = rt.chunk();
     for input in &kernel.inputs {
         for _ in 0..input.dim {
             if input.cat == Cat::P {
-                sources.push((format!("t.params[{np}]"), true));
+                let k = num(np);
+                sources.push((quote!(t.params[#k]), true));
                 np += 1;
             } else if input.cat == kernel.out_rows {
-                sources.push((format!("t.outer[{no}]"), true));
+                let k = num(no);
+                sources.push((quote!(t.outer[#k]), true));
                 no += 1;
             } else {
+                let k = num(nin);
                 sources.push((
-                    format!("{rt}::simd::chunk::<{f}, L>(t.inner, {nin} * t.stride + base)"),
+                    quote!(#chunk::<#f, L>(t.inner, #k * t.stride + base)),
                     false,
                 ));
                 nin += 1;
@@ -279,143 +328,149 @@ pub fn emit_reduce(
     };
     let mut w = Writer {
         tys: &tys,
-        rt: &opts.runtime,
+        rt,
         p: opts.precision,
         uniform: HashSet::new(),
-        out: String::new(),
     };
-    let list = |v: &[usize]| {
-        v.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let _ = writeln!(w.out, "impl {rt}::cpu::CpuReduce<{f}> for {name} {{");
-    let _ = writeln!(
-        w.out,
-        "fn acc_len(&self) -> (usize, usize) {{ ({nf}, {ni}) }}"
-    );
-    let _ = writeln!(
-        w.out,
-        "fn is_sum(&self) -> bool {{ {} }}",
-        kernel.kind == keops_ir::reduction::ReductionKind::Sum
-    );
-    let _ = writeln!(
-        w.out,
-        "fn out_len(&self) -> (usize, usize) {{ ({}, {}) }}",
-        h.out_values, h.out_indices
-    );
-    let _ = writeln!(
-        w.out,
-        "fn widths(&self) -> (Vec<usize>, Vec<usize>, Vec<usize>) {{ (vec![{}], vec![{}], vec![{}]) }}",
-        list(&outer_w),
-        list(&inner_w),
-        list(&param_w)
+    let name = ident(name);
+    let (acc_f_len, acc_i_len) = (num(nf), num(ni));
+    let is_sum = kernel.kind.is_sum();
+    let (out_values, out_indices) = (num(h.out_values), num(h.out_indices));
+    let (outer_w, inner_w, param_w) = (
+        widths_list(&outer_w),
+        widths_list(&inner_w),
+        widths_list(&param_w),
     );
 
     // init
-    let _ = writeln!(
-        w.out,
-        "fn init(&self, acc_f: &mut [{f}], acc_i: &mut [u64]) {{"
-    );
-    w.scalar(&h.init.insts);
-    store_acc(&mut w.out, &h.init.results, &h.acc, "acc_f", "acc_i", "");
-    let _ = writeln!(w.out, "}}");
+    let mut init = w.scalar(&h.init.insts);
+    init.extend(store_acc(&h.init.results, &h.acc, "acc_f", "acc_i"));
 
     // merge
-    let _ = writeln!(
-        w.out,
-        "fn merge(&self, acc_f: &mut [{f}], acc_i: &mut [u64], other_f: &[{f}], other_i: &[u64]) {{"
-    );
-    let half = h.acc.len();
-    let mut vals = load_acc(&h.acc, "acc_f", "acc_i", "");
-    vals.extend(load_acc(&h.acc, "other_f", "other_i", ""));
-    w.bind(&h.merge.params, &vals);
-    w.scalar(&h.merge.insts);
-    store_acc(&mut w.out, &h.merge.results, &h.acc, "acc_f", "acc_i", "");
-    let _ = writeln!(w.out, "}}");
-    let _ = half;
+    let mut vals = load_acc(&h.acc, "acc_f", "acc_i");
+    vals.extend(load_acc(&h.acc, "other_f", "other_i"));
+    let mut merge = w.bind(&h.merge.params, &vals);
+    merge.extend(w.scalar(&h.merge.insts));
+    merge.extend(store_acc(&h.merge.results, &h.acc, "acc_f", "acc_i"));
 
     // finalize
-    let _ = writeln!(
-        w.out,
-        "fn finalize(&self, acc_f: &[{f}], acc_i: &[u64], out_f: &mut [{f}], out_i: &mut [u64]) {{"
-    );
-    let vals = load_acc(&h.acc, "acc_f", "acc_i", "");
-    w.bind(&h.finalize.params, &vals);
-    w.scalar(&h.finalize.insts);
+    let vals = load_acc(&h.acc, "acc_f", "acc_i");
+    let mut finalize = w.bind(&h.finalize.params, &vals);
+    finalize.extend(w.scalar(&h.finalize.insts));
     let (mut kf, mut ki) = (0, 0);
     for res in &h.finalize.results {
+        let (r, k) = (reg(*res), num(if w.ty(*res) == Ty::Idx { ki } else { kf }));
         if w.ty(*res) == Ty::Idx {
-            let _ = writeln!(w.out, "out_i[{ki}] = r{};", res.0);
+            finalize.extend(quote!(out_i[#k] = #r;));
             ki += 1;
         } else {
-            let _ = writeln!(w.out, "out_f[{kf}] = r{};", res.0);
+            finalize.extend(quote!(out_f[#k] = #r;));
             kf += 1;
         }
     }
-    let _ = writeln!(w.out, "}}");
 
-    // tile
-    let _ = writeln!(
-        w.out,
-        "#[inline]\nfn tile(&self, t: {rt}::cpu::Tile<'_, {f}>, acc_f: &mut [{f}], acc_i: &mut [u64]) {{"
-    );
-    let _ = writeln!(
-        w.out,
-        "struct Body<'a, 'b> {{ t: {rt}::cpu::Tile<'a, {f}>, acc_f: &'b mut [{f}], acc_i: &'b mut [u64] }}"
-    );
-    let _ = writeln!(
-        w.out,
-        "impl {rt}::simd::Kernel for Body<'_, '_> {{\n#[inline(always)]\nfn run(self) {{"
-    );
-    let _ = writeln!(
-        w.out,
-        "let Body {{ t, acc_f, acc_i }} = self;\nconst L: usize = {nlanes};"
-    );
-    // uniform parts of the formula, hoisted out of the lane loop
+    // tile: uniform parts of the formula, hoisted out of the lane loop
     let (hoisted, per_lane) = split_uniform(&kernel.formula, &sources);
     w.uniform.clear();
+    let mut tile = TokenStream::new();
     for (p, (v, uniform)) in kernel.formula.params.iter().zip(&sources) {
         if *uniform {
-            let _ = writeln!(w.out, "let r{} = {v};", p.0);
+            let r = reg(*p);
+            tile.extend(quote!(let #r = #v;));
             w.uniform.insert(*p);
         }
     }
-    w.lanes(&hoisted);
-    let unweighted_lse = kernel.kind == keops_ir::reduction::ReductionKind::LogSumExp
-        && kernel.formula.results.len() == 1
-        && !w.uniform.contains(&kernel.formula.results[0]);
-    if let Some(smaller) = kernel.kind.order() {
-        select_tile(
-            &mut w,
-            &kernel,
-            &sources,
-            &per_lane,
-            smaller == keops_ir::reduction::Order::Smaller,
-            opts.precision,
-        );
-    } else if unweighted_lse {
-        lse_tile(
-            &mut w,
-            &kernel,
-            &sources,
-            &per_lane,
-            &exp_block,
-            opts.precision,
-        );
-    } else {
-        sum_tile(&mut w, &kernel, &sources, &per_lane, opts.precision);
+    tile.extend(w.lanes(&hoisted));
+    // The tile loop the reduction table asks for.
+    let order = kernel.kind.order();
+    match (kernel.kind.spec().cpu_tile, order) {
+        (CpuTile::Select, Some(order)) => {
+            tile.extend(select_tile(
+                &mut w,
+                &kernel,
+                &sources,
+                &per_lane,
+                order,
+                opts.precision,
+            ));
+        }
+        // Two passes for a scalar F (no G) that varies with the reduced index.
+        (CpuTile::TwoPassLogSumExp, _)
+            if kernel.formula.results.len() == 1
+                && !w.uniform.contains(&kernel.formula.results[0]) =>
+        {
+            tile.extend(lse_tile(
+                &mut w,
+                &kernel,
+                &sources,
+                &per_lane,
+                &exp_block,
+                opts.precision,
+            ));
+        }
+        (CpuTile::Select, None) => {
+            return Err(keops_ir::Error::new(
+                keops_ir::ErrorKind::Limit,
+                format!(
+                    "internal error: {} has a selection tile but no order",
+                    kernel.kind
+                ),
+            ));
+        }
+        (CpuTile::Lanes | CpuTile::TwoPassLogSumExp, _) => {
+            tile.extend(sum_tile(
+                &mut w,
+                &kernel,
+                &sources,
+                &per_lane,
+                opts.precision,
+            ));
+        }
     }
-    let _ = writeln!(
-        w.out,
-        "{rt}::simd::dispatch(Body {{ t, acc_f, acc_i }});\n}}\n}}"
-    );
+    let (cpu_reduce, tile_ty, simd_kernel, dispatch) =
+        (rt.cpu_reduce(), rt.tile(), rt.simd_kernel(), rt.dispatch());
+    let code = quote! {
+        impl #cpu_reduce<#f> for #name {
+            fn acc_len(&self) -> (usize, usize) { (#acc_f_len, #acc_i_len) }
+            fn is_sum(&self) -> bool { #is_sum }
+            fn out_len(&self) -> (usize, usize) { (#out_values, #out_indices) }
+            fn widths(&self) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+                (vec![#(#outer_w),*], vec![#(#inner_w),*], vec![#(#param_w),*])
+            }
+            fn init(&self, acc_f: &mut [#f], acc_i: &mut [u64]) {
+                #init
+            }
+            fn merge(&self, acc_f: &mut [#f], acc_i: &mut [u64], other_f: &[#f], other_i: &[u64]) {
+                #merge
+            }
+            fn finalize(&self, acc_f: &[#f], acc_i: &[u64], out_f: &mut [#f], out_i: &mut [u64]) {
+                #finalize
+            }
+            #[inline]
+            fn tile(&self, t: #tile_ty<'_, #f>, acc_f: &mut [#f], acc_i: &mut [u64]) {
+                struct Body<'a, 'b> { t: #tile_ty<'a, #f>, acc_f: &'b mut [#f], acc_i: &'b mut [u64] }
+                impl #simd_kernel for Body<'_, '_> {
+                    #[inline(always)]
+                    fn run(self) {
+                        let Body { t, acc_f, acc_i } = self;
+                        const L: usize = #nlanes;
+                        #tile
+                    }
+                }
+                #dispatch(Body { t, acc_f, acc_i });
+            }
+        }
+    };
     Ok(EmittedReduce {
-        code: w.out,
+        code,
         inputs: kernel.inputs.clone(),
         kernel,
     })
+}
+
+/// `la{k}`: lane accumulator `k` of a sum tile.
+fn lane_acc(k: usize) -> Ident {
+    format_ident!("la{}", k)
 }
 
 /// The lane loop of sums and LogSumExp-like reductions: one accumulator per lane, merged
@@ -423,51 +478,77 @@ pub fn emit_reduce(
 fn sum_tile(
     w: &mut Writer<'_>,
     kernel: &LoweredKernel,
-    sources: &[(String, bool)],
+    sources: &[(TokenStream, bool)],
     per_lane: &[Inst],
     precision: Precision,
-) {
+) -> TokenStream {
     let h = &kernel.hooks;
     // lane accumulators, from the init block
-    w.scalar(&h.init.insts);
+    let mut out = w.scalar(&h.init.insts);
     for (k, res) in h.init.results.iter().enumerate() {
-        let _ = writeln!(w.out, "let mut la{k} = [r{}; L];", res.0);
+        let (la, r) = (lane_acc(k), reg(*res));
+        out.extend(quote!(let mut #la = [#r; L];));
     }
-    let _ = writeln!(w.out, "let mut base = 0usize;\nwhile base < t.len {{");
-    let lane_vals = formula_lanes(w, kernel, sources, per_lane, precision);
+    let (lanes_code, lane_vals) = formula_lanes(w, kernel, sources, per_lane, precision);
     let acc_params = &h.accumulate.params;
     let nacc = h.acc.len();
     // accumulate: full chunks, then the masked tail
+    let mut chunks = TokenStream::new();
     for masked in [false, true] {
-        let head = if masked {
-            "else"
-        } else {
-            "if base + L <= t.len"
-        };
-        let guard = if masked { "if base + l < t.len " } else { "" };
-        let _ = writeln!(w.out, "{head} {{\nfor l in 0..L {{ {guard}{{");
-        let mut binds: Vec<String> = (0..nacc).map(|k| format!("la{k}[l]")).collect();
+        let mut binds: Vec<TokenStream> = (0..nacc)
+            .map(|k| {
+                let la = lane_acc(k);
+                quote!(#la[l])
+            })
+            .collect();
         binds.extend(lane_vals.iter().cloned());
-        binds.push("t.j0 + (base + l) as u64".to_string());
+        binds.push(quote!(t.j0 + (base + l) as u64));
+        let mut body = TokenStream::new();
         for (p, v) in acc_params.iter().zip(&binds) {
-            let _ = writeln!(w.out, "let r{} = {v};", p.0);
+            let r = reg(*p);
+            body.extend(quote!(let #r = #v;));
         }
-        w.scalar(&h.accumulate.insts);
+        body.extend(w.scalar(&h.accumulate.insts));
         for (k, res) in h.accumulate.results.iter().enumerate() {
-            let _ = writeln!(w.out, "la{k}[l] = r{};", res.0);
+            let (la, r) = (lane_acc(k), reg(*res));
+            body.extend(quote!(#la[l] = #r;));
         }
-        let _ = writeln!(w.out, "}} }}\n}}");
+        chunks.extend(if masked {
+            quote!(else { for l in 0..L { if base + l < t.len { #body } } })
+        } else {
+            quote!(if base + L <= t.len { for l in 0..L { { #body } } })
+        });
     }
-    let _ = writeln!(w.out, "base += L;\n}}");
+    out.extend(quote! {
+        let mut base = 0usize;
+        while base < t.len {
+            #lanes_code
+            #chunks
+            base += L;
+        }
+    });
     // merge the lanes into the row accumulator, in lane order
-    let _ = writeln!(w.out, "for l in 0..L {{");
-    let mut vals = load_acc(&h.acc, "acc_f", "acc_i", "");
-    vals.extend((0..nacc).map(|k| (format!("la{k}[l]"), true)));
+    let mut vals = load_acc(&h.acc, "acc_f", "acc_i");
+    vals.extend((0..nacc).map(|k| {
+        let la = lane_acc(k);
+        (quote!(#la[l]), true)
+    }));
     w.uniform.clear();
-    w.bind(&h.merge.params, &vals);
-    w.scalar(&h.merge.insts);
-    store_acc(&mut w.out, &h.merge.results, &h.acc, "acc_f", "acc_i", "");
-    let _ = writeln!(w.out, "}}\n}}\n}}");
+    let mut merge = w.bind(&h.merge.params, &vals);
+    merge.extend(w.scalar(&h.merge.insts));
+    merge.extend(store_acc(&h.merge.results, &h.acc, "acc_f", "acc_i"));
+    out.extend(quote!(for l in 0..L { #merge }));
+    out
+}
+
+/// The comparison `value <op> worst` that lets a value enter a selection's slots: `<=`
+/// when smaller is better, `>=` when larger is (equal values go through the insertion,
+/// which breaks ties by index).
+pub(crate) fn at_least_as_good(order: Order) -> TokenStream {
+    match order {
+        Order::Smaller => quote!(<=),
+        Order::Larger => quote!(>=),
+    }
 }
 
 /// The lane loop of selections (Min, ArgMin, KMin, ...): the formula is evaluated for a
@@ -479,39 +560,65 @@ fn sum_tile(
 fn select_tile(
     w: &mut Writer<'_>,
     kernel: &LoweredKernel,
-    sources: &[(String, bool)],
+    sources: &[(TokenStream, bool)],
     per_lane: &[Inst],
-    smaller: bool,
+    order: Order,
     precision: Precision,
-) {
+) -> TokenStream {
     let h = &kernel.hooks;
     let (k, d) = (kernel.kind.slots(), kernel.fdim);
-    let cmp = if smaller { "<=" } else { ">=" };
-    for c in 0..d {
-        let _ = writeln!(w.out, "let mut worst{c} = acc_f[{}];", (k - 1) * d + c);
-    }
-    let _ = writeln!(w.out, "let mut base = 0usize;\nwhile base < t.len {{");
-    let lane_vals = formula_lanes(w, kernel, sources, per_lane, precision);
-    let _ = writeln!(w.out, "let mut candidate = false;");
-    for (c, f) in lane_vals.iter().enumerate().take(d) {
-        let _ = writeln!(
-            w.out,
-            "for l in 0..L {{ candidate |= {f} {cmp} worst{c}; }}"
-        );
-    }
-    let _ = writeln!(w.out, "if candidate {{\nfor l in 0..L.min(t.len - base) {{");
-    let tests: Vec<String> = lane_vals
+    let cmp = at_least_as_good(order);
+    let worst = |c: usize| format_ident!("worst{}", c);
+    // The row's worst kept values, read and refreshed from the accumulator.
+    let read_worst: TokenStream = (0..d)
+        .map(|c| {
+            let (wc, at) = (worst(c), num((k - 1) * d + c));
+            quote!(#wc = acc_f[#at];)
+        })
+        .collect();
+    let mut out: TokenStream = (0..d)
+        .map(|c| {
+            let (wc, at) = (worst(c), num((k - 1) * d + c));
+            quote!(let mut #wc = acc_f[#at];)
+        })
+        .collect();
+    let (lanes_code, lane_vals) = formula_lanes(w, kernel, sources, per_lane, precision);
+    let candidates: TokenStream = lane_vals
+        .iter()
+        .enumerate()
+        .take(d)
+        .map(|(c, f)| {
+            let wc = worst(c);
+            quote!(for l in 0..L { candidate |= #f #cmp #wc; })
+        })
+        .collect();
+    let tests: Vec<TokenStream> = lane_vals
         .iter()
         .take(d)
         .enumerate()
-        .map(|(c, f)| format!("({f} {cmp} worst{c})"))
+        .map(|(c, f)| {
+            let wc = worst(c);
+            quote!((#f #cmp #wc))
+        })
         .collect();
-    let _ = writeln!(w.out, "if !({}) {{ continue; }}", tests.join(" | "));
-    accumulate_into_row(w, h, lane_vals.iter().cloned());
-    for c in 0..d {
-        let _ = writeln!(w.out, "worst{c} = acc_f[{}];", (k - 1) * d + c);
-    }
-    let _ = writeln!(w.out, "}}\n}}\nbase += L;\n}}\n}}\n}}");
+    let accumulate = accumulate_into_row(w, h, lane_vals.iter().cloned());
+    out.extend(quote! {
+        let mut base = 0usize;
+        while base < t.len {
+            #lanes_code
+            let mut candidate = false;
+            #candidates
+            if candidate {
+                for l in 0..L.min(t.len - base) {
+                    if !(#(#tests)|*) { continue; }
+                    #accumulate
+                    #read_worst
+                }
+            }
+            base += L;
+        }
+    });
+    out
 }
 
 /// The tile of an unweighted LogSumExp, in blocks of 16 chunks and two passes: the
@@ -522,135 +629,152 @@ fn select_tile(
 fn lse_tile(
     w: &mut Writer<'_>,
     kernel: &LoweredKernel,
-    sources: &[(String, bool)],
+    sources: &[(TokenStream, bool)],
     per_lane: &[Inst],
     exp: &Block,
     precision: Precision,
-) {
+) -> TokenStream {
     let h = &kernel.hooks;
     let f = float(precision);
     // Chunks per block: the formula is evaluated twice (for the maximum, then for the
     // sum), which costs less than keeping its values.
     const CHUNKS: usize = 16;
-    let _ = writeln!(w.out, "let mut start = 0usize;\nwhile start < t.len {{");
-    let _ = writeln!(w.out, "let end = (start + {CHUNKS} * L).min(t.len);");
-    let _ = writeln!(
-        w.out,
-        "let mut vmax = [{f}::NEG_INFINITY; L];\nlet mut base = start;\nwhile base < end {{"
-    );
-    let lane_vals = formula_lanes(w, kernel, sources, per_lane, precision);
+    let chunks = num(CHUNKS);
+    // First pass: the block's maximum.
+    let (max_lanes, lane_vals) = formula_lanes(w, kernel, sources, per_lane, precision);
     let v = &lane_vals[0];
-    let _ = writeln!(
-        w.out,
-        "if base + L <= end {{ for l in 0..L {{ let v = {v}; vmax[l] = if v > vmax[l] {{ v }} else {{ vmax[l] }}; }} }} else {{ for l in 0..L {{ let v = if base + l < end {{ {v} }} else {{ {f}::NEG_INFINITY }}; vmax[l] = if v > vmax[l] {{ v }} else {{ vmax[l] }}; }} }}\nbase += L;\n}}"
-    );
-    let _ = writeln!(
-        w.out,
-        "let mut mb = {f}::NEG_INFINITY;\nfor l in 0..L {{ mb = mb.max(vmax[l]); }}"
-    );
-    let _ = writeln!(
-        w.out,
-        "if mb.is_finite() {{\nlet mut sl = [0 as {f}; L];\nlet mut base = start;\nwhile base < end {{"
-    );
-    let lane_vals = formula_lanes(w, kernel, sources, per_lane, precision);
-    let v = &lane_vals[0];
-    let _ = writeln!(w.out, "let full = base + L <= end;\nfor l in 0..L {{");
-    let _ = writeln!(
-        w.out,
-        "let r{} = if full || base + l < end {{ {v} }} else {{ {f}::NEG_INFINITY }} - mb;",
-        exp.params[0].0
-    );
-    w.scalar(&exp.insts);
-    let _ = writeln!(w.out, "sl[l] += r{};\n}}\nbase += L;\n}}", exp.results[0].0);
-    let _ = writeln!(
-        w.out,
-        "let mut sb = 0 as {f};\nfor l in 0..L {{ sb += sl[l]; }}"
-    );
-    let mut vals = load_acc(&h.acc, "acc_f", "acc_i", "");
-    vals.push(("mb".to_string(), true));
-    vals.push(("sb".to_string(), true));
-    w.bind(&h.merge.params, &vals);
-    w.scalar(&h.merge.insts);
-    store_acc(&mut w.out, &h.merge.results, &h.acc, "acc_f", "acc_i", "");
+    // Second pass: the sum of exponentials.
+    let (sum_lanes, lane_vals) = formula_lanes(w, kernel, sources, per_lane, precision);
+    let v2 = &lane_vals[0];
+    let (exp_in, exp_out) = (reg(exp.params[0]), reg(exp.results[0]));
+    let exp_code = w.scalar(&exp.insts);
+    let mut vals = load_acc(&h.acc, "acc_f", "acc_i");
+    vals.push((quote!(mb), true));
+    vals.push((quote!(sb), true));
+    let mut merge = w.bind(&h.merge.params, &vals);
+    merge.extend(w.scalar(&h.merge.insts));
+    merge.extend(store_acc(&h.merge.results, &h.acc, "acc_f", "acc_i"));
     // Not finite: the formula again, one term at a time.
-    let _ = writeln!(
-        w.out,
-        "}} else {{\nlet mut base = start;\nwhile base < end {{"
-    );
-    let lane_vals = formula_lanes(w, kernel, sources, per_lane, precision);
-    let _ = writeln!(w.out, "for l in 0..L.min(end - base) {{");
-    accumulate_into_row(w, h, [lane_vals[0].clone()]);
-    let _ = writeln!(w.out, "}}\nbase += L;\n}}\n}}\nstart = end;\n}}\n}}\n}}");
+    let (term_lanes, lane_vals) = formula_lanes(w, kernel, sources, per_lane, precision);
+    let accumulate = accumulate_into_row(w, h, [lane_vals[0].clone()]);
+    quote! {
+        let mut start = 0usize;
+        while start < t.len {
+            let end = (start + #chunks * L).min(t.len);
+            let mut vmax = [#f::NEG_INFINITY; L];
+            let mut base = start;
+            while base < end {
+                #max_lanes
+                if base + L <= end { for l in 0..L { let v = #v; vmax[l] = if v > vmax[l] { v } else { vmax[l] }; } } else { for l in 0..L { let v = if base + l < end { #v } else { #f::NEG_INFINITY }; vmax[l] = if v > vmax[l] { v } else { vmax[l] }; } }
+                base += L;
+            }
+            let mut mb = #f::NEG_INFINITY;
+            for l in 0..L { mb = mb.max(vmax[l]); }
+            if mb.is_finite() {
+                let mut sl = [0 as #f; L];
+                let mut base = start;
+                while base < end {
+                    #sum_lanes
+                    let full = base + L <= end;
+                    for l in 0..L {
+                        let #exp_in = if full || base + l < end { #v2 } else { #f::NEG_INFINITY } - mb;
+                        #exp_code
+                        sl[l] += #exp_out;
+                    }
+                    base += L;
+                }
+                let mut sb = 0 as #f;
+                for l in 0..L { sb += sl[l]; }
+                #merge
+            } else {
+                let mut base = start;
+                while base < end {
+                    #term_lanes
+                    for l in 0..L.min(end - base) {
+                        #accumulate
+                    }
+                    base += L;
+                }
+            }
+            start = end;
+        }
+    }
 }
 
 /// Adds lane `l`'s term (its formula `values`, reduced index `t.j0 + base + l`) into the
 /// row's accumulator `acc_f` / `acc_i`, one term at a time: the accumulate hook in scalar
 /// code.
-fn accumulate_into_row(w: &mut Writer<'_>, h: &Hooks, values: impl IntoIterator<Item = String>) {
-    let mut binds: Vec<String> = load_acc(&h.acc, "acc_f", "acc_i", "")
+fn accumulate_into_row(
+    w: &mut Writer<'_>,
+    h: &Hooks,
+    values: impl IntoIterator<Item = TokenStream>,
+) -> TokenStream {
+    let mut binds: Vec<TokenStream> = load_acc(&h.acc, "acc_f", "acc_i")
         .into_iter()
         .map(|(v, _)| v)
         .collect();
     binds.extend(values);
-    binds.push("t.j0 + (base + l) as u64".to_string());
+    binds.push(quote!(t.j0 + (base + l) as u64));
+    let mut out = TokenStream::new();
     for (p, v) in h.accumulate.params.iter().zip(&binds) {
-        let _ = writeln!(w.out, "let r{} = {v};", p.0);
+        let r = reg(*p);
+        out.extend(quote!(let #r = #v;));
     }
-    w.scalar(&h.accumulate.insts);
-    store_acc(
-        &mut w.out,
-        &h.accumulate.results,
-        &h.acc,
-        "acc_f",
-        "acc_i",
-        "",
-    );
+    out.extend(w.scalar(&h.accumulate.insts));
+    out.extend(store_acc(&h.accumulate.results, &h.acc, "acc_f", "acc_i"));
+    out
 }
 
 /// Loads a chunk's inputs and evaluates the formula for every lane (a loop body of scalar
-/// code that LLVM's loop vectorizer turns into SIMD instructions); returns the expression
-/// of each formula value for lane `l`.
+/// code that LLVM's loop vectorizer turns into SIMD instructions); returns the code and
+/// the expression of each formula value for lane `l`.
 fn formula_lanes(
     w: &mut Writer<'_>,
     kernel: &LoweredKernel,
-    sources: &[(String, bool)],
+    sources: &[(TokenStream, bool)],
     per_lane: &[Inst],
     precision: Precision,
-) -> Vec<String> {
+) -> (TokenStream, Vec<TokenStream>) {
+    let mut out = TokenStream::new();
     let mut varying_params = Vec::new();
     for (k, (p, (v, uniform))) in kernel.formula.params.iter().zip(sources).enumerate() {
         if !*uniform {
-            let _ = writeln!(w.out, "let y{k} = {v};");
-            varying_params.push((*p, k));
+            let y = format_ident!("y{}", k);
+            out.extend(quote!(let #y = #v;));
+            varying_params.push((*p, y));
         }
     }
     let fvals = kernel.formula.results.clone();
-    let mut lane_vals: Vec<String> = Vec::new();
+    let mut lane_vals: Vec<TokenStream> = Vec::new();
     for (i, r) in fvals.iter().enumerate() {
         if w.uniform.contains(r) {
-            lane_vals.push(format!("r{}", r.0));
+            let r = reg(*r);
+            lane_vals.push(quote!(#r));
         } else {
-            let _ = writeln!(w.out, "let mut fv{i} = [{}; L];", zero(Ty::F, precision));
-            lane_vals.push(format!("fv{i}[l]"));
+            let (fv, z) = (format_ident!("fv{}", i), zero(Ty::F, precision));
+            out.extend(quote!(let mut #fv = [#z; L];));
+            lane_vals.push(quote!(#fv[l]));
         }
     }
-    let _ = writeln!(w.out, "for l in 0..L {{");
-    for (p, k) in &varying_params {
-        let _ = writeln!(w.out, "let r{} = y{k}[l];", p.0);
+    let mut body = TokenStream::new();
+    for (p, y) in &varying_params {
+        let r = reg(*p);
+        body.extend(quote!(let #r = #y[l];));
     }
-    w.scalar(per_lane);
+    body.extend(w.scalar(per_lane));
     for (i, r) in fvals.iter().enumerate() {
         if !w.uniform.contains(r) {
-            let _ = writeln!(w.out, "fv{i}[l] = r{};", r.0);
+            let (fv, r) = (format_ident!("fv{}", i), reg(*r));
+            body.extend(quote!(#fv[l] = #r;));
         }
     }
-    let _ = writeln!(w.out, "}}");
-    lane_vals
+    out.extend(quote!(for l in 0..L { #body }));
+    (out, lane_vals)
 }
 
 /// Splits the formula block into instructions that depend only on uniform parameters
 /// (hoisted out of the lane loop) and the rest.
-fn split_uniform(b: &Block, sources: &[(String, bool)]) -> (Vec<Inst>, Vec<Inst>) {
+fn split_uniform(b: &Block, sources: &[(TokenStream, bool)]) -> (Vec<Inst>, Vec<Inst>) {
     let mut uniform: HashSet<Reg> = b
         .params
         .iter()
@@ -670,39 +794,51 @@ fn split_uniform(b: &Block, sources: &[(String, bool)]) -> (Vec<Inst>, Vec<Inst>
     (hoisted, rest)
 }
 
-fn load_acc(acc: &[Ty], f: &str, i: &str, _suffix: &str) -> Vec<(String, bool)> {
+/// The accumulator slots `f[k]` / `i[k]` of an accumulator's registers, floats and
+/// indices counted separately (all uniform).
+fn load_acc(acc: &[Ty], f: &str, i: &str) -> Vec<(TokenStream, bool)> {
+    let (f, i) = (ident(f), ident(i));
     let (mut kf, mut ki) = (0, 0);
     acc.iter()
         .map(|t| {
             if *t == Ty::Idx {
                 ki += 1;
-                (format!("{i}[{}]", ki - 1), true)
+                let k = num(ki - 1);
+                (quote!(#i[#k]), true)
             } else {
                 kf += 1;
-                (format!("{f}[{}]", kf - 1), true)
+                let k = num(kf - 1);
+                (quote!(#f[#k]), true)
             }
         })
         .collect()
 }
 
-fn store_acc(out: &mut String, results: &[Reg], acc: &[Ty], f: &str, i: &str, _suffix: &str) {
+/// Stores registers into the accumulator slots of [`load_acc`].
+fn store_acc(results: &[Reg], acc: &[Ty], f: &str, i: &str) -> TokenStream {
+    let (f, i) = (ident(f), ident(i));
     let (mut kf, mut ki) = (0, 0);
+    let mut out = TokenStream::new();
     for (r, t) in results.iter().zip(acc) {
+        let r = reg(*r);
         if *t == Ty::Idx {
-            let _ = writeln!(out, "{i}[{ki}] = r{};", r.0);
+            let k = num(ki);
+            out.extend(quote!(#i[#k] = #r;));
             ki += 1;
         } else {
-            let _ = writeln!(out, "{f}[{kf}] = r{};", r.0);
+            let k = num(kf);
+            out.extend(quote!(#f[#k] = #r;));
             kf += 1;
         }
     }
+    out
 }
 
 /// A generated gather kernel (gradients of selections).
 #[derive(Clone, Debug)]
 pub struct EmittedGather {
-    /// Rust source: an `impl CpuGather<f32|f64> for <name>`.
-    pub code: String,
+    /// Rust tokens: an `impl CpuGather<f32|f64> for <name>`.
+    pub code: TokenStream,
     /// Inputs in kernel order (the slot variable included, with a `Temp` source).
     pub inputs: Vec<KernelInput>,
 }
@@ -737,51 +873,45 @@ pub fn emit_gather(
             wi.push(input.dim);
             ("other", &mut ni)
         };
+        let arr = ident(arr);
         for _ in 0..input.dim {
-            bind.push(format!("{arr}[{}]", *counter));
+            let k = num(*counter);
+            bind.push(quote!(#arr[#k]));
             *counter += 1;
         }
     }
-    let list = |v: &[usize]| {
-        v.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut out = String::new();
-    let _ = writeln!(out, "impl {rt}::gather::CpuGather<{f}> for {name} {{");
-    let _ = writeln!(
-        out,
-        "fn widths(&self) -> (Vec<usize>, Vec<usize>, Vec<usize>) {{ (vec![{}], vec![{}], vec![{}]) }}",
-        list(&wo),
-        list(&wi),
-        list(&wp)
-    );
-    let _ = writeln!(
-        out,
-        "fn slot_dim(&self) -> usize {{ {slot_dim} }}\nfn out_dim(&self) -> usize {{ {out_dim} }}"
-    );
-    let _ = writeln!(
-        out,
-        "fn eval(&self, owner: &[{f}], other: &[{f}], params: &[{f}], slot: &[{f}], out: &mut [{f}]) {{"
-    );
-    for (reg, e) in block.params.iter().zip(&bind) {
-        let _ = writeln!(out, "let r{} = {e};", reg.0);
+    let (wo, wi, wp) = (widths_list(&wo), widths_list(&wi), widths_list(&wp));
+    let mut body = TokenStream::new();
+    for (param, e) in block.params.iter().zip(&bind) {
+        let r = reg(*param);
+        body.extend(quote!(let #r = #e;));
     }
     for i in &block.insts {
-        let args: Vec<String> = i.args.iter().map(|a| format!("r{}", a.0)).collect();
-        let ty = tys.get(i.dst.0 as usize).copied().unwrap_or(Ty::F);
-        let _ = writeln!(
-            out,
-            "let r{}: {} = {};",
-            i.dst.0,
-            rust_ty(ty, opts.precision),
-            expr(i.op, &args, opts.precision, rt)
+        let args: Vec<TokenStream> = i.args.iter().map(|a| reg(*a).into_token_stream()).collect();
+        let ty = rust_ty(
+            tys.get(i.dst.0 as usize).copied().unwrap_or(Ty::F),
+            opts.precision,
         );
+        let (dst, e) = (reg(i.dst), expr(i.op, &args, opts.precision, rt));
+        body.extend(quote!(let #dst: #ty = #e;));
     }
     for (k, r) in block.results.iter().enumerate() {
-        let _ = writeln!(out, "out[{k}] = r{};", r.0);
+        let (k, r) = (num(k), reg(*r));
+        body.extend(quote!(out[#k] = #r;));
     }
-    let _ = writeln!(out, "}}\n}}");
-    Ok(EmittedGather { code: out, inputs })
+    let (cpu_gather, name, slot_dim, out_dim) =
+        (rt.cpu_gather(), ident(name), num(slot_dim), num(out_dim));
+    let code = quote! {
+        impl #cpu_gather<#f> for #name {
+            fn widths(&self) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+                (vec![#(#wo),*], vec![#(#wi),*], vec![#(#wp),*])
+            }
+            fn slot_dim(&self) -> usize { #slot_dim }
+            fn out_dim(&self) -> usize { #out_dim }
+            fn eval(&self, owner: &[#f], other: &[#f], params: &[#f], slot: &[#f], out: &mut [#f]) {
+                #body
+            }
+        }
+    };
+    Ok(EmittedGather { code, inputs })
 }

@@ -7,22 +7,36 @@
 //!   (`x = Vi(3); y = Vj(3); Sum_Reduction(..., 0)`), or all of it as one string literal;
 //! - an item: `keops! { pub gauss(x_i: 3, y_j: 3, b_j, s: 1) = Sum_j(...) }`, naming the
 //!   kernel type and fixing the argument order.
+//!
+//! The Rust-facing parts of the input are read with `syn`: the leading attributes (doc
+//! comments), and the item form's header (visibility, name, argument list, `=`). The
+//! formula is read by `keops_ir`'s parser, over the same tokens ([`Source`]), so that
+//! errors in the header and in the formula point at the user's tokens alike.
 
 use crate::api::{ApiOptions, emit_api};
 use crate::gpu::GpuKernels;
+use crate::paths::{self, Runtime};
+use crate::tokens::ident;
 use keops_ir::check::{Declarations, check_items};
 use keops_ir::error::{Error, ErrorKind, TokRange};
 use keops_ir::graph::VarSource;
 use keops_ir::ops::Op;
 use keops_ir::parse::{Parser, Source, TokKind};
 use proc_macro2::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use std::str::FromStr;
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser as _};
+use syn::{Attribute, LitInt, Token, Visibility, token};
 
 /// The header of the item form, `[pub[(..)]] name(decls) =`.
 struct Header {
-    vis: String,
-    name: String,
+    vis: TokenStream,
+    /// The kernel's name, at the user's token.
+    name: Ident,
     decls: Declarations,
+    /// Where each declared argument's name is written.
+    arg_spans: Vec<Span>,
     /// Number of entries in the argument list (also when it has an error).
     arity: usize,
     /// An error in the argument list.
@@ -31,25 +45,27 @@ struct Header {
     body: usize,
 }
 
-/// Expands the macro input. `runtime` is the path of the runtime crate in the output.
+/// Expands the macro input. `runtime` is the runtime crate in the output.
 /// CPU kernels only; see [`expand_with`].
-pub fn expand(input: TokenStream, runtime: &str) -> TokenStream {
+pub fn expand(input: TokenStream, runtime: &Runtime) -> TokenStream {
     expand_with(input, runtime, None)
 }
 
 /// Expands the macro input, with the GPU code generator when given (the `keops!`
 /// macro passes `keops-gpu-kernels`'): reduction steps then carry their PTX.
-pub fn expand_with(input: TokenStream, runtime: &str, gpu: Option<GpuKernels>) -> TokenStream {
+pub fn expand_with(input: TokenStream, runtime: &Runtime, gpu: Option<GpuKernels>) -> TokenStream {
     // Leading attributes (doc comments, `#[allow]`) go on the kernel type.
-    let mut attrs = TokenStream::new();
-    let mut rest: Vec<TokenTree> = input.into_iter().collect();
-    while let [TokenTree::Punct(p), TokenTree::Group(g), ..] = rest.as_slice() {
-        if p.as_char() != '#' || g.delimiter() != Delimiter::Bracket {
-            break;
+    let (attrs, mut tokens) = split_attributes(input);
+    let attrs = match Attribute::parse_outer.parse2(attrs) {
+        Ok(attrs) => quote!(#(#attrs)*),
+        Err(e) => {
+            let header = item_header(tokens.clone());
+            let mut out = e.to_compile_error();
+            out.extend(stub(&Source::from_tokens(tokens), header.as_ref(), runtime));
+            return wrap(out, header.is_some());
         }
-        attrs.extend(rest.drain(..2));
-    }
-    let mut src = Source::from_tokens(rest.into_iter().collect());
+    };
+    let mut src = Source::from_tokens(tokens.clone());
     // A single string literal: the formula text (KeOps strings are usually written so).
     if let [tok] = src.toks.as_slice()
         && let TokKind::OtherLiteral(lit) = &tok.kind
@@ -58,8 +74,10 @@ pub fn expand_with(input: TokenStream, runtime: &str, gpu: Option<GpuKernels>) -
         let span = tok.span;
         match Source::from_text(&text) {
             Ok(inner) => {
+                // The user's formula text, read as tokens (input, not generated code).
                 let ts = TokenStream::from_str(&text).unwrap_or_default();
-                src = Source::from_tokens(respan(ts, span));
+                tokens = respan(ts, span);
+                src = Source::from_tokens(tokens.clone());
                 src.text = inner.text;
             }
             Err(e) => {
@@ -67,15 +85,15 @@ pub fn expand_with(input: TokenStream, runtime: &str, gpu: Option<GpuKernels>) -
                 let msg = format!("cannot read the formula string:\n{}", e.rendered.trim_end());
                 let mut out = compile_error(&msg, span, span);
                 out.extend(stub(&src, None, runtime));
-                return TokenStream::from(TokenTree::Group(Group::new(Delimiter::Brace, out)));
+                return wrap(out, false);
             }
         }
     }
-    let header = item_header(&src);
+    let header = item_header(tokens);
     // A panic of the compiler is a keops-rs bug: report it at the formula, with the stub
     // below, rather than as "proc macro panicked" with nothing to point at.
     let expanded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        expand_source(&src, header.as_ref(), runtime, &attrs.to_string(), gpu)
+        expand_source(&src, header.as_ref(), runtime, attrs, gpu)
     }))
     .unwrap_or_else(|panic| {
         let what = panic
@@ -97,13 +115,32 @@ pub fn expand_with(input: TokenStream, runtime: &str, gpu: Option<GpuKernels>) -
                     .unwrap_or((Span::call_site(), Span::call_site()));
             let mut out = compile_error(&e.full_message(), start, end);
             out.extend(stub(&src, header.as_ref(), runtime));
-            if header.is_some() {
-                out
-            } else {
-                TokenStream::from(TokenTree::Group(Group::new(Delimiter::Brace, out)))
-            }
+            wrap(out, header.is_some())
         }
     }
+}
+
+/// Items as they are for the item form; in a block for the expression form.
+fn wrap(out: TokenStream, item: bool) -> TokenStream {
+    if item {
+        out
+    } else {
+        TokenStream::from(TokenTree::Group(Group::new(Delimiter::Brace, out)))
+    }
+}
+
+/// The leading `#[...]` groups (the attributes, read with `syn`) and the tokens after
+/// them.
+fn split_attributes(input: TokenStream) -> (TokenStream, TokenStream) {
+    let mut rest: Vec<TokenTree> = input.into_iter().collect();
+    let mut attrs = TokenStream::new();
+    while let [TokenTree::Punct(p), TokenTree::Group(g), ..] = rest.as_slice()
+        && p.as_char() == '#'
+        && g.delimiter() == Delimiter::Bracket
+    {
+        attrs.extend(rest.drain(..2));
+    }
+    (attrs, rest.into_iter().collect())
 }
 
 fn unquote(lit: &str) -> Option<String> {
@@ -130,8 +167,8 @@ fn respan(ts: TokenStream, span: Span) -> TokenStream {
 fn expand_source(
     src: &Source,
     header: Option<&Header>,
-    runtime: &str,
-    attrs: &str,
+    runtime: &Runtime,
+    attrs: TokenStream,
     gpu: Option<GpuKernels>,
 ) -> Result<TokenStream, Error> {
     if let Some(e) = header.and_then(|h| h.error.clone()) {
@@ -142,177 +179,178 @@ fn expand_source(
         None => (
             0,
             Declarations::default(),
-            "__KeopsKernel".to_string(),
-            "pub".to_string(),
+            ident("__KeopsKernel"),
+            quote!(pub),
         ),
     };
     let items = Parser::sub(src, start, src.toks.len()).items()?;
     let program = check_items(src, &items, &decls)?;
-    if header.is_some()
-        && let Some(k) = (decls.vars.len()..program.args.len()).next()
-    {
-        let name = program.args[k].name.clone().unwrap_or_default();
-        // Point at the variable's first use in the formula.
-        let at = program
+    // Where argument `k` is written: its name in the argument list, or its first use in
+    // the formula.
+    let first_use = |k: usize| {
+        program
             .graph
             .vars
             .iter()
             .find(|v| v.source == VarSource::Arg(k))
             .and_then(|v| v.declared_at)
-            .unwrap_or(TokRange::one(start as u32));
+    };
+    if header.is_some()
+        && let Some(k) = (decls.vars.len()..program.args.len()).next()
+    {
+        let name = program.args[k].name.clone().unwrap_or_default();
+        // Point at the variable's first use in the formula.
+        let at = first_use(k).unwrap_or(TokRange::one(start as u32));
         return Err(Error::new(ErrorKind::Declaration, format!("`{name}` is used in the formula but not in the argument list"))
                 .at(at)
                 .help(format!("add `{name}` (with its `_i`/`_j` suffix, and its width if you know it) to the argument list")));
     }
+    let arg_spans = (0..program.args.len())
+        .map(|k| match header {
+            Some(h) => h.arg_spans.get(k).copied(),
+            None => first_use(k).and_then(|r| src.spans(r)).map(|(s, _)| s),
+        })
+        .map(|s| s.unwrap_or_else(Span::call_site))
+        .collect();
     let api = emit_api(
         &program,
         &ApiOptions {
-            runtime: runtime.to_string(),
+            runtime: runtime.clone(),
             name: name.clone(),
             vis,
-            attrs: attrs.to_string(),
+            attrs,
+            arg_spans,
             gpu,
         },
     )?;
-    let code = if header.is_none() {
-        format!("{{\n{}\n{name}\n}}", api.code)
+    let code = api.code;
+    Ok(if header.is_none() {
+        quote!({ #code #name })
     } else {
-        api.code
-    };
-    TokenStream::from_str(&code).map_err(|e| {
-        Error::new(
-            ErrorKind::Limit,
-            format!("internal error: generated code does not parse: {e}"),
-        )
+        code
     })
+}
+
+/// Number of tokens of `ts` in a [`Source`] (groups are an opening and a closing token,
+/// invisible groups nothing).
+fn flat_len(ts: TokenStream) -> usize {
+    ts.into_iter()
+        .map(|t| match t {
+            TokenTree::Group(g) if g.delimiter() == Delimiter::None => flat_len(g.stream()),
+            TokenTree::Group(g) => 2 + flat_len(g.stream()),
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Entries of an argument list (for the stub, even with an error): the commas at its top
+/// level, but a last one, separate them.
+fn count_entries(ts: TokenStream) -> usize {
+    fn commas(ts: TokenStream, at: &mut usize, found: &mut Vec<usize>) {
+        for t in ts {
+            match t {
+                TokenTree::Group(g) if g.delimiter() == Delimiter::None => {
+                    commas(g.stream(), at, found)
+                }
+                TokenTree::Punct(p) if p.as_char() == ',' => {
+                    found.push(*at);
+                    *at += 1;
+                }
+                t => *at += flat_len(t.into()),
+            }
+        }
+    }
+    let (mut len, mut found) = (0, Vec::new());
+    commas(ts, &mut len, &mut found);
+    usize::from(len > 0) + found.iter().filter(|c| **c + 1 < len).count()
 }
 
 /// Recognizes `[pub[(..)]] name(decls) = formula`; `None` when the input is not the item
 /// form. Errors in the argument list are kept in the header.
-fn item_header(src: &Source) -> Option<Header> {
-    let t = &src.toks;
-    let kind = |i: usize| t.get(i).map(|x| &x.kind);
-    let mut k = 0;
-    let mut vis = String::new();
-    if let Some(TokKind::Ident(i)) = kind(0)
-        && i == "pub"
-    {
-        vis.push_str("pub");
-        k = 1;
-        if let Some(TokKind::Open('(')) = kind(1) {
-            let close = matching(src, 1);
-            let inner: Vec<String> = t[2..close].iter().map(|x| tok_text(&x.kind)).collect();
-            vis = format!("pub({})", inner.join(" "));
-            k = close + 1;
+fn item_header(tokens: TokenStream) -> Option<Header> {
+    let parse = |input: ParseStream<'_>| -> syn::Result<Option<Header>> {
+        let vis: Visibility = input.parse()?;
+        if !(input.peek(Ident::peek_any) && input.peek2(token::Paren) && input.peek3(Token![=])) {
+            input.parse::<TokenStream>()?;
+            return Ok(None);
         }
-    }
-    let (Some(TokKind::Ident(name)), Some(TokKind::Open('('))) = (kind(k), kind(k + 1)) else {
-        return None;
-    };
-    let close = matching(src, k + 1);
-    if !matches!(kind(close + 1), Some(TokKind::Punct('=', _))) {
-        return None;
-    }
-    let mut header = Header {
-        vis,
-        name: name.clone(),
-        decls: Declarations::default(),
-        arity: 0,
-        error: None,
-        body: close + 2,
-    };
-    // Entries, counted at the top level of the list (for the stub, even with an error).
-    let mut depth = 0;
-    let mut entries = usize::from(close > k + 2);
-    for i in k + 2..close {
-        match kind(i) {
-            Some(TokKind::Open(_)) => depth += 1,
-            Some(TokKind::Close(_)) => depth -= 1,
-            Some(TokKind::Punct(',', _)) if depth == 0 && i + 1 < close => entries += 1,
-            _ => {}
-        }
-    }
-    header.arity = entries;
-    let mut i = k + 2;
-    while i < close {
-        let Some(TokKind::Ident(var)) = kind(i) else {
-            header.error = Some(
-                Error::new(ErrorKind::Syntax, "expected an argument name")
-                    .at(TokRange::one(i as u32))
-                    .help("write the arguments as `x_i: 3, y_j, s: 1`"),
-            );
-            return Some(header);
+        let name = input.call(Ident::parse_any)?;
+        let list;
+        syn::parenthesized!(list in input);
+        let vis = vis.into_token_stream();
+        // Token positions in the Source: the name, `(`, the list, `)`, `=`.
+        let first = flat_len(vis.clone()) + 2;
+        let len = flat_len(list.fork().parse::<TokenStream>()?);
+        let mut header = Header {
+            vis,
+            name,
+            decls: Declarations::default(),
+            arg_spans: Vec::new(),
+            arity: count_entries(list.fork().parse()?),
+            error: None,
+            body: first + len + 2,
         };
-        let at = TokRange::one(i as u32);
+        header.error = arguments(&list, first, &mut header).err();
+        list.parse::<TokenStream>()?;
+        input.parse::<Token![=]>()?;
+        input.parse::<TokenStream>()?;
+        Ok(Some(header))
+    };
+    parse.parse2(tokens).ok().flatten()
+}
+
+/// Reads the argument list `x_i: 3, y_j, s: 1` (its first token at position `i`) into
+/// the header's declarations; the first error stops it.
+fn arguments(list: ParseStream<'_>, mut i: usize, header: &mut Header) -> Result<(), Error> {
+    let at = |i: usize| TokRange::one(i as u32);
+    while !list.is_empty() {
+        let Ok(var) = list.call(Ident::parse_any) else {
+            return Err(Error::new(ErrorKind::Syntax, "expected an argument name")
+                .at(at(i))
+                .help("write the arguments as `x_i: 3, y_j, s: 1`"));
+        };
+        let name_at = at(i);
+        let var_name = var.to_string();
         i += 1;
         let mut dim = None;
-        if matches!(kind(i), Some(TokKind::Punct(':', _))) {
-            match kind(i + 1) {
-                Some(TokKind::Int(d)) if *d >= 1 => dim = Some(*d as usize),
-                _ => {
-                    header.error = Some(
-                        Error::new(ErrorKind::Declaration, format!("expected the width of `{var}` after `:`, a positive integer"))
-                            .at(TokRange::one(i as u32 + 1))
-                            .help(format!("write `{var}: 3` for a width of 3, or `{var}` alone to let it be inferred")),
-                    );
-                    return Some(header);
-                }
-            }
+        if list.parse::<Option<Token![:]>>().ok().flatten().is_some() {
+            dim = Some(width(list).ok_or_else(|| {
+                Error::new(ErrorKind::Declaration, format!("expected the width of `{var_name}` after `:`, a positive integer"))
+                    .at(at(i + 1))
+                    .help(format!("write `{var_name}: 3` for a width of 3, or `{var_name}` alone to let it be inferred"))
+            })?);
             i += 2;
         }
-        if header.decls.vars.iter().any(|(n, _, _)| n == var) {
-            header.error = Some(
-                Error::new(
-                    ErrorKind::Declaration,
-                    format!("`{var}` appears twice in the argument list"),
-                )
-                .at(at)
-                .help("list each argument once"),
+        if header.decls.vars.iter().any(|(n, _, _)| *n == var_name) {
+            return Err(Error::new(
+                ErrorKind::Declaration,
+                format!("`{var_name}` appears twice in the argument list"),
+            )
+            .at(name_at)
+            .help("list each argument once"));
+        }
+        header.decls.vars.push((var_name, dim, Some(name_at)));
+        header.arg_spans.push(var.span());
+        if list.parse::<Option<Token![,]>>().ok().flatten().is_some() {
+            i += 1;
+        } else if !list.is_empty() {
+            return Err(
+                Error::new(ErrorKind::Syntax, "expected `,` between arguments")
+                    .at(at(i))
+                    .help("separate the arguments with commas: `x_i: 3, y_j: 3`"),
             );
-            return Some(header);
-        }
-        header.decls.vars.push((var.clone(), dim, Some(at)));
-        match kind(i) {
-            Some(TokKind::Punct(',', _)) => i += 1,
-            _ if i >= close => {}
-            _ => {
-                header.error = Some(
-                    Error::new(ErrorKind::Syntax, "expected `,` between arguments")
-                        .at(TokRange::one(i as u32))
-                        .help("separate the arguments with commas: `x_i: 3, y_j: 3`"),
-                );
-                return Some(header);
-            }
         }
     }
-    Some(header)
+    Ok(())
 }
 
-fn tok_text(k: &TokKind) -> String {
-    match k {
-        TokKind::Ident(s) | TokKind::OtherLiteral(s) => s.clone(),
-        TokKind::Int(i) => i.to_string(),
-        TokKind::Float(x) => x.to_string(),
-        TokKind::Punct(c, _) | TokKind::Open(c) | TokKind::Close(c) => c.to_string(),
-    }
-}
-
-/// Index of the token closing the group opened at `open`.
-fn matching(src: &Source, open: usize) -> usize {
-    let mut depth = 0i32;
-    for (k, t) in src.toks.iter().enumerate().skip(open) {
-        match t.kind {
-            TokKind::Open(_) => depth += 1,
-            TokKind::Close(_) => {
-                depth -= 1;
-                if depth == 0 {
-                    return k;
-                }
-            }
-            _ => {}
-        }
-    }
-    src.toks.len().saturating_sub(1)
+/// A declared width: a positive decimal integer literal (a suffix is allowed).
+fn width(list: ParseStream<'_>) -> Option<usize> {
+    let lit: LitInt = list.parse().ok()?;
+    let text = lit.to_string();
+    let decimal = !["0x", "0o", "0b"].iter().any(|p| text.starts_with(p));
+    let d: i64 = lit.base10_parse().ok()?;
+    (decimal && d >= 1).then_some(d as usize)
 }
 
 /// `::core::compile_error!("msg");` spanning `start..end` (valid as an item and as a
@@ -325,24 +363,14 @@ fn compile_error(msg: &str, start: Span, end: Span) -> TokenStream {
         TokenStream::from(TokenTree::Literal(lit)),
     );
     group.set_span(end);
-    let p = |c: char, s: Spacing, span: Span| {
-        let mut p = Punct::new(c, s);
+    let punct = |c: char, span: Span| {
+        let mut p = Punct::new(c, Spacing::Alone);
         p.set_span(span);
         TokenTree::Punct(p)
     };
-    [
-        p(':', Spacing::Joint, start),
-        p(':', Spacing::Alone, start),
-        TokenTree::Ident(Ident::new("core", start)),
-        p(':', Spacing::Joint, start),
-        p(':', Spacing::Alone, start),
-        TokenTree::Ident(Ident::new("compile_error", start)),
-        p('!', Spacing::Alone, start),
-        TokenTree::Group(group),
-        p(';', Spacing::Alone, end),
-    ]
-    .into_iter()
-    .collect()
+    let mut out = respan(paths::compile_error(), start);
+    out.extend([punct('!', start), TokenTree::Group(group), punct(';', end)]);
+    out
 }
 
 /// Names of a formula's arguments, guessed from its tokens (for the stub after an error):
@@ -391,7 +419,7 @@ fn guess_arguments(src: &Source) -> Vec<String> {
 
 /// A stand-in kernel after an error, shaped like the real one (argument count, gradient
 /// methods) so that call sites type-check and the user sees the one error that matters.
-fn stub(src: &Source, header: Option<&Header>, runtime: &str) -> TokenStream {
+fn stub(src: &Source, header: Option<&Header>, runtime: &Runtime) -> TokenStream {
     let (name, vis, names) = match header {
         Some(h) => {
             let mut names: Vec<String> = h.decls.vars.iter().map(|(n, _, _)| n.clone()).collect();
@@ -400,45 +428,42 @@ fn stub(src: &Source, header: Option<&Header>, runtime: &str) -> TokenStream {
             }
             (h.name.clone(), h.vis.clone(), names)
         }
-        None => (
-            "__KeopsKernel".to_string(),
-            "pub".to_string(),
-            guess_arguments(src),
-        ),
+        None => (ident("__KeopsKernel"), quote!(pub), guess_arguments(src)),
     };
-    let ident = |n: &str| {
+    let base = |n: &str| {
         n.strip_suffix("_i")
             .or_else(|| n.strip_suffix("_j"))
             .filter(|b| !b.is_empty())
             .unwrap_or(n)
             .to_string()
     };
-    let args: Vec<String> = (0..names.len())
-        .map(|k| format!("_a{k}: impl Sized"))
-        .collect();
-    let mut grad_args = args.clone();
-    grad_args.push("_cotangent: impl Sized".to_string());
-    let mut methods = format!(
-        "{vis} fn eval<R>(&self, {}) -> ::core::result::Result<R, {runtime}::KeopsError> {{ ::core::unreachable!() }}\n{vis} fn formula(&self) -> &'static str {{ \"\" }}\n",
-        args.join(", ")
+    let args: Vec<Ident> = (0..names.len()).map(|k| format_ident!("_a{}", k)).collect();
+    let (result, error, unreachable) = (
+        paths::core_result(),
+        runtime.keops_error(),
+        paths::unreachable(),
     );
+    let mut methods = quote! {
+        #vis fn eval<R>(&self, #(#args: impl Sized),*) -> #result<R, #error> { #unreachable!() }
+        #vis fn formula(&self) -> &'static str { "" }
+    };
     for n in &names {
-        let m = ident(n);
+        let m = base(n);
         if m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            methods.push_str(&format!(
-                "{vis} fn grad_{m}<R>(&self, {}) -> ::core::result::Result<R, {runtime}::KeopsError> {{ ::core::unreachable!() }}\n",
-                grad_args.join(", ")
-            ));
+            let grad = format_ident!("grad_{}", m);
+            methods.extend(quote! {
+                #vis fn #grad<R>(&self, #(#args: impl Sized,)* _cotangent: impl Sized) -> #result<R, #error> { #unreachable!() }
+            });
         }
     }
-    let code = format!(
-        "#[allow(non_camel_case_types, dead_code)] #[derive(Copy, Clone, Debug, Default)] {vis} struct {name};
-         #[allow(dead_code)] impl {name} {{ {methods} }}"
-    );
-    let code = if header.is_none() {
-        format!("{{ {code} {name} }}")
+    let decl = quote_spanned!(name.span()=> #vis struct #name;);
+    let code = quote! {
+        #[allow(non_camel_case_types, dead_code)] #[derive(Copy, Clone, Debug, Default)] #decl
+        #[allow(dead_code)] impl #name { #methods }
+    };
+    if header.is_none() {
+        quote!({ #code #name })
     } else {
         code
-    };
-    TokenStream::from_str(&code).unwrap_or_default()
+    }
 }

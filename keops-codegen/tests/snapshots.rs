@@ -7,12 +7,15 @@ use keops_codegen::api::{ApiOptions, emit_api};
 use keops_codegen::cpu::{RustOptions, emit_gather, emit_reduce};
 use keops_codegen::generic::emit_generic;
 use keops_codegen::gpu::GpuKernels;
+use keops_codegen::paths::Runtime;
 use keops_gpu_kernels::gather::compile_gather;
 use keops_gpu_kernels::module::{compile_reduction, kernel_prefix};
 use keops_gpu_kernels::scheme::KernelOptions;
 use keops_ir::Program;
 use keops_ir::lower::{Precision, SumMode, lower_reduction};
 use keops_ir::program::Step;
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::quote;
 use std::fmt::Write;
 
 /// A representative formula: its name, text, and the argument whose gradient program is
@@ -94,9 +97,9 @@ fn program(c: &Case) -> Program {
     }
 }
 
-/// Rust source, formatted for reading.
-fn pretty(code: &str) -> String {
-    let file: syn::File = syn::parse_str(code).unwrap_or_else(|e| panic!("{e}\n{code}"));
+/// Rust code, formatted for reading.
+fn pretty(code: TokenStream) -> String {
+    let file: syn::File = syn::parse2(code.clone()).unwrap_or_else(|e| panic!("{e}\n{code}"));
     prettyplease::unparse(&file)
 }
 
@@ -122,12 +125,12 @@ fn cpu_kernels() {
     for c in CASES {
         let p = program(c);
         let opts = RustOptions {
-            runtime: "rt".into(),
+            runtime: Runtime::new(quote!(rt)),
             precision: Precision::F32,
             sum_mode: SumMode::Plain,
         };
         let symbolic = p.args.iter().any(|a| a.dim.as_known().is_none());
-        let mut code = String::new();
+        let mut code = TokenStream::new();
         for (s, step) in p.steps.iter().enumerate() {
             let name = format!("K{s}");
             match step {
@@ -137,18 +140,18 @@ fn cpu_kernels() {
                         r,
                         &name,
                         &["D0".into(), "D1".into(), "D2".into()],
-                        "rt",
+                        &Runtime::new(quote!(rt)),
                         Precision::F32,
                     )
                     .unwrap();
-                    code.push_str(&e.code);
+                    code.extend(e.code);
                 }
-                Step::Reduce(r) => code.push_str(&emit_reduce(&p, r, &name, &opts).unwrap().code),
-                Step::Gather(g) => code.push_str(&emit_gather(&p, g, &name, &opts).unwrap().code),
+                Step::Reduce(r) => code.extend(emit_reduce(&p, r, &name, &opts).unwrap().code),
+                Step::Gather(g) => code.extend(emit_gather(&p, g, &name, &opts).unwrap().code),
                 _ => {}
             }
         }
-        insta::assert_snapshot!(format!("{}__cpu_f32", c.name), pretty(&code));
+        insta::assert_snapshot!(format!("{}__cpu_f32", c.name), pretty(code));
     }
 }
 
@@ -189,14 +192,15 @@ fn macro_expansion() {
         let api = emit_api(
             &p,
             &ApiOptions {
-                runtime: "rt".into(),
-                name: "K".into(),
-                vis: "pub".into(),
-                attrs: String::new(),
+                runtime: Runtime::new(quote!(rt)),
+                name: Ident::new("K", Span::call_site()),
+                vis: quote!(pub),
+                attrs: TokenStream::new(),
+                arg_spans: Vec::new(),
                 gpu: Some(GpuKernels::AtFirstUse),
             },
         )
         .unwrap();
-        insta::assert_snapshot!(format!("{name}__expansion"), pretty(&api.code));
+        insta::assert_snapshot!(format!("{name}__expansion"), pretty(api.code));
     }
 }

@@ -11,7 +11,7 @@ use proc_macro::TokenStream;
 pub fn keops(input: TokenStream) -> TokenStream {
     keops_codegen::expand::expand_with(
         input.into(),
-        "::keops::__private::runtime",
+        &keops_codegen::paths::Runtime::keops(),
         Some(if cfg!(feature = "embed-ptx") {
             keops_codegen::gpu::GpuKernels::Embedded
         } else {
