@@ -1,6 +1,17 @@
 //! Smart construction of formula nodes: dimension rule, sugar expansion, then the
 //! simplification rules, then interning. Every stage that creates formulas (checking,
 //! differentiation, simplification) goes through [`Builder::op`].
+//!
+//! Layering: this module, the operation table ([`crate::ops`] with its row modules),
+//! [`crate::simplify`] and [`crate::diff`] import each other, and that loop is the honest
+//! shape of the formula algebra. Building a node consults the table (dimension rule,
+//! expansion of sugar rows, constant folding by the reference values) and the
+//! construction-time rewrite rules, while the table's derivatives and expansions and the
+//! rewrite rules build their results with the builder, and `Grad` expands through `diff`.
+//! Nothing else joins the loop: what it uses is below it (the graph, dimensions, errors,
+//! the [`Op`] enum of `ops/rows.rs`, the reals, the lowered instructions), and the
+//! program, the checker, the lowering, the evaluator and the printer are above it. The
+//! test `tests/module_layers.rs` of the workspace keeps it that way.
 
 use crate::dim::{Dim, DimSolver};
 use crate::error::{Error, ErrorKind, Result};

@@ -7,52 +7,13 @@
 
 use crate::dim::Dim;
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarSource};
-use crate::ops::{Eval, Op, VecArgs};
+use crate::graph::{Cat, Graph, Node, NodeId, VarId, VarSource};
 use crate::program::{CotSrc, Gather, Program, Reduce, Step};
 use crate::real::Real;
 use crate::reduction::INDEX_NONE;
 use std::collections::HashMap;
 
-/// Applies one operation to argument vectors (broadcasting element-wise operations).
-pub fn apply_op<R: Real>(op: Op, args: &[&[R]], params: &[Param], out_dim: usize) -> Vec<R> {
-    let mut out = vec![R::zero(); out_dim];
-    apply_op_into(op, args, params, &mut out);
-    out
-}
-
-fn bc<R: Copy>(a: &[R], k: usize) -> R {
-    if a.len() == 1 { a[0] } else { a[k] }
-}
-
-/// Like [`apply_op`], into a given output.
-pub fn apply_op_into<R: Real>(op: Op, args: &[&[R]], params: &[Param], out: &mut [R]) {
-    let Some(prim) = op.spec().prim() else {
-        out.fill(R::nan());
-        return;
-    };
-    match prim.eval {
-        Eval::Unary(f) => {
-            let f = R::s1(&f);
-            for (k, o) in out.iter_mut().enumerate() {
-                *o = f(params, bc(args[0], k));
-            }
-        }
-        Eval::Binary(f) => {
-            let f = R::s2(&f);
-            for (k, o) in out.iter_mut().enumerate() {
-                *o = f(params, bc(args[0], k), bc(args[1], k));
-            }
-        }
-        Eval::Ternary(f) => {
-            let f = R::s3(&f);
-            for (k, o) in out.iter_mut().enumerate() {
-                *o = f(params, bc(args[0], k), bc(args[1], k), bc(args[2], k));
-            }
-        }
-        Eval::Vector(f) => R::vf(&f)(&VecArgs { args, params }, out),
-    }
-}
+pub use crate::ops::{apply_op, apply_op_into};
 
 /// An input array: `rows` rows of `dim` values, row-major.
 #[derive(Copy, Clone, Debug)]

@@ -5,7 +5,7 @@
 
 use crate::dim::{Dim, DimSolver};
 use crate::error::TokRange;
-use crate::ops::Op;
+use crate::ops::rows::Op;
 use std::collections::{HashMap, HashSet};
 
 /// A node of the formula DAG.

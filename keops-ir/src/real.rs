@@ -1,7 +1,7 @@
-//! The floating-point types formulas are evaluated in (f32 and f64).
+//! The floating-point types formulas are evaluated in (f32 and f64), and the functions
+//! of the operation table in both precisions (the reference values of [`crate::ops`]).
 
 use crate::graph::Param;
-use crate::ops::{Scalar1, Scalar2, Scalar3, VecArgs, VectorFn};
 use num_traits::{Float, FloatConst};
 use std::fmt::{Debug, Display};
 
@@ -110,4 +110,57 @@ impl Real for f32 {
     fn f64(self) -> f64 {
         self as f64
     }
+}
+
+/// Scalar function for element-wise operations, in both precisions.
+#[derive(Copy, Clone)]
+pub struct Scalar1 {
+    /// f64 version.
+    pub f64: fn(&[Param], f64) -> f64,
+    /// f32 version.
+    pub f32: fn(&[Param], f32) -> f32,
+}
+/// Binary scalar function.
+#[derive(Copy, Clone)]
+pub struct Scalar2 {
+    /// f64 version.
+    pub f64: fn(&[Param], f64, f64) -> f64,
+    /// f32 version.
+    pub f32: fn(&[Param], f32, f32) -> f32,
+}
+/// Ternary scalar function.
+#[derive(Copy, Clone)]
+pub struct Scalar3 {
+    /// f64 version.
+    pub f64: fn(&[Param], f64, f64, f64) -> f64,
+    /// f32 version.
+    pub f32: fn(&[Param], f32, f32, f32) -> f32,
+}
+
+/// Arguments of a vector evaluation.
+pub struct VecArgs<'a, R> {
+    /// Argument values.
+    pub args: &'a [&'a [R]],
+    /// Parameters.
+    pub params: &'a [Param],
+}
+
+impl<R> VecArgs<'_, R> {
+    /// Integer parameter `k`.
+    pub fn int(&self, k: usize) -> i64 {
+        self.params.get(k).map(Param::int).unwrap_or(0)
+    }
+    /// List parameter `k`.
+    pub fn list(&self, k: usize) -> Vec<i64> {
+        self.params.get(k).map(Param::list).unwrap_or_default()
+    }
+}
+
+/// A vector function: fills the output from the arguments.
+#[derive(Copy, Clone)]
+pub struct VectorFn {
+    /// f64 version.
+    pub f64: fn(&VecArgs<'_, f64>, &mut [f64]),
+    /// f32 version.
+    pub f32: fn(&VecArgs<'_, f32>, &mut [f32]),
 }

@@ -248,7 +248,7 @@ fn fold_constants(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
         });
     }
     let refs: Vec<&[f64]> = values.iter().map(|v| v.as_slice()).collect();
-    let out = crate::eval::apply_op::<f64>(s.op, &refs, s.params, out_dim);
+    let out = crate::ops::apply_op::<f64>(s.op, &refs, s.params, out_dim);
     if out.iter().all(|x| *x == 0.0) {
         return Some(Ok(b.zero(s.dim.clone())));
     }

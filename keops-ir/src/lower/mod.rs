@@ -7,46 +7,25 @@
 //! first), so every vector is a fixed set of registers; emitters map instructions one to
 //! one and place the blocks in their loop structure (tiles, threads, blocks).
 
-mod builder;
+pub(crate) mod builder;
+mod form;
 pub mod math;
-mod scalar;
+pub(crate) mod scalar;
 
 pub use builder::{Block, Lower};
+pub use form::{Hooks, KernelInput, LoweredKernel, Precision, SumMode};
 pub use scalar::{Inst, Reg, SOp, SOpSpec, Ty, Val};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{Cat, Graph, Node, NodeId, VarId, VarSource};
+use crate::graph::{Graph, Node, NodeId, VarId};
 use crate::ops::{LowerArgs, Lowering, Op};
 use crate::program::{Program, Reduce};
 use crate::reduction::{INDEX_NONE, Order, ReductionKind, Rule};
 use std::collections::HashMap;
-use std::fmt;
 
 /// Upper bound on the instructions of one formula block: beyond it, code generation
 /// would take too long and the kernel would not fit in registers anyway.
 pub const INSTRUCTION_LIMIT: usize = 200_000;
-
-/// A variable read by a kernel.
-#[derive(Clone, Debug, PartialEq)]
-pub struct KernelInput {
-    /// The variable.
-    pub var: VarId,
-    /// Its indexing.
-    pub cat: Cat,
-    /// Its data.
-    pub source: VarSource,
-    /// Its width.
-    pub dim: usize,
-}
-
-/// Floating-point precision of an emitted kernel.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Precision {
-    /// f32.
-    F32,
-    /// f64.
-    F64,
-}
 
 /// Replaces the math functions of a kernel (exp, log, sin, ...) by sequences of primitive
 /// instructions for the given precision (the [`math`] library), so that every backend
@@ -68,97 +47,6 @@ pub fn expand_hooks_math(tys: &[Ty], h: &Hooks, p: Precision) -> (Hooks, Vec<Ty>
     let mut l = Lower::with_types(tys.to_vec());
     let h = h.map_blocks(|b| math::expand_block(&mut l, b, p));
     (h, l.tys)
-}
-
-/// How Sum reductions accumulate inside one thread.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
-pub enum SumMode {
-    /// Plain running sums (blocking is done by the kernel's tiles through `merge`).
-    #[default]
-    Plain,
-    /// Compensated sums: the accumulator holds sums then compensations.
-    Kahan,
-}
-
-/// The reduction's four hooks as blocks.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Hooks {
-    /// Types of the accumulator registers, in order.
-    pub acc: Vec<Ty>,
-    /// `() -> acc`
-    pub init: Block,
-    /// `(acc, f values, g values, j) -> acc`
-    pub accumulate: Block,
-    /// `(acc, acc) -> acc`
-    pub merge: Block,
-    /// `(acc) -> (output values, output indices)`
-    pub finalize: Block,
-    /// Number of output values per row.
-    pub out_values: usize,
-    /// Number of output indices per row.
-    pub out_indices: usize,
-}
-
-impl Hooks {
-    /// The hooks with each block replaced by `f` of it, called in the order init,
-    /// accumulate, merge, finalize (rewrites through one [`Lower`] number their
-    /// registers in that order).
-    pub fn map_blocks(&self, mut f: impl FnMut(&Block) -> Block) -> Hooks {
-        let init = f(&self.init);
-        let accumulate = f(&self.accumulate);
-        let merge = f(&self.merge);
-        let finalize = f(&self.finalize);
-        Hooks {
-            init,
-            accumulate,
-            merge,
-            finalize,
-            ..self.clone()
-        }
-    }
-}
-
-/// A lowered reduction kernel.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LoweredKernel {
-    /// The reduction.
-    pub kind: ReductionKind,
-    /// Output indexing.
-    pub out_rows: Cat,
-    /// Types of all registers.
-    pub tys: Vec<Ty>,
-    /// Variables, in the order of the formula block's parameters.
-    pub inputs: Vec<KernelInput>,
-    /// `(input components) -> (F values, G values)`.
-    pub formula: Block,
-    /// Dimension of F.
-    pub fdim: usize,
-    /// Dimension of G (1 when absent).
-    pub gdim: usize,
-    /// The reduction's hooks.
-    pub hooks: Hooks,
-}
-
-impl fmt::Display for LoweredKernel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "kernel {}({:?}) F:{} G:{}",
-            self.kind, self.out_rows, self.fdim, self.gdim
-        )?;
-        for i in &self.inputs {
-            writeln!(
-                f,
-                "  input var{} {:?} {:?} dim {}",
-                i.var.0, i.cat, i.source, i.dim
-            )?;
-        }
-        writeln!(f, "formula {}", self.formula)?;
-        writeln!(f, "init {}", self.hooks.init)?;
-        writeln!(f, "accumulate {}", self.hooks.accumulate)?;
-        writeln!(f, "merge {}", self.hooks.merge)?;
-        write!(f, "finalize {}", self.hooks.finalize)
-    }
 }
 
 fn limit() -> Error {

@@ -7,7 +7,8 @@ use super::Call;
 use crate::builder::Builder;
 use crate::error::Result;
 use crate::graph::{NodeId, Param};
-use crate::lower::{Lower, Reg, SOp};
+use crate::lower::builder::Lower;
+use crate::lower::scalar::{Reg, SOp};
 use crate::ops::Op;
 use crate::real::Real;
 

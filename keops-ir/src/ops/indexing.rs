@@ -5,7 +5,8 @@ use crate::builder::Builder;
 use crate::dim::{Dim, DimConstraint};
 use crate::error::Result;
 use crate::graph::{NodeId, Param};
-use crate::lower::{Lower, Reg};
+use crate::lower::builder::Lower;
+use crate::lower::scalar::Reg;
 use crate::ops::Op;
 use crate::real::Real;
 
@@ -168,7 +169,7 @@ pub(super) fn l_concat(_: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
 pub(super) fn l_onehot(l: &mut Lower, a: &LowerArgs<'_>) -> Vec<Reg> {
     let half = l.cst(0.5);
     let t = l.add(a.args[0][0], half);
-    let pos = l.f1(crate::lower::SOp::Floor, t);
+    let pos = l.f1(crate::lower::scalar::SOp::Floor, t);
     (0..a.out_dim)
         .map(|k| {
             let kr = l.cst(k as f64);

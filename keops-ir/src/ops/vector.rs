@@ -5,7 +5,8 @@ use crate::builder::Builder;
 use crate::dim::Dim;
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{NodeId, Param};
-use crate::lower::{Lower, Reg, SOp};
+use crate::lower::builder::Lower;
+use crate::lower::scalar::{Reg, SOp};
 use crate::ops::Op;
 use crate::real::Real;
 

@@ -5,7 +5,7 @@
 //! kernels, and tests check the two agree. `merge` combines two partial results (tiles,
 //! threads, the 2D GPU scheme), so every reduction here is associative up to rounding.
 
-use super::{INDEX_NONE, Order, ReductionKind, Rule};
+use super::table::{INDEX_NONE, Order, ReductionKind, Rule};
 use crate::real::Real;
 
 /// A running reduction: float state and index state.
@@ -193,7 +193,7 @@ pub fn lse_merge<R: Real>(state: &mut [R], other: &[R]) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::table::{INDEX_NONE, ReductionKind};
 
     fn run(kind: ReductionKind, xs: &[f64]) -> (Vec<f64>, Vec<u64>) {
         let mut acc = kind.init::<f64>(1, 1);

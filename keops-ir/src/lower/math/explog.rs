@@ -1,8 +1,8 @@
 //! Exponential, logarithm and powers.
 
-use super::super::Reg;
 use super::coeffs::*;
 use super::kit::Kit;
+use crate::lower::scalar::Reg;
 
 impl Kit<'_> {
     /// `exp(x)`.

@@ -2,7 +2,9 @@
 //! the float formats' parameters, and error-free transformations (double-word
 //! arithmetic built on the fused multiply-add).
 
-use super::super::{Lower, Precision, Reg, SOp};
+use crate::lower::builder::Lower;
+use crate::lower::form::Precision;
+use crate::lower::scalar::{Reg, SOp};
 
 /// A builder for one expansion: the instruction emitter and the kernel's precision.
 pub(super) struct Kit<'a> {

@@ -24,7 +24,9 @@ mod explog;
 mod kit;
 mod trig;
 
-use super::{Block, Lower, LoweredKernel, Precision, Reg, SOp};
+use crate::lower::builder::{Block, Lower};
+use crate::lower::form::{LoweredKernel, Precision};
+use crate::lower::scalar::{Reg, SOp};
 use kit::Kit;
 use std::collections::HashMap;
 

@@ -1,8 +1,8 @@
 //! Trigonometric functions and their inverses.
 
-use super::super::Reg;
 use super::coeffs::*;
 use super::kit::Kit;
+use crate::lower::scalar::Reg;
 
 impl Kit<'_> {
     /// `x = k pi/2 + (rh + rl)`: the reduced argument as a double word and the quadrant
