@@ -8,9 +8,9 @@
 //! splitting the reduced index too when there are too few output rows to fill the
 //! threads (partial results are combined with the reduction's `merge`).
 
-use crate::error::{KeopsError, Result};
+use crate::error::{InputError, InputGroup, KeopsError, Result};
 use crate::float::KeopsFloat;
-use crate::view::{View, fetch_stale, with_fetched};
+use crate::view::{View, check_views, fetch_stale, with_fetched};
 use keops_ir::eval::Output;
 use rayon::prelude::*;
 
@@ -96,41 +96,10 @@ impl Default for CpuOptions {
 
 fn check_shapes<T, K: CpuReduce<T>>(k: &K, a: &ReduceArgs<'_, T>) -> Result<()> {
     let (wo, wi, wp) = k.widths();
-    let check =
-        |kind: &str, views: &[View<'_, T>], widths: &[usize], rows: Option<usize>| -> Result<()> {
-            if views.len() != widths.len() {
-                return Err(KeopsError::input(format!(
-                    "the kernel reads {} {kind} variables, {} were given",
-                    widths.len(),
-                    views.len()
-                )));
-            }
-            for (k, (v, w)) in views.iter().zip(widths).enumerate() {
-                if v.cols != *w {
-                    return Err(KeopsError::input(format!(
-                        "{kind} variable {k} has width {}, the kernel needs {w}",
-                        v.cols
-                    )));
-                }
-                if let Some(r) = rows {
-                    if v.rows != r {
-                        return Err(KeopsError::input(format!(
-                            "{kind} variable {k} has {} rows, expected {r}",
-                            v.rows
-                        )));
-                    }
-                } else if v.rows != 1 {
-                    return Err(KeopsError::input(format!(
-                        "parameter {k} must have one row, found {}",
-                        v.rows
-                    )));
-                }
-            }
-            Ok(())
-        };
-    check("output-indexed", &a.outer, &wo, Some(a.n_outer))?;
-    check("reduced-index", &a.inner, &wi, Some(a.n_inner))?;
-    check("parameter", &a.params, &wp, None)
+    check_views(InputGroup::Outer, &a.outer, &wo, Some(a.n_outer))?;
+    check_views(InputGroup::Inner, &a.inner, &wi, Some(a.n_inner))?;
+    check_views(InputGroup::Params, &a.params, &wp, Some(1))?;
+    Ok(())
 }
 
 fn alloc<V: Clone>(n: usize, v: V, what: &str) -> Result<Vec<V>> {
@@ -196,7 +165,7 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(
 
     let total_acc_f = m
         .checked_mul(nf)
-        .ok_or_else(|| KeopsError::input("output too large"))?;
+        .ok_or(InputError::Overflow { rows: m, cols: nf })?;
     let _ = alloc::<T>(total_acc_f.min(1), T::zero(), "accumulators")?;
 
     let tasks: Vec<(usize, usize)> = (0..nblocks)
@@ -280,14 +249,18 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(
         .collect();
 
     let mut values = alloc(
-        m.checked_mul(vdim)
-            .ok_or_else(|| KeopsError::input("output too large"))?,
+        m.checked_mul(vdim).ok_or(InputError::Overflow {
+            rows: m,
+            cols: vdim,
+        })?,
         T::zero(),
         "output values",
     )?;
     let mut indices = alloc(
-        m.checked_mul(idim)
-            .ok_or_else(|| KeopsError::input("output too large"))?,
+        m.checked_mul(idim).ok_or(InputError::Overflow {
+            rows: m,
+            cols: idim,
+        })?,
         0u64,
         "output indices",
     )?;

@@ -7,9 +7,9 @@
 //! D)`, and the result is added to row `r` of the output (owner-indexed output) or row
 //! `j` (the other index).
 
-use crate::error::{KeopsError, Result};
+use crate::error::{InputError, InputGroup, Result, Shape};
 use crate::float::KeopsFloat;
-use crate::view::{View, fetch_stale, with_fetched};
+use crate::view::{View, check_views, fetch_stale, with_fetched};
 use keops_ir::INDEX_NONE;
 use keops_ir::eval::Output;
 use rayon::prelude::*;
@@ -96,18 +96,20 @@ struct GatherBufs<T> {
 /// Runs a gather on the CPU.
 pub fn gather<T: KeopsFloat, K: CpuGather<T>>(k: &K, a: &GatherArgs<'_, T>) -> Result<Output<T>> {
     let (wo, wi, wp) = k.widths();
-    let ok = |views: &[View<'_, T>], w: &[usize]| {
-        views.len() == w.len() && views.iter().zip(w).all(|(v, w)| v.cols == *w)
-    };
-    if !ok(&a.owner, &wo) || !ok(&a.other, &wi) || !ok(&a.params, &wp) {
-        return Err(KeopsError::input(
-            "the gather's arguments do not fit its kernel",
-        ));
+    check_views(InputGroup::Owner, &a.owner, &wo, None)?;
+    check_views(InputGroup::Other, &a.other, &wi, None)?;
+    check_views(InputGroup::Params, &a.params, &wp, None)?;
+    let (rows, width) = (a.indices.rows, a.indices.idim);
+    if rows != a.n_owner {
+        return Err(InputError::Selections {
+            expected: Shape::new(a.n_owner, width),
+            got: Shape::new(rows, width),
+        }
+        .into());
     }
-    if a.indices.rows != a.n_owner || !a.indices.idim.is_multiple_of(k.slot_dim().max(1)) {
-        return Err(KeopsError::input(
-            "the selected indices do not fit the gather",
-        ));
+    let slot_width = k.slot_dim();
+    if !width.is_multiple_of(slot_width.max(1)) {
+        return Err(InputError::SelectionSlots { width, slot_width }.into());
     }
     // Device arrays that kernels wrote on their device: their values, fetched.
     let weight_views: Vec<View<'_, T>> = a.weights.iter().map(|(v, _)| *v).collect();

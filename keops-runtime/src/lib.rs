@@ -20,7 +20,7 @@ pub mod simd;
 pub mod view;
 
 pub use args::{Arg, Flat};
-pub use error::{KeopsError, Result};
+pub use error::{InputError, KeopsError, Result};
 pub use float::KeopsFloat;
 pub use gpu::{DeviceArray, Transfers, last_backend, last_transfers};
 /// The compiler library, for generated code.

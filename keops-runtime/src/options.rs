@@ -1,7 +1,7 @@
 //! Options of a kernel call: where it runs (the backend), and how.
 
 use crate::cpu::CpuOptions;
-use crate::error::{KeopsError, Result};
+use crate::error::{InputError, KeopsError, Result};
 use keops_gpu_kernels::launch::PlanOptions;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,9 +37,11 @@ impl std::str::FromStr for Backend {
                 .and_then(|n| n.parse().ok())
                 .map(Backend::Gpu)
                 .ok_or_else(|| {
-                    KeopsError::input(format!(
-                        "unknown backend `{s}`: expected auto, cpu, gpu, gpu:N or emulated"
-                    ))
+                    InputError::UnknownBackend {
+                        given: s.clone(),
+                        variable: None,
+                    }
+                    .into()
                 }),
         }
     }
@@ -80,9 +82,16 @@ pub fn default_backend() -> Result<Backend> {
         return Ok(decode(v));
     }
     match std::env::var("KEOPS_BACKEND") {
-        Ok(s) => s
-            .parse()
-            .map_err(|e: KeopsError| KeopsError::input(format!("KEOPS_BACKEND: {e}"))),
+        Ok(s) => s.parse().map_err(|e| match e {
+            KeopsError::Input(InputError::UnknownBackend { given, .. }) => {
+                InputError::UnknownBackend {
+                    given,
+                    variable: Some("KEOPS_BACKEND".into()),
+                }
+                .into()
+            }
+            e => e,
+        }),
         Err(_) => Ok(Backend::Auto),
     }
 }
@@ -140,5 +149,25 @@ impl Options {
             Some(b) => Ok(b),
             None => default_backend(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names() {
+        assert_eq!("GPU:2".parse::<Backend>().unwrap(), Backend::Gpu(2));
+        assert_eq!(" emulated ".parse::<Backend>().unwrap(), Backend::Emulated);
+        let e = "gpu:x".parse::<Backend>().unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                KeopsError::Input(InputError::UnknownBackend { given, variable: None })
+                    if given == "gpu:x"
+            ),
+            "{e:?}"
+        );
     }
 }

@@ -569,8 +569,8 @@ impl Device for Ready<'_> {
     fn map(&mut self, r: &Resident) -> Result<u64> {
         match &r.copy {
             Placement::Gpu { device, buf } if *device == self.index => Ok(self.ptr(buf)),
-            _ => Err(KeopsError::input(
-                "internal: a device copy of another device passed to a GPU call",
+            _ => Err(KeopsError::internal(
+                "a device copy of another device passed to a GPU call",
             )),
         }
     }
@@ -605,9 +605,7 @@ impl Device for Ready<'_> {
                 dev.sync()?;
                 Ok(v)
             }
-            _ => Err(KeopsError::input(
-                "internal: index download of a float buffer",
-            )),
+            _ => Err(KeopsError::internal("index download of a float buffer")),
         }
     }
 }
@@ -645,9 +643,7 @@ fn download_from<T: KeopsFloat>(dev: &GpuDevice, b: &Buffer, n: usize) -> Result
             .clone_dtoh(&s.slice(..n.min(s.len())))
             .map(|v| v.into_iter().map(T::of).collect()),
         Buffer::U64(_) => {
-            return Err(KeopsError::input(
-                "internal: float download of an index buffer",
-            ));
+            return Err(KeopsError::internal("float download of an index buffer"));
         }
     };
     let values = r.map_err(|e| dev.fail("cuMemcpyDtoH", e))?;
@@ -694,8 +690,8 @@ pub(crate) fn write_resident<T: KeopsFloat>(
             stream.memcpy_htod(&v[..], s)
         }
         _ => {
-            return Err(KeopsError::input(
-                "internal: a device copy written with values of another type or length",
+            return Err(KeopsError::internal(
+                "a device copy written with values of another type or length",
             ));
         }
     };

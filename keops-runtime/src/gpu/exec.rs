@@ -7,7 +7,7 @@
 
 use super::Resident;
 use crate::KeopsFloat;
-use crate::error::{KeopsError, Result};
+use crate::error::{InputError, KeopsError, Result};
 use keops_gpu_kernels::kir::Kernel;
 use keops_gpu_kernels::launch::{DeviceLimits, PlanOptions, Scheme, plan};
 use keops_gpu_kernels::module::GpuReduction;
@@ -233,8 +233,8 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
     if host_out.as_ref().is_some_and(|h| h.len() != n_outer * nv)
         || (host_out.is_some() && into.is_some())
     {
-        return Err(KeopsError::input(
-            "internal: an output buffer of another size, or two outputs",
+        return Err(KeopsError::internal(
+            "an output buffer of another size, or two outputs",
         ));
     }
     if host_out.is_none() {
@@ -344,7 +344,7 @@ pub(crate) fn run<D: Device, T: KeopsFloat>(
                 &limits,
                 tuning,
             )
-            .map_err(|e| KeopsError::input(e.to_string()))?;
+            .map_err(InputError::LaunchPlan)?;
             let (slices, slice) = match lp.scheme {
                 Scheme::OneD => (1, piece_rows.max(1)),
                 Scheme::TwoD { slices, slice } => (slices, slice),

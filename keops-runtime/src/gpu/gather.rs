@@ -12,19 +12,17 @@
 use super::exec::{self, Device, InputData, Transfers, allocation};
 use super::{
     EMULATED_DEVICE, EMULATED_MEMORY, Key, LAST_BACKEND, LAST_TRANSFERS, ModuleRef, cached,
-    check_sources, copy_inputs, internal, kernel_options, precision,
+    check_sources, copy_inputs, kernel_options, precision,
 };
 use crate::KeopsFloat;
-use crate::error::{KeopsError, Result};
+use crate::error::{InputError, InputGroup, KeopsError, Result, Shape};
 use crate::options::{Backend, Options};
 use crate::view::{View, fetch_stale, with_fetched};
-use keops_gpu_kernels::gather::{
-    GpuGather, check_indices, compile_gather, embedded_gather, inverted_lists,
-};
+use keops_gpu_kernels::gather::{GpuGather, compile_gather, embedded_gather, inverted_lists};
 use keops_gpu_kernels::kir::Kernel;
-use keops_ir::Step;
 use keops_ir::eval::Output;
 use keops_ir::graph::Cat;
+use keops_ir::{INDEX_NONE, Step};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -91,7 +89,7 @@ fn generated(
     static CACHE: OnceLock<Mutex<HashMap<Key, Arc<GeneratedGather>>>> = OnceLock::new();
     cached(&CACHE, step, widths, p, opts, |prog| {
         let Some(Step::Gather(g)) = prog.steps.get(step.step) else {
-            return Err(internal(format!(
+            return Err(KeopsError::internal(format!(
                 "step {} of the gradient of `{}` is not a gather",
                 step.step, step.formula
             )));
@@ -138,7 +136,7 @@ fn emulate<T: KeopsFloat>(
     if let Some(k) = call.step.kernels
         && embedded_gather(k, p, &opts) != Some(&g.module)
     {
-        return Err(internal(format!(
+        return Err(KeopsError::internal(format!(
             "the embedded PTX of a gather of `{}` differs from the regenerated one",
             call.step.formula
         )));
@@ -170,7 +168,7 @@ pub(crate) fn run_module<D: Device, T: KeopsFloat>(
 ) -> Result<Option<(Output<T>, Transfers)>> {
     let (n_owner, n_other) = sizes(m, call.m, call.n);
     if call.inputs.len() != m.inputs.len() {
-        return Err(internal(format!(
+        return Err(KeopsError::internal(format!(
             "{} inputs for a gather reading {}",
             call.inputs.len(),
             m.inputs.len()
@@ -187,18 +185,32 @@ pub(crate) fn run_module<D: Device, T: KeopsFloat>(
         .collect();
     let data = copy_inputs(call.inputs, &shapes, |r| dev.holds(r))?;
     let sel = call.indices;
-    if sel.rows != n_owner || sel.idim != m.slots || sel.indices.len() != n_owner * m.slots {
-        return Err(KeopsError::input(format!(
-            "the selections have {} rows of {} indices, the gather expects {n_owner} of {}",
-            sel.rows, sel.idim, m.slots
+    let (expected, got) = (Shape::new(n_owner, m.slots), Shape::new(sel.rows, sel.idim));
+    if got != expected {
+        return Err(InputError::Selections { expected, got }.into());
+    }
+    if sel.indices.len() != n_owner * m.slots {
+        return Err(KeopsError::internal(format!(
+            "selections of {} rows of {} indices hold {} indices",
+            sel.rows,
+            sel.idim,
+            sel.indices.len()
         )));
     }
     let weights = slot_weights(call.weights, n_owner, m.slots)?;
+    // The indices select rows of the other index (the inverted lists rely on it).
+    if let Some(&index) = sel
+        .indices
+        .iter()
+        .find(|j| **j != INDEX_NONE && **j >= n_other as u64)
+    {
+        let rows = n_other;
+        return Err(InputError::SelectedIndex { index, rows }.into());
+    }
     let lists = if m.to_owner {
-        check_indices(&sel.indices, n_other).map_err(KeopsError::input)?;
         None
     } else {
-        Some(inverted_lists(&sel.indices, n_other).map_err(KeopsError::input)?)
+        Some(inverted_lists(&sel.indices, n_other).map_err(KeopsError::internal)?)
     };
     let n_out = if m.to_owner { n_owner } else { n_other };
     let fsize = (T::BITS / 8) as u64;
@@ -407,13 +419,28 @@ fn slot_weights<T: KeopsFloat>(
     let fetched = fetch_stale(&views)?;
     let views = with_fetched(&views, &fetched)?;
     let mut w = vec![T::zero(); n_owner * slots];
-    for (v, (_, broadcast)) in views.iter().zip(sources) {
+    for (k, (v, (_, broadcast))) in views.iter().zip(sources).enumerate() {
         let rows = if *broadcast { 1 } else { n_owner };
-        if v.rows != rows || v.cols != slots {
-            return Err(KeopsError::input(format!(
-                "a cotangent of {} rows of width {}, expected {rows} of width {slots}",
-                v.rows, v.cols
-            )));
+        let (group, index) = (InputGroup::Cotangents, k);
+        if v.cols != slots {
+            let (expected, got) = (slots, v.cols);
+            return Err(InputError::InputWidth {
+                group,
+                index,
+                expected,
+                got,
+            }
+            .into());
+        }
+        if v.rows != rows {
+            let (expected, got) = (rows, v.rows);
+            return Err(InputError::InputRows {
+                group,
+                index,
+                expected,
+                got,
+            }
+            .into());
         }
         for (r, row) in w.chunks_mut(slots.max(1)).enumerate() {
             let src = if *broadcast { 0 } else { r };

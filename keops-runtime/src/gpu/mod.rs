@@ -19,7 +19,7 @@ pub use keops_gpu_kernels::gather::GpuGather;
 pub use resident::{DeviceArray, Resident};
 
 use crate::KeopsFloat;
-use crate::error::{KeopsError, Result};
+use crate::error::{InputError, InputGroup, KeopsError, Result};
 use crate::options::{Backend, Options};
 use crate::out::Direct;
 use crate::view::View;
@@ -259,7 +259,7 @@ pub(crate) fn generated(
     static CACHE: OnceLock<Mutex<HashMap<Key, Arc<Generated>>>> = OnceLock::new();
     cached(&CACHE, step, widths, p, opts, |prog| {
         let Some(Step::Reduce(r)) = prog.steps.get(step.step) else {
-            return Err(internal(format!(
+            return Err(KeopsError::internal(format!(
                 "step {} of `{}` is not a reduction",
                 step.step, step.formula
             )));
@@ -294,7 +294,7 @@ pub(crate) fn cached<M, V>(
     let cache = cache.get_or_init(Default::default);
     if let Some(v) = cache
         .lock()
-        .map_err(|_| internal("the kernel cache is poisoned"))?
+        .map_err(|_| KeopsError::internal("the kernel cache is poisoned"))?
         .get(&key)
     {
         return Ok(v.clone());
@@ -302,14 +302,14 @@ pub(crate) fn cached<M, V>(
     let formula = key.formula;
     let make = || make(program(step.formula, step.grad, widths)?);
     let v = std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)).unwrap_or_else(|_| {
-        Err(internal(format!(
+        Err(KeopsError::internal(format!(
             "the GPU code generator panicked on `{formula}` (a keops-rs bug: please report it)"
         )))
     })?;
     let v = Arc::new(v);
     cache
         .lock()
-        .map_err(|_| internal("the kernel cache is poisoned"))?
+        .map_err(|_| KeopsError::internal("the kernel cache is poisoned"))?
         .insert(key, v.clone());
     Ok(v)
 }
@@ -322,18 +322,11 @@ pub(crate) fn check_sources(
 ) -> Result<()> {
     let sources: Vec<InputSource> = inputs.iter().map(|i| i.source).collect();
     if sources != expected {
-        return Err(internal(format!(
+        return Err(KeopsError::internal(format!(
             "the regenerated kernel of `{formula}` reads {sources:?}, the macro's read {expected:?}"
         )));
     }
     Ok(())
-}
-
-fn internal(msg: impl Into<String>) -> KeopsError {
-    KeopsError::Compile(keops_ir::Error::new(
-        keops_ir::ErrorKind::Limit,
-        format!("internal: {}", msg.into()),
-    ))
 }
 
 /// The code generation options of a call's kernels in precision `p` (those that only
@@ -406,7 +399,7 @@ pub(crate) fn contiguous<'d, T: KeopsFloat>(
     on_device: impl Fn(&Resident) -> bool,
 ) -> Result<Vec<exec::InputData<'d, T>>> {
     if call.inputs.len() != m.inputs.len() {
-        return Err(internal(format!(
+        return Err(KeopsError::internal(format!(
             "{} inputs for a kernel reading {}",
             call.inputs.len(),
             m.inputs.len()
@@ -432,15 +425,31 @@ pub(crate) fn copy_inputs<'d, T: KeopsFloat>(
     shapes: &[(usize, usize)],
     on_device: impl Fn(&Resident) -> bool,
 ) -> Result<Vec<exec::InputData<'d, T>>> {
+    let group = InputGroup::Step;
     views
         .iter()
         .zip(shapes)
-        .map(|(v, &(rows, dim))| {
-            if v.cols != dim || v.rows != rows {
-                return Err(KeopsError::input(format!(
-                    "a kernel input has {} rows of width {}, expected {rows} of width {dim}",
-                    v.rows, v.cols
-                )));
+        .enumerate()
+        .map(|(index, (v, &(rows, dim)))| {
+            if v.cols != dim {
+                let (expected, got) = (dim, v.cols);
+                return Err(InputError::InputWidth {
+                    group,
+                    index,
+                    expected,
+                    got,
+                }
+                .into());
+            }
+            if v.rows != rows {
+                let (expected, got) = (rows, v.rows);
+                return Err(InputError::InputRows {
+                    group,
+                    index,
+                    expected,
+                    got,
+                }
+                .into());
             }
             if let Some(r) = v.resident.filter(|r| on_device(r) && r.describes(v)) {
                 return Ok(exec::InputData::Resident(r));
@@ -472,7 +481,7 @@ fn emulate<T: KeopsFloat>(
     if let Some(k) = call.step.kernels
         && embedded_variant(k, p, &opts) != Some(&g.module)
     {
-        return Err(internal(format!(
+        return Err(KeopsError::internal(format!(
             "the embedded PTX of `{}` differs from the regenerated one",
             call.step.formula
         )));

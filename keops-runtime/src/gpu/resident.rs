@@ -3,7 +3,7 @@
 
 use super::driver;
 use crate::KeopsFloat;
-use crate::error::{KeopsError, Result};
+use crate::error::{Holder, InputError, KeopsError, Result, Role};
 use crate::options::Backend;
 use crate::view::View;
 
@@ -90,8 +90,8 @@ impl Resident {
             Placement::Emulated(bytes) => {
                 let size = (T::BITS / 8) as usize;
                 if bytes.len() < n * size {
-                    return Err(KeopsError::input(format!(
-                        "internal: {n} values fetched from an emulated device copy of {} bytes",
+                    return Err(KeopsError::internal(format!(
+                        "{n} values fetched from an emulated device copy of {} bytes",
                         bytes.len()
                     )));
                 }
@@ -195,12 +195,14 @@ impl<T: KeopsFloat> DeviceArray<T> {
     /// the device.
     pub fn write(&mut self, data: &[T]) -> Result<()> {
         if data.len() != self.host.len() {
-            return Err(KeopsError::input(format!(
-                "{} values written into a device array of {} rows of width {}",
-                data.len(),
-                self.rows,
-                self.cols
-            )));
+            return Err(InputError::Length {
+                holder: Holder::DeviceArray,
+                role: Role::Transfer,
+                rows: self.rows,
+                cols: self.cols,
+                got: data.len(),
+            }
+            .into());
         }
         self.host.copy_from_slice(data);
         if let Some(r) = self.copy.as_mut() {
@@ -244,10 +246,13 @@ impl<T: KeopsFloat> DeviceArray<T> {
     /// device when a kernel wrote them there.
     pub fn to_rows<const D: usize>(&self) -> Result<Vec<[T; D]>> {
         if self.cols != D {
-            return Err(KeopsError::input(format!(
-                "a device array of width {} read as rows of {D}",
-                self.cols
-            )));
+            return Err(InputError::Width {
+                holder: Holder::DeviceArray,
+                role: Role::Transfer,
+                expected: D,
+                got: self.cols,
+            }
+            .into());
         }
         let values = self.to_vec()?;
         Ok((0..self.rows)
@@ -302,10 +307,13 @@ impl<T> DeviceArray<T> {
 impl<T: Copy, const D: usize> crate::Arg<T, D> for &DeviceArray<T> {
     fn view(&self) -> Result<View<'_, T>> {
         if self.cols != D {
-            return Err(KeopsError::input(format!(
-                "a device array of width {} where the kernel needs {D}",
-                self.cols
-            )));
+            return Err(InputError::Width {
+                holder: Holder::DeviceArray,
+                role: Role::Argument,
+                expected: D,
+                got: self.cols,
+            }
+            .into());
         }
         Ok(DeviceArray::view(self))
     }
