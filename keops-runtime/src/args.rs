@@ -6,7 +6,7 @@
 //! matrices.
 
 use crate::error::{Axis, Holder, InputError, Result, Role};
-use crate::float::KeopsFloat;
+use crate::kernel::KeopsFloat;
 use crate::view::View;
 use keops_ir::eval::Output;
 

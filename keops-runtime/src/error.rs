@@ -22,7 +22,7 @@ pub enum KeopsError {
     OutOfMemory(String),
     /// The GPU backend failed (no driver, no device, a driver error with its name).
     #[error("{0}")]
-    Gpu(crate::gpu::driver::GpuError),
+    Gpu(GpuError),
 }
 
 // Not `#[from]` on the variant: that would also make the input error the `source()` of
@@ -44,8 +44,70 @@ impl KeopsError {
     }
 }
 
+impl From<GpuError> for KeopsError {
+    fn from(e: GpuError) -> Self {
+        KeopsError::Gpu(e)
+    }
+}
+
 /// Results of the runtime.
 pub type Result<T, E = KeopsError> = std::result::Result<T, E>;
+
+/// An error of the GPU backend, with what the driver said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GpuError {
+    /// `libcuda` could not be loaded: no NVIDIA driver on this machine.
+    #[error(
+        "no NVIDIA driver: libcuda could not be loaded; install the NVIDIA driver, or run on the CPU (Backend::Cpu or Auto)"
+    )]
+    NoDriver,
+    /// The driver loaded but there is no such device.
+    #[error("no GPU with index {index}: the driver reports {count} device(s)")]
+    NoDevice {
+        /// The index asked for.
+        index: usize,
+        /// Devices present.
+        count: usize,
+    },
+    /// A driver call failed.
+    #[error("CUDA error {name} (code {code}) in {call}: {description}")]
+    Driver {
+        /// The driver function.
+        call: &'static str,
+        /// `CUresult` value.
+        code: u32,
+        /// Its name (`CUDA_ERROR_...`).
+        name: String,
+        /// The driver's description.
+        description: String,
+    },
+    /// The driver's JIT compiler rejected a generated module (a keops-rs bug).
+    #[error("the driver rejected a generated PTX module ({name}); its log:\n{log}")]
+    Jit {
+        /// The `CUresult` name.
+        name: String,
+        /// The JIT compiler's error log.
+        log: String,
+    },
+    /// Device memory ran out (the data is split into pieces that fit in the memory free
+    /// when the call starts; another process may take it meanwhile).
+    #[error("out of GPU memory: {0}")]
+    OutOfMemory(String),
+    /// A launch configuration beyond the device's limits.
+    #[error("impossible launch: {0}")]
+    Launch(String),
+    /// An earlier error of this device (a kernel fault) destroyed its context: CUDA
+    /// cannot use the device again in this process.
+    #[error(
+        "GPU {index} is unusable until the process restarts: its context was lost after {first}"
+    )]
+    ContextLost {
+        /// The device index.
+        index: usize,
+        /// The error that lost it.
+        first: String,
+    },
+}
 
 /// What is wrong with the input of a call ([`KeopsError::Input`]): its arguments, output
 /// buffers, device arrays or options. Each variant says what was expected and what was

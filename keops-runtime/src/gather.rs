@@ -8,45 +8,15 @@
 //! `j` (the other index).
 
 use crate::error::{InputError, InputGroup, Result, Shape};
-use crate::float::KeopsFloat;
-use crate::view::{View, check_views, fetch_stale, with_fetched};
+use crate::gpu::resident::{fetch_stale, with_fetched};
+use crate::kernel::KeopsFloat;
+use crate::view::{View, check_views};
+
+// The kernel interface, at the path generated code names it by.
+pub use crate::kernel::{CpuGather, GatherArgs};
 use keops_ir::INDEX_NONE;
 use keops_ir::eval::Output;
 use rayon::prelude::*;
-
-/// A gather kernel compiled for the CPU: its formula at one pair.
-pub trait CpuGather<T>: Sync {
-    /// Widths of the owner-row variables, the other-row variables and the parameters.
-    fn widths(&self) -> (Vec<usize>, Vec<usize>, Vec<usize>);
-    /// Width of the per-slot cotangent (D, the selected formula's width).
-    fn slot_dim(&self) -> usize;
-    /// Width of the result.
-    fn out_dim(&self) -> usize;
-    /// Evaluates the formula at one pair into `out`.
-    fn eval(&self, owner: &[T], other: &[T], params: &[T], slot: &[T], out: &mut [T]);
-}
-
-/// The data of one gather.
-#[derive(Clone, Debug)]
-pub struct GatherArgs<'a, T> {
-    /// Variables indexed like the selecting rows.
-    pub owner: Vec<View<'a, T>>,
-    /// Variables indexed by the selected index.
-    pub other: Vec<View<'a, T>>,
-    /// Parameters.
-    pub params: Vec<View<'a, T>>,
-    /// The selections: `k * D` indices per owner row.
-    pub indices: &'a Output<T>,
-    /// Cotangent sources summed into the per-slot weights, each `k * D` wide, with
-    /// whether it is one row broadcast to all.
-    pub weights: Vec<(View<'a, T>, bool)>,
-    /// Number of owner rows.
-    pub n_owner: usize,
-    /// Number of rows of the other index.
-    pub n_other: usize,
-    /// Whether the output is indexed like the owner (else by the other index).
-    pub to_owner: bool,
-}
 
 fn gather_row<T: KeopsFloat, K: CpuGather<T>>(
     k: &K,

@@ -1,6 +1,5 @@
 //! Options of a kernel call: where it runs (the backend), and how.
 
-use crate::cpu::CpuOptions;
 use crate::error::{InputError, KeopsError, Result};
 use keops_gpu_kernels::launch::PlanOptions;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,6 +92,29 @@ pub fn default_backend() -> Result<Backend> {
             e => e,
         }),
         Err(_) => Ok(Backend::Auto),
+    }
+}
+
+/// Tuning of the CPU driver.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct CpuOptions {
+    /// Bytes of the transposed tile (keep it within the L1 data cache).
+    pub tile_bytes: usize,
+    /// Maximum output rows per task.
+    pub max_block_rows: usize,
+    /// Sums (Sum reductions and their gradients) of f32 kernels add the partial sum of
+    /// each tile into an f64 accumulator (the default adds it into an f32 one: already a
+    /// blocked summation, whose error grows with N / tile rather than N).
+    pub f64_accumulation: bool,
+}
+
+impl Default for CpuOptions {
+    fn default() -> Self {
+        CpuOptions {
+            tile_bytes: 16 * 1024,
+            max_block_rows: 128,
+            f64_accumulation: false,
+        }
     }
 }
 

@@ -3,9 +3,9 @@
 //! vector. Host buffers are filled row by row; a [`DeviceArray`] on the device the call
 //! runs on is written in place by the kernel, with nothing copied back to the host.
 
-use crate::KeopsFloat;
 use crate::error::{Holder, InputError, Result, Role, Shape};
-use crate::gpu::DeviceArray;
+use crate::gpu::resident::DeviceArray;
+use crate::kernel::KeopsFloat;
 use keops_ir::eval::Output;
 
 /// A buffer of rows of width `D` that a kernel call writes its result into.

@@ -1,7 +1,7 @@
 //! Read-only 2D views of argument arrays: rows of a fixed width, any strides.
 
 use crate::error::{Holder, InputError, InputGroup, KeopsError, Result, Role};
-use crate::gpu::Resident;
+use crate::gpu::memory::Resident;
 
 /// A matrix of `rows` x `cols` elements; element `(r, c)` is `data[r * row_stride + c * col_stride]`.
 /// Row-major arrays have `row_stride = cols, col_stride = 1`; nalgebra's column-major
@@ -133,26 +133,6 @@ impl<'a, T: Copy> View<'a, T> {
     }
 }
 
-impl<'a, T: crate::KeopsFloat> View<'a, T> {
-    /// The current values of rows whose host copy is out of date (a
-    /// [`DeviceArray`](crate::gpu::DeviceArray) a kernel wrote on its device), fetched from
-    /// the device, row-major; `None` when the host values are current.
-    pub fn fetch_stale(&self) -> Result<Option<Vec<T>>> {
-        match self.resident.filter(|r| r.host_stale()) {
-            Some(r) if !r.describes(self) => Err(InputError::StaleView.into()),
-            Some(r) => r.fetch(self.value_count()?).map(Some),
-            None => Ok(None),
-        }
-    }
-}
-
-/// [`View::fetch_stale`] of each view.
-pub(crate) fn fetch_stale<T: crate::KeopsFloat>(
-    views: &[View<'_, T>],
-) -> Result<Vec<Option<Vec<T>>>> {
-    views.iter().map(View::fetch_stale).collect()
-}
-
 /// Checks the views of one group of a driver's inputs against the kernel's widths and,
 /// when given, their index's rows (1 for parameters).
 pub(crate) fn check_views<T>(
@@ -187,21 +167,6 @@ pub(crate) fn check_views<T>(
         }
     }
     Ok(())
-}
-
-/// The views with the values `fetch_stale` fetched in place of out-of-date host copies.
-pub(crate) fn with_fetched<'b, T: Copy>(
-    views: &[View<'b, T>],
-    fetched: &'b [Option<Vec<T>>],
-) -> Result<Vec<View<'b, T>>> {
-    views
-        .iter()
-        .zip(fetched)
-        .map(|(v, f)| match f {
-            Some(values) => View::row_major(values, v.rows, v.cols),
-            None => Ok(*v),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -9,15 +9,17 @@
 //! even one row fits beside the data every piece needs, the gather runs on the CPU (it
 //! costs `K` formula evaluations per row, where a reduction costs `N`).
 
-use super::exec::{self, Device, InputData, Transfers, allocation};
-use super::{
-    EMULATED_DEVICE, EMULATED_MEMORY, Key, LAST_BACKEND, LAST_TRANSFERS, ModuleRef, cached,
-    check_sources, copy_inputs, kernel_options, precision,
-};
-use crate::KeopsFloat;
 use crate::error::{InputError, InputGroup, KeopsError, Result, Shape};
+use crate::gpu::driver;
+use crate::gpu::exec::{self, Device, InputData, SimtDevice, Transfers, allocation};
+use crate::gpu::resident::{fetch_stale, with_fetched};
+use crate::gpu::step::{
+    EMULATED_DEVICE, EMULATED_MEMORY, GpuStep, Key, ModuleRef, cached, check_sources,
+    chosen_backend, copy_inputs, kernel_options, precision, record,
+};
+use crate::kernel::KeopsFloat;
 use crate::options::{Backend, Options};
-use crate::view::{View, fetch_stale, with_fetched};
+use crate::view::View;
 use keops_gpu_kernels::gather::{GpuGather, compile_gather, embedded_gather, inverted_lists};
 use keops_gpu_kernels::kir::Kernel;
 use keops_ir::eval::Output;
@@ -27,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A gather step of a generated gradient, as the `keops!` macro describes it.
-pub type GpuGatherStep = super::GpuStep<GpuGather>;
+pub type GpuGatherStep = GpuStep<GpuGather>;
 
 /// What the generated code passes for a gather: the step, the widths of the program's
 /// arguments, the kernel inputs (in [`GpuGatherStep::sources`] order), the selections,
@@ -53,14 +55,14 @@ pub struct GatherCall<'a, 'd, T> {
 /// Runs a gather step on the backend the options choose; `Ok(None)` when that is the
 /// CPU, or when not even one output row fits in the device memory the call may use
 /// beside the data every piece needs (the generated code then runs its CPU kernel, and
-/// [`super::last_backend`] says `Cpu`).
+/// [`last_backend`](crate::gpu::last_backend) says `Cpu`).
 pub fn gather_step<T: KeopsFloat>(
     call: &GatherCall<'_, '_, T>,
     options: &Options,
 ) -> Result<Option<Output<T>>> {
-    let used = super::chosen_backend(options)?;
+    let used = chosen_backend(options)?;
     let ran = match used {
-        Backend::Gpu(device) => super::driver::gather(call, options, device)?,
+        Backend::Gpu(device) => on_gpu(call, options, device)?,
         Backend::Emulated => emulate(call, options)?,
         _ => None,
     };
@@ -68,13 +70,27 @@ pub fn gather_step<T: KeopsFloat>(
         Some((_, t)) => (used, *t),
         None => (Backend::Cpu, Transfers::default()),
     };
-    LAST_BACKEND.with(|b| b.set(Some(backend)));
-    LAST_TRANSFERS.with(|t| t.set(transfers));
+    record(backend, transfers);
     Ok(ran.map(|(out, _)| out))
 }
 
+/// Runs a gather step on GPU `index` (`None` when not even one output row fits: see
+/// [`run_module`]).
+fn on_gpu<T: KeopsFloat>(
+    call: &GatherCall<'_, '_, T>,
+    options: &Options,
+    index: usize,
+) -> Result<Option<(Output<T>, Transfers)>> {
+    let dev = driver::device(index)?;
+    let module = module_for(call, options)?;
+    let m = module.get();
+    driver::with_module(&dev, &m.ptx, &[&m.entry], |d| {
+        run_module(d, m, call, options)
+    })
+}
+
 /// A regenerated gather: the kernel (for the emulated backend) and its module.
-pub(crate) struct GeneratedGather {
+struct GeneratedGather {
     kernel: Kernel,
     module: GpuGather,
 }
@@ -101,7 +117,7 @@ fn generated(
 }
 
 /// The module to run: the embedded one when the macro generated it, else regenerated.
-pub(crate) fn module_for<T: KeopsFloat>(
+fn module_for<T: KeopsFloat>(
     call: &GatherCall<'_, '_, T>,
     options: &Options,
 ) -> Result<ModuleRef<GpuGather, GeneratedGather>> {
@@ -141,7 +157,7 @@ fn emulate<T: KeopsFloat>(
             call.step.formula
         )));
     }
-    let mut dev = exec::SimtDevice::new(
+    let mut dev = SimtDevice::new(
         std::iter::once(&g.kernel),
         p,
         EMULATED_DEVICE,
@@ -160,7 +176,7 @@ fn sizes(m: &GpuGather, call_m: usize, call_n: usize) -> (usize, usize) {
 
 /// Runs a gather module on `dev` (see [`gather_step`]), in pieces of output rows when
 /// needed: `None` when not even one row fits.
-pub(crate) fn run_module<D: Device, T: KeopsFloat>(
+fn run_module<D: Device, T: KeopsFloat>(
     dev: &mut D,
     m: &GpuGather,
     call: &GatherCall<'_, '_, T>,
