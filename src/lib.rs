@@ -119,8 +119,8 @@
 //! let k = keops!(x_i: 1; y_j: 1; b_j: 1; Sum_j(x_i * y_j * b_j));
 //! let e = k.eval(&vec![[1.0f32]], &vec![[1.0f32]; 3], &vec![[1.0f32]; 2]).unwrap_err();
 //! match e {
-//!     KeopsError::Input(InputError::RowCount { argument, axis: Axis::J, expected: 3, got: 2 }) => {
-//!         assert_eq!(argument, "b")
+//!     KeopsError::Input(InputError::RowCount { argument, axis: Axis::J, expected, got }) => {
+//!         assert_eq!((argument.as_str(), expected, got), ("b", 3, 2))
 //!     }
 //!     other => panic!("{other}"),
 //! }

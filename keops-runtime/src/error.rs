@@ -121,17 +121,19 @@ pub enum GpuError {
 /// use keops_runtime::{InputError, KeopsError};
 ///
 /// fn explain(e: &KeopsError) -> String {
+///     use InputError::{RowCount, Width};
 ///     match e {
-///         KeopsError::Input(InputError::RowCount { argument, axis: Axis::J, expected, .. }) => {
+///         KeopsError::Input(RowCount { argument, axis: Axis::J, expected, .. }) => {
 ///             format!("`{argument}` should have N = {expected} rows")
 ///         }
-///         KeopsError::Input(InputError::Width { holder: Holder::Matrix, role: Role::Argument, expected, .. }) => {
+///         KeopsError::Input(Width { holder: Holder::Matrix, expected, .. }) => {
 ///             format!("pass a matrix of {expected} columns")
 ///         }
 ///         other => other.to_string(),
 ///     }
 /// }
-/// let e = InputError::Width { holder: Holder::Matrix, role: Role::Argument, expected: 3, got: 2 };
+/// let (holder, role) = (Holder::Matrix, Role::Argument);
+/// let e = InputError::Width { holder, role, expected: 3, got: 2 };
 /// assert_eq!(explain(&e.into()), "pass a matrix of 3 columns");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -435,8 +437,8 @@ pub enum InputGroup {
     Owner,
     /// Variables indexed by the selected index, in a gather (`GatherArgs::other`).
     Other,
-    /// The inputs of a GPU step, in the order its module reads them (`gpu::StepCall::inputs`,
-    /// `gpu::GatherCall::inputs`).
+    /// The inputs of a GPU step, in the order its module reads them
+    /// (`gpu::StepCall::inputs`, `gpu::GatherCall::inputs`).
     Step,
     /// The cotangent sources of a gather's slot weights (`gpu::GatherCall::weights`).
     Cotangents,

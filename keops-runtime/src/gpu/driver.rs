@@ -3,11 +3,13 @@
 //! This is the only module of the runtime with `unsafe` code.
 //!
 //! Per device: one context and stream, the device's launch limits, and the PTX modules
-//! loaded so far (each module once per context). A reduction uploads its inputs, runs
-//! every chunk's kernels with the plan of [`keops_gpu_kernels::launch::plan`] (the 2D
-//! scheme when the output rows alone do not fill the device), and downloads the outputs;
-//! when the data does not fit in device memory, the output rows and the reduced rows are
-//! processed in pieces (partial accumulators of the pieces merged by the merge kernel).
+//! loaded so far (each module once per context). A step (a reduction or a gather) runs
+//! in `with_module`: its module loaded, the device held for the call, the device-generic
+//! executor uploads the inputs, runs every chunk's kernels with the plan of
+//! [`keops_gpu_kernels::launch::plan`] (the 2D scheme when the output rows alone do not
+//! fill the device), and downloads the outputs; when the data does not fit in device
+//! memory, the output rows and the reduced rows are processed in pieces (partial
+//! accumulators of the pieces merged by the merge kernel).
 
 pub use crate::error::GpuError;
 use crate::error::{KeopsError, Result};

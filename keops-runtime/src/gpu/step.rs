@@ -57,8 +57,8 @@ pub(crate) fn chosen_backend(options: &Options) -> Result<Backend> {
 }
 
 /// Bytes copied between host and device by the last reduction (or gather: see
-/// [`gather_step`](crate::gpu::gather_step)) of this thread (zero when it ran on the CPU): how to check that a
-/// [`DeviceArray`](crate::gpu::DeviceArray) was read in place.
+/// [`gather_step`](crate::gpu::gather_step)) of this thread (zero when it ran on the
+/// CPU): how to check that a [`DeviceArray`](crate::gpu::DeviceArray) was read in place.
 pub fn last_transfers() -> Transfers {
     LAST_TRANSFERS.with(|t| t.get())
 }
@@ -71,8 +71,9 @@ thread_local! {
 }
 
 /// The backend that ran the last reduction (or gather, the last step of some selection
-/// gradients: see [`gather_step`](crate::gpu::gather_step)) of this thread (`None` before any): how to check where
-/// a call ran (with [`Backend::Auto`], the GPU when one is usable).
+/// gradients: see [`gather_step`](crate::gpu::gather_step)) of this thread (`None` before
+/// any): how to check where a call ran (with [`Backend::Auto`], the GPU when one is
+/// usable).
 pub fn last_backend() -> Option<Backend> {
     LAST_BACKEND.with(|b| b.get())
 }
