@@ -8,7 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release -p keops-fake-cuda
-dir="$PWD/target/fake-cuda"
+# The build directory: CARGO_TARGET_DIR when set (relative to the repository root, as
+# cargo reads it), else target/.
+dir="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/fake-cuda"
 mkdir -p "$dir"
 ln -sf ../release/libkeops_fake_cuda.so "$dir/libcuda.so"
 export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -32,11 +34,11 @@ cargo test --release --all-features --doc
 # A kernel fault: the error, then ContextLost, then Auto on the CPU.
 KEOPS_FAKE_CUDA_FAULT_AT_LAUNCH=2 cargo test --release --all-features --test gpu_context_loss
 # The README's example on Auto: it must report the GPU.
-cargo run --release --example gaussian_conv -- 3000 2000 | tee target/fake-cuda/gaussian_conv.txt
-grep -q "fake CUDA device" target/fake-cuda/gaussian_conv.txt
+cargo run --release --example gaussian_conv -- 3000 2000 | tee "$dir"/gaussian_conv.txt
+grep -q "fake CUDA device" "$dir"/gaussian_conv.txt
 # The examples that check their own results (against loops in f64), at small sizes.
 # (Their output goes to files first: `grep -q` stops reading at the first match.)
-cargo run --release --example knn -- 200 3000 > target/fake-cuda/knn.txt
-grep -q "brute-force check (f64) of 20 rows: passed" target/fake-cuda/knn.txt
-cargo run --release --example kmeans -- 3000 10 > target/fake-cuda/kmeans.txt
-grep -q "checked against plain loops in f64" target/fake-cuda/kmeans.txt
+cargo run --release --example knn -- 200 3000 > "$dir"/knn.txt
+grep -q "brute-force check (f64) of 20 rows: passed" "$dir"/knn.txt
+cargo run --release --example kmeans -- 3000 10 > "$dir"/kmeans.txt
+grep -q "checked against plain loops in f64" "$dir"/kmeans.txt

@@ -107,6 +107,25 @@
 //! # Ok::<(), keops::KeopsError>(())
 //! ```
 //!
+//! ## Errors
+//!
+//! Calls return a [`KeopsError`], never panic on bad input: [`KeopsError::Input`] holds an
+//! [`InputError`] that says what was expected and what was found (the types it uses are
+//! in [`error`]), for example which argument has a row count that disagrees:
+//!
+//! ```
+//! use keops::{error::Axis, keops, InputError, KeopsError};
+//!
+//! let k = keops!(x_i: 1; y_j: 1; b_j: 1; Sum_j(x_i * y_j * b_j));
+//! let e = k.eval(&vec![[1.0f32]], &vec![[1.0f32]; 3], &vec![[1.0f32]; 2]).unwrap_err();
+//! match e {
+//!     KeopsError::Input(InputError::RowCount { argument, axis: Axis::J, expected, got }) => {
+//!         assert_eq!((argument.as_str(), expected, got), ("b", 3, 2))
+//!     }
+//!     other => panic!("{other}"),
+//! }
+//! ```
+//!
 //! ## At run time
 //!
 //! ```
@@ -128,13 +147,15 @@ pub use keops_ir as ir;
 pub use keops_ir::{Error, ErrorKind, FormulaError, Program, ReductionKind};
 pub use keops_macros::keops;
 pub use keops_runtime::cpu::CpuOptions;
+pub use keops_runtime::error;
 pub use keops_runtime::gpu::driver::{
     GpuError, available as gpu_available, device_count as gpu_device_count,
     device_name as gpu_device_name,
 };
 pub use keops_runtime::{
-    Arg, Backend, Dest, DeviceArray, Flat, KeopsError, KeopsFloat, Options, Out, OutIndices,
-    Transfers, View, default_backend, last_backend, last_transfers, set_default_backend,
+    Arg, Backend, Dest, DeviceArray, Flat, InputError, KeopsError, KeopsFloat, Options, Out,
+    OutIndices, Transfers, View, default_backend, last_backend, last_transfers,
+    set_default_backend,
 };
 
 #[doc(hidden)]

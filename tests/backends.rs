@@ -6,8 +6,9 @@
 //! runs the very kernels the macro embedded as PTX), and the GPU when one is usable. With
 //! `KEOPS_REQUIRE_GPU=1`, the absence of a GPU fails the suite instead of skipping it.
 
+use keops::error::{Holder, Role, Shape};
 use keops::ir::eval::{Array, EvalOptions};
-use keops::{Backend, Options, Program, keops};
+use keops::{Backend, InputError, KeopsError, Options, Program, keops};
 
 /// The backends the suite runs on.
 fn backends() -> Vec<Backend> {
@@ -31,6 +32,15 @@ fn on_backends(mut f: impl FnMut(&Options)) {
             "the call did not run on {b:?}"
         );
     }
+}
+
+/// The message of `e`, which must be the input error `want`.
+fn input_error(e: KeopsError, want: InputError) -> String {
+    match &e {
+        KeopsError::Input(got) => assert_eq!(got, &want, "{e}"),
+        _ => panic!("expected {want:?}, got {e:?}"),
+    }
+    e.to_string()
 }
 
 /// Deterministic pseudo-random numbers in [-1, 1).
@@ -680,14 +690,31 @@ fn device_arrays_are_written_in_place_and_checked() {
         assert_eq!(k.eval_with(&opts, &x, &y).unwrap(), vec![[1.0], [2.0]]);
         assert_eq!(y.host().unwrap(), &[0.5, 0.25, 0.25]);
         assert!(y.is_host_current());
-        let e = y.write(&[1.0, 2.0]).unwrap_err().to_string();
+        let e = input_error(
+            y.write(&[1.0, 2.0]).unwrap_err(),
+            InputError::Length {
+                holder: Holder::DeviceArray,
+                role: Role::Transfer,
+                rows: 3,
+                cols: 1,
+                got: 2,
+            },
+        );
         assert!(
             e.contains("2 values written into a device array of 3 rows"),
             "{e}"
         );
         // A width the kernel does not take.
         let wide = keops::DeviceArray::from_flat(backend, &[1.0f32, 2.0, 3.0, 4.0], 2).unwrap();
-        let e = k.eval_with(&opts, &x, &wide).unwrap_err().to_string();
+        let e = input_error(
+            k.eval_with(&opts, &x, &wide).unwrap_err(),
+            InputError::Width {
+                holder: Holder::DeviceArray,
+                role: Role::Argument,
+                expected: 1,
+                got: 2,
+            },
+        );
         assert!(
             e.contains("device array of width 2 where the kernel needs 1"),
             "{e}"
@@ -725,7 +752,10 @@ fn device_arrays_are_written_in_place_and_checked() {
             let mut part = out.view();
             part.rows = 2;
             part.data = &part.data[..2];
-            let e = k64.eval_with(&opts, &x64, part).unwrap_err().to_string();
+            let e = input_error(
+                k64.eval_with(&opts, &x64, part).unwrap_err(),
+                InputError::StaleView,
+            );
             assert!(e.contains("call DeviceArray::sync_host first"), "{e}");
             out.sync_host().unwrap();
             assert_eq!(
@@ -761,10 +791,15 @@ fn outputs_into_caller_buffers() {
         assert_eq!(out, want, "host buffer on {backend:?}");
         assert_eq!(keops::last_backend(), Some(backend));
         let mut short = vec![[0.0; 2]; 69];
-        let e = gauss
-            .eval_into_with(&opts, &mut short, &x, &y, &b)
-            .unwrap_err()
-            .to_string();
+        let e = input_error(
+            gauss
+                .eval_into_with(&opts, &mut short, &x, &y, &b)
+                .unwrap_err(),
+            InputError::OutputShape {
+                expected: Shape::new(70, 2),
+                got: Shape::new(69, 2),
+            },
+        );
         assert!(
             e.contains("the output buffer has 69 rows of width 2, the call writes 70 rows"),
             "{e}"
@@ -829,10 +864,17 @@ fn outputs_into_caller_buffers() {
         }
         // A width the output does not have.
         let mut wide = keops::DeviceArray::from_rows(backend, &vec![[0.0; 3]; 70]).unwrap();
-        let e = gauss
-            .eval_into_with(&opts, &mut wide, &x, &y, &b)
-            .unwrap_err()
-            .to_string();
+        let e = input_error(
+            gauss
+                .eval_into_with(&opts, &mut wide, &x, &y, &b)
+                .unwrap_err(),
+            InputError::Width {
+                holder: Holder::DeviceArray,
+                role: Role::Output,
+                expected: 2,
+                got: 3,
+            },
+        );
         assert!(
             e.contains("device array of width 3 receives an output of width 2"),
             "{e}"
@@ -890,10 +932,13 @@ fn selected_indices_into_caller_buffers() {
         knn.eval_into_with(opts, &mut idx, &x, &y).unwrap();
         assert_eq!(idx, knn.eval_with(opts, &x, &y).unwrap());
         let mut short = vec![[0usize; 4]; 49];
-        let e = knn
-            .eval_into_with(opts, &mut short, &x, &y)
-            .unwrap_err()
-            .to_string();
+        let e = input_error(
+            knn.eval_into_with(opts, &mut short, &x, &y).unwrap_err(),
+            InputError::IndexShape {
+                expected: Shape::new(50, 4),
+                got: Shape::new(49, 4),
+            },
+        );
         assert!(e.contains("index buffer has 49 rows"), "{e}");
 
         let (mut v, mut i) = (vec![[f64::NAN; 1]; 50], vec![[0usize; 1]; 50]);

@@ -1,15 +1,20 @@
 //! Bad input gets a `KeopsError` (or documented behaviour), never a panic or a wrong answer.
 
-use keops::{Flat, KeopsError, keops};
+use keops::error::{Axis, Holder, Role};
+use keops::{Flat, InputError, KeopsError, keops};
 
 keops! { gauss(x_i: 3, y_j: 3, b_j: 1) = Sum_j(Exp(-SqDist(x_i, y_j)) * b_j) }
 keops! { knn(x_i: 2, y_j: 2) = ArgKMin_j(SqDist(x_i, y_j), 4) }
 keops! { lse(x_i: 1, y_j: 1) = LogSumExp_j(x_i * y_j) }
 keops! { nearest(x_i: 1, y_j: 1) = Min_ArgMin_j(SqDist(x_i, y_j)) }
 
-fn input_error<T: std::fmt::Debug>(r: Result<T, KeopsError>) -> String {
+/// The input error of a call that must fail with one, and its message.
+fn input_error<T: std::fmt::Debug>(r: Result<T, KeopsError>) -> (InputError, String) {
     match r {
-        Err(KeopsError::Input(m)) => m,
+        Err(KeopsError::Input(e)) => {
+            let m = e.to_string();
+            (e, m)
+        }
         other => panic!("expected an input error, got {other:?}"),
     }
 }
@@ -19,8 +24,18 @@ fn flat_slices_must_hold_whole_rows() {
     let x = vec![0.0f32; 7];
     let y = vec![[0.0f32; 3]; 2];
     let b = vec![[1.0f32]; 2];
-    let m = input_error(gauss.eval(Flat::new(&x, 2), &y, &b));
+    let (e, m) = input_error(gauss.eval(Flat::new(&x, 2), &y, &b));
     assert!(m.contains("7 values") && m.contains("width 3"), "{m}");
+    assert_eq!(
+        e,
+        InputError::Length {
+            holder: Holder::Rows,
+            role: Role::Argument,
+            rows: 2,
+            cols: 3,
+            got: 7
+        }
+    );
     let x = vec![0.0f32; 6];
     assert_eq!(gauss.eval(Flat::new(&x, 2), &y, &b).unwrap().len(), 2);
 }
@@ -30,8 +45,17 @@ fn row_counts_of_one_index_must_agree() {
     let x = vec![[0.0f32; 3]; 4];
     let y = vec![[0.0f32; 3]; 5];
     let b = vec![[1.0f32]; 6];
-    let m = input_error(gauss.eval(&x, &y, &b));
+    let (e, m) = input_error(gauss.eval(&x, &y, &b));
     assert!(m.contains("6 rows") && m.contains('5'), "{m}");
+    assert_eq!(
+        e,
+        InputError::RowCount {
+            argument: "b".into(),
+            axis: Axis::J,
+            expected: 5,
+            got: 6
+        }
+    );
 }
 
 #[test]
@@ -83,8 +107,15 @@ fn parameters_must_have_one_row() {
     let x = vec![[1.0f32]];
     let y = vec![[1.0f32]];
     let s = vec![[1.0f32], [2.0]];
-    let m = input_error(scaled.eval(&x, &y, &s));
+    let (e, m) = input_error(scaled.eval(&x, &y, &s));
     assert!(m.contains("parameter"), "{m}");
+    assert_eq!(
+        e,
+        InputError::ParameterRows {
+            argument: "s".into(),
+            got: 2
+        }
+    );
 }
 
 #[test]
@@ -93,6 +124,18 @@ fn gradient_cotangent_rows_are_checked() {
     let y = vec![[0.0f32; 3]; 4];
     let b = vec![[1.0f32]; 4];
     let e = vec![[1.0f32]; 2];
-    let m = input_error(gauss.grad_x(&x, &y, &b, &e));
+    let (e, m) = input_error(gauss.grad_x(&x, &y, &b, &e));
     assert!(m.contains("rows"), "{m}");
+    assert!(
+        matches!(
+            e,
+            InputError::RowCount {
+                axis: Axis::I,
+                expected: 3,
+                got: 2,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }

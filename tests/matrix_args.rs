@@ -1,7 +1,8 @@
 //! nalgebra and ndarray arrays as kernel arguments (features `nalgebra`, `ndarray`).
 #![cfg(all(feature = "nalgebra", feature = "ndarray"))]
 
-use keops::{KeopsError, keops};
+use keops::error::{Holder, Role};
+use keops::{InputError, KeopsError, keops};
 
 keops! { conv(x_i: 3, y_j: 3, b_j: 1) = Sum_j(Exp(-SqDist(x_i, y_j)) * b_j) }
 
@@ -33,7 +34,12 @@ fn nalgebra_matrices_give_the_same_result_as_arrays() {
     let bad = nalgebra::DMatrix::<f64>::zeros(9, 2);
     assert!(matches!(
         conv.eval(&xm, &ym, &bad),
-        Err(KeopsError::Input(_))
+        Err(KeopsError::Input(InputError::Width {
+            holder: Holder::Matrix,
+            role: Role::Argument,
+            expected: 1,
+            got: 2
+        }))
     ));
 }
 
@@ -52,7 +58,16 @@ fn ndarray_arrays_in_any_contiguous_order() {
     let big = ndarray::Array2::from_shape_fn((10, 3), |(r, c)| (r * 3 + c) as f64);
     let every_other = big.slice(ndarray::s![..;2, ..]);
     match conv.eval(every_other, ya, &ba) {
-        Err(KeopsError::Input(m)) => assert!(m.contains("contiguous"), "{m}"),
+        Err(KeopsError::Input(e)) => {
+            let m = e.to_string();
+            assert!(m.contains("contiguous"), "{m}");
+            assert_eq!(
+                e,
+                InputError::NotContiguous {
+                    role: Role::Argument
+                }
+            );
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -80,7 +95,19 @@ fn matrices_and_arrays_as_output_buffers() {
     assert_eq!(dynamic, nalgebra::DMatrix::from_fn(7, 3, at));
     let mut wrong = nalgebra::DMatrix::<f64>::zeros(7, 2);
     match conv.grad_x_into(&mut wrong, &x, &y, &b, &cot) {
-        Err(KeopsError::Input(m)) => assert!(m.contains("2 columns"), "{m}"),
+        Err(KeopsError::Input(e)) => {
+            let m = e.to_string();
+            assert!(m.contains("2 columns"), "{m}");
+            assert_eq!(
+                e,
+                InputError::Width {
+                    holder: Holder::Matrix,
+                    role: Role::Output,
+                    expected: 3,
+                    got: 2
+                }
+            );
+        }
         other => panic!("{other:?}"),
     }
     // ndarray: C order, and a Fortran-order view.

@@ -8,7 +8,7 @@
 //! (`CpuReduce`), which does the tiling, transposition and parallelism.
 
 use crate::paths::Runtime;
-use crate::tokens::{ident, literal, num, signed};
+use crate::tokens::{float, float_name, ident, literal, num, signed};
 use keops_ir::error::Result;
 use keops_ir::graph::Cat;
 use keops_ir::lower::{
@@ -44,19 +44,7 @@ pub struct EmittedReduce {
     pub kernel: LoweredKernel,
 }
 
-/// The name of the float type of a precision.
-pub(crate) fn float_name(p: Precision) -> &'static str {
-    match p {
-        Precision::F32 => "f32",
-        Precision::F64 => "f64",
-    }
-}
-
-/// The float type of a precision.
-pub(crate) fn float(p: Precision) -> Ident {
-    ident(float_name(p))
-}
-
+/// SIMD lanes of a CPU kernel tile (64 bytes of floats).
 pub(crate) fn lanes(p: Precision) -> usize {
     match p {
         Precision::F32 => 16,

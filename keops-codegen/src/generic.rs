@@ -11,9 +11,9 @@
 //! constant after monomorphization. Reductions over an undeclared width run their
 //! one-coordinate hooks in a loop over coordinates.
 
-use crate::cpu::{at_least_as_good, expr, float, lanes, reg, rust_ty, zero};
+use crate::cpu::{at_least_as_good, expr, lanes, reg, rust_ty, zero};
 use crate::paths::{self, Runtime};
-use crate::tokens::{ident, int, literal, num};
+use crate::tokens::{float, ident, int, literal, num};
 use keops_ir::dim::Dim;
 use keops_ir::error::{Error, ErrorKind, Result};
 use keops_ir::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarSource};

@@ -46,7 +46,7 @@ impl Runtime {
     /// integer conversion for a precision.
     pub fn cvt_int(&self, p: Precision) -> TokenStream {
         let root = &self.root;
-        let f = format_ident!("cvt_int_{}", crate::cpu::float_name(p));
+        let f = format_ident!("cvt_int_{}", crate::tokens::float_name(p));
         quote!(#root::simd::#f)
     }
 }

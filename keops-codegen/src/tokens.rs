@@ -2,6 +2,7 @@
 //! the generated code has always spelled them (unsuffixed counts, suffixed constants,
 //! float bits in hexadecimal), doc attributes.
 
+use keops_ir::lower::Precision;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{ToTokens, quote};
 use std::str::FromStr;
@@ -57,4 +58,17 @@ pub(crate) fn float_debug(v: f64) -> TokenStream {
 pub(crate) fn doc(text: &str) -> TokenStream {
     let lit = Literal::string(text);
     quote!(#[doc = #lit])
+}
+
+/// The name of a precision's float type.
+pub(crate) fn float_name(p: Precision) -> &'static str {
+    match p {
+        Precision::F32 => "f32",
+        Precision::F64 => "f64",
+    }
+}
+
+/// The float type of a precision.
+pub(crate) fn float(p: Precision) -> Ident {
+    ident(float_name(p))
 }

@@ -5,7 +5,9 @@
 //! ([`scheme`]: the 1D tiled scheme and the 2D scheme with a merge kernel), prints them as
 //! PTX ([`ptx`], one instruction per IR instruction), and runs the same IR on the CPU in
 //! the SIMT model ([`simt`]: grid, blocks, threads, shared memory, barriers), so that the
-//! kernels' logic is tested on machines without a GPU.
+//! kernels' logic is tested on machines without a GPU. (The printed PTX itself is run by
+//! the PTX interpreter of the test-only crate `keops-ptx-interp`, which the SIMT tests
+//! plug into [`simt::run_reduction_on`] as a [`simt::Launcher`].)
 
 pub mod fast_math;
 pub mod gather;
@@ -13,6 +15,5 @@ pub mod kir;
 pub mod launch;
 pub mod module;
 pub mod ptx;
-pub mod ptx_run;
 pub mod scheme;
 pub mod simt;

@@ -186,21 +186,19 @@ impl GlobalMemory {
             .map(|k| self.read_bits(addr + k * 8, 8))
             .collect()
     }
-}
 
-impl crate::ptx_run::GlobalMemory for GlobalMemory {
-    fn read(&mut self, addr: u64, out: &mut [u8]) -> Result<(), crate::ptx_run::Fault> {
-        let (b, o) = self
-            .locate(addr, out.len() as u64)
-            .map_err(crate::ptx_run::Fault::IllegalAddress)?;
+    /// Reads `out.len()` bytes at `addr`: one access of that size, aligned to it and inside
+    /// one allocation (how another [`Launcher`]'s engine reads this memory).
+    pub fn read_bytes(&self, addr: u64, out: &mut [u8]) -> Result<(), String> {
+        let (b, o) = self.locate(addr, out.len() as u64)?;
         out.copy_from_slice(&self.bufs[b][o..o + out.len()]);
         Ok(())
     }
 
-    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), crate::ptx_run::Fault> {
-        let (b, o) = self
-            .locate(addr, data.len() as u64)
-            .map_err(crate::ptx_run::Fault::IllegalAddress)?;
+    /// Writes `data` at `addr`: one access of that size, aligned to it and inside one
+    /// allocation.
+    pub fn write_bytes(&mut self, addr: u64, data: &[u8]) -> Result<(), String> {
+        let (b, o) = self.locate(addr, data.len() as u64)?;
         self.bufs[b][o..o + data.len()].copy_from_slice(data);
         Ok(())
     }
@@ -819,21 +817,46 @@ pub fn run_reduction<R: Real>(
     dev: &DeviceLimits,
     opts: &PlanOptions,
 ) -> Result<(Vec<R>, Vec<u64>), SimtError> {
-    run_reduction_on(Engine::Kir, rk, inputs, n_outer, n_inner, dev, opts)
+    run_reduction_on(&Kir, rk, inputs, n_outer, n_inner, dev, opts)
 }
 
-/// What executes the kernels of [`run_reduction_on`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
-    /// This module's interpreter of the kernel IR.
-    Kir,
-    /// The PTX interpreter ([`crate::ptx_run`]) on the kernels' printed PTX.
-    Ptx,
+/// What executes the launches of [`run_reduction_on`] and [`run_gather_on`]: [`Kir`],
+/// this module's interpreter of the kernel IR, or another engine given the same kernels
+/// and memory (the SIMT tests print each kernel as PTX and run the text in the PTX
+/// interpreter of the `keops-ptx-interp` crate, which must compute the same bits).
+pub trait Launcher {
+    /// Runs `kernel` over the grid of `launch`, in precision `R` (which must be the
+    /// kernel's: `p`), with these parameters, on `mem`.
+    fn launch<R: Real>(
+        &self,
+        kernel: &Kernel,
+        p: Precision,
+        launch: Launch,
+        params: &[u64],
+        mem: &mut GlobalMemory,
+    ) -> Result<(), SimtError>;
 }
 
-/// [`run_reduction`] with the kernels executed by `engine`.
+/// The interpreter of the kernel IR ([`launch`]) as a [`Launcher`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Kir;
+
+impl Launcher for Kir {
+    fn launch<R: Real>(
+        &self,
+        kernel: &Kernel,
+        p: Precision,
+        l: Launch,
+        params: &[u64],
+        mem: &mut GlobalMemory,
+    ) -> Result<(), SimtError> {
+        launch::<R>(kernel, p, l, params, mem)
+    }
+}
+
+/// [`run_reduction`] with the kernels executed by `launcher`.
 pub fn run_reduction_on<R: Real>(
-    engine: Engine,
+    launcher: &impl Launcher,
     rk: &ReductionKernels,
     inputs: &[(&[R], usize)],
     n_outer: usize,
@@ -901,8 +924,7 @@ pub fn run_reduction_on<R: Real>(
         reduce.extend([pf, pi, slice]);
         let grid = [plan.grid_x, slices];
         let shared_bytes = plan.shared_bytes;
-        launch_on::<R>(
-            engine,
+        launcher.launch::<R>(
             &chunk.reduce,
             p,
             Launch {
@@ -917,8 +939,7 @@ pub fn run_reduction_on<R: Real>(
             let mut merge = params.clone();
             merge.extend([pf, pi, slices, 1]);
             let grid = [plan.grid_x, 1];
-            launch_on::<R>(
-                engine,
+            launcher.launch::<R>(
                 &chunk.merge,
                 p,
                 Launch {
@@ -937,12 +958,12 @@ pub fn run_reduction_on<R: Real>(
 }
 
 /// Runs a gather kernel (see [`crate::gather`]) as the GPU runtime does, one thread per
-/// output row in blocks of `block` threads: `inputs` gives each kernel input's values
-/// (row-major) and rows, `indices` and `weights` are `[owner rows][slots]`. Returns the
-/// output values, row-major.
+/// output row in blocks of `block` threads, executed by `launcher`: `inputs` gives each
+/// kernel input's values (row-major) and rows, `indices` and `weights` are `[owner
+/// rows][slots]`. Returns the output values, row-major.
 #[allow(clippy::too_many_arguments)]
 pub fn run_gather_on<R: Real>(
-    engine: Engine,
+    launcher: &impl Launcher,
     kernel: &Kernel,
     g: &GpuGather,
     inputs: &[(&[R], usize)],
@@ -994,41 +1015,8 @@ pub fn run_gather_on<R: Real>(
             block,
             shared_bytes: 0,
         };
-        launch_on::<R>(engine, kernel, g.precision, l, &params, &mut mem)?;
+        launcher.launch::<R>(kernel, g.precision, l, &params, &mut mem)?;
     }
     mem.download_floats::<R>(out, n_out * g.out_dim)
         .map_err(bad)
-}
-
-/// [`launch`], or the kernel printed as PTX and run by the PTX interpreter.
-fn launch_on<R: Real>(
-    engine: Engine,
-    kernel: &Kernel,
-    p: Precision,
-    l: Launch,
-    params: &[u64],
-    mem: &mut GlobalMemory,
-) -> Result<(), SimtError> {
-    if engine == Engine::Kir {
-        return launch::<R>(kernel, p, l, params, mem);
-    }
-    let bad = |what: String| SimtError::Launch {
-        kernel: kernel.name.clone(),
-        what,
-    };
-    let text = crate::ptx::module(std::slice::from_ref(kernel)).map_err(bad)?;
-    let module = crate::ptx_run::PtxModule::parse(&text).map_err(bad)?;
-    let k = module
-        .kernel(&kernel.name)
-        .ok_or_else(|| bad("missing from its printed module".into()))?;
-    let dim = |v: u64| u32::try_from(v).map_err(|_| bad(format!("launch dimension {v}")));
-    let shared = usize::try_from(l.shared_bytes).map_err(|_| bad("shared memory".into()))?;
-    k.launch(
-        [dim(l.grid[0])?, dim(l.grid[1])?, 1],
-        [dim(l.block)?, 1, 1],
-        shared,
-        params,
-        mem,
-    )
-    .map_err(|e| bad(e.to_string()))
 }

@@ -9,19 +9,21 @@
 mod common;
 #[path = "../../keops-ir/tests/op_cases/mod.rs"]
 mod op_cases;
+mod ptx_launcher;
 
 use common::{all_close, ij_program_text, no_panic, report, sample};
 use keops_gpu_kernels::gather::compile_gather;
 use keops_gpu_kernels::launch::{DeviceLimits, PlanOptions};
 use keops_gpu_kernels::module::InputSource;
 use keops_gpu_kernels::scheme::{KernelOptions, ReductionKernels, reduction_kernels};
-use keops_gpu_kernels::simt::{Engine, run_gather_on, run_reduction_on};
+use keops_gpu_kernels::simt::{Kir, Launcher, run_gather_on, run_reduction_on};
 use keops_ir::eval::{Array, BackendStep, EvalOptions, Output};
 use keops_ir::graph::VarSource;
 use keops_ir::lower::{Precision, SumMode, lower_reduction};
 use keops_ir::program::Gather;
 use keops_ir::{Cat, Error, ErrorKind, Program, Real, Step};
 use op_cases::{GradKind, grad_cases, value_cases};
+use ptx_launcher::Ptx;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::cell::Cell;
@@ -95,13 +97,10 @@ fn simt_eval_with<R: Real>(
                 Cat::J => (step.n, step.m),
                 _ => (step.m, step.n),
             };
-            let run = |engine| {
-                run_reduction_on(engine, &rk, &data, n_outer, n_inner, &SMALL_GPU, plan)
-                    .map_err(|e| Error::new(ErrorKind::Input, format!("{engine:?} run failed: {e}")))
-            };
-            let (values, indices) = run(Engine::Kir)?;
+            let sizes = (n_outer, n_inner);
+            let (values, indices) = reduction(&Kir, &rk, &data, sizes, plan)?;
             // The printed PTX, run by the PTX interpreter, computes the same bits.
-            let (ptx_values, ptx_indices) = run(Engine::Ptx)?;
+            let (ptx_values, ptx_indices) = reduction(&Ptx, &rk, &data, sizes, plan)?;
             let bits = |v: &[R]| v.iter().map(|x| x.to_bits_i64()).collect::<Vec<_>>();
             if bits(&values) != bits(&ptx_values) || indices != ptx_indices {
                 return Err(Error::new(
@@ -120,6 +119,18 @@ fn simt_eval_with<R: Real>(
         })
         .map_err(|e| e.to_string())?;
     Ok((out, runs.get()))
+}
+
+/// [`run_reduction_on`] on [`SMALL_GPU`] with `launcher`, whose name its error gives.
+fn reduction<R: Real>(
+    launcher: &(impl Launcher + std::fmt::Debug),
+    rk: &ReductionKernels,
+    data: &[(&[R], usize)],
+    (n_outer, n_inner): (usize, usize),
+    plan: &PlanOptions,
+) -> Result<(Vec<R>, Vec<u64>), Error> {
+    run_reduction_on(launcher, rk, data, n_outer, n_inner, &SMALL_GPU, plan)
+        .map_err(|e| Error::new(ErrorKind::Input, format!("{launcher:?} run failed: {e}")))
 }
 
 /// Runs a gather step in the SIMT interpreter (kernel IR and printed PTX, which must
@@ -157,22 +168,31 @@ fn simt_gather<R: Real>(
             *x = *x + values[at];
         }
     }
-    let run = |engine| {
-        run_gather_on(
-            engine,
-            &kernel,
-            &meta,
-            &data,
-            &indices.indices,
-            &weights,
-            (n_owner, n_other),
-            8,
-        )
-        .map_err(|e| err(format!("gather, {engine:?}: {e}")))
-    };
-    let values = run(Engine::Kir)?;
+    let sizes = (n_owner, n_other);
+    let values = run_gather_on(
+        &Kir,
+        &kernel,
+        &meta,
+        &data,
+        &indices.indices,
+        &weights,
+        sizes,
+        8,
+    )
+    .map_err(|e| err(format!("gather, Kir: {e}")))?;
+    let ptx_values = run_gather_on(
+        &Ptx,
+        &kernel,
+        &meta,
+        &data,
+        &indices.indices,
+        &weights,
+        sizes,
+        8,
+    )
+    .map_err(|e| err(format!("gather, Ptx: {e}")))?;
     let bits = |v: &[R]| v.iter().map(|x| x.to_bits_i64()).collect::<Vec<_>>();
-    if bits(&values) != bits(&run(Engine::Ptx)?) {
+    if bits(&values) != bits(&ptx_values) {
         return Err(err(
             "the PTX interpreter's gather differs from the kernel IR's".into(),
         ));

@@ -5,7 +5,8 @@
 //! compile error), and checked at run time for flat slices ([`Flat`]) and dynamic
 //! matrices.
 
-use crate::error::{KeopsError, Result};
+use crate::error::{Axis, Holder, InputError, Result, Role};
+use crate::kernel::KeopsFloat;
 use crate::view::View;
 use keops_ir::eval::Output;
 
@@ -58,11 +59,14 @@ impl<'a, T> Flat<'a, T> {
 impl<T: Copy, const D: usize> Arg<T, D> for Flat<'_, T> {
     fn view(&self) -> Result<View<'_, T>> {
         if self.rows.checked_mul(D) != Some(self.data.len()) {
-            return Err(KeopsError::input(format!(
-                "a flat argument of {} values does not hold {} rows of width {D}",
-                self.data.len(),
-                self.rows
-            )));
+            return Err(InputError::Length {
+                holder: Holder::Rows,
+                role: Role::Argument,
+                rows: self.rows,
+                cols: D,
+                got: self.data.len(),
+            }
+            .into());
         }
         View::row_major(self.data, self.rows, D)
     }
@@ -71,10 +75,13 @@ impl<T: Copy, const D: usize> Arg<T, D> for Flat<'_, T> {
 impl<T: Copy, const D: usize> Arg<T, D> for View<'_, T> {
     fn view(&self) -> Result<View<'_, T>> {
         if self.cols != D {
-            return Err(KeopsError::input(format!(
-                "an argument of width {} where the kernel needs {D}",
-                self.cols
-            )));
+            return Err(InputError::Width {
+                holder: Holder::Rows,
+                role: Role::Argument,
+                expected: D,
+                got: self.cols,
+            }
+            .into());
         }
         Ok(*self)
     }
@@ -89,38 +96,42 @@ pub fn sizes<T>(
 ) -> Result<(usize, usize)> {
     let (mut m, mut n) = (m, n);
     for (name, cat, v) in views {
-        let slots: &mut [&mut Option<usize>] = match cat {
-            0 => &mut [&mut m],
-            1 => &mut [&mut n],
-            3 => &mut [&mut m, &mut n],
+        let axes: &[Axis] = match cat {
+            0 => &[Axis::I],
+            1 => &[Axis::J],
+            3 => &[Axis::I, Axis::J],
             _ => {
                 if v.rows != 1 {
-                    return Err(KeopsError::input(format!(
-                        "`{name}` is a parameter: it must have one row, found {}",
-                        v.rows
-                    )));
+                    return Err(InputError::ParameterRows {
+                        argument: name.to_string(),
+                        got: v.rows,
+                    }
+                    .into());
                 }
-                &mut []
+                &[]
             }
         };
-        for slot in slots.iter_mut() {
-            match **slot {
+        for &axis in axes {
+            let slot = match axis {
+                Axis::I => &mut m,
+                Axis::J => &mut n,
+            };
+            match *slot {
                 Some(r) if r != v.rows => {
-                    return Err(KeopsError::input(format!(
-                        "`{name}` has {} rows, but another variable indexed like it has {r}",
-                        v.rows
-                    )));
+                    return Err(InputError::RowCount {
+                        argument: name.to_string(),
+                        axis,
+                        expected: r,
+                        got: v.rows,
+                    }
+                    .into());
                 }
-                _ => **slot = Some(v.rows),
+                _ => *slot = Some(v.rows),
             }
         }
     }
-    let m = m.ok_or_else(|| {
-        KeopsError::input("the number of rows M is unknown: no argument is indexed by i")
-    })?;
-    let n = n.ok_or_else(|| {
-        KeopsError::input("the number of rows N is unknown: no argument is indexed by j")
-    })?;
+    let m = m.ok_or(InputError::UnknownRowCount { axis: Axis::I })?;
+    let n = n.ok_or(InputError::UnknownRowCount { axis: Axis::J })?;
     Ok((m, n))
 }
 
@@ -169,7 +180,7 @@ pub fn buffer_view<T: Copy>(o: &Output<T>) -> Result<View<'_, T>> {
 }
 
 /// Sum of the rows of an output (gradients with respect to parameters).
-pub fn sum_rows<T: crate::KeopsFloat>(o: &Output<T>) -> Output<T> {
+pub fn sum_rows<T: KeopsFloat>(o: &Output<T>) -> Output<T> {
     let mut v = vec![T::zero(); o.vdim];
     for row in o.values.chunks_exact(o.vdim.max(1)) {
         for (a, x) in v.iter_mut().zip(row) {
@@ -186,7 +197,7 @@ pub fn sum_rows<T: crate::KeopsFloat>(o: &Output<T>) -> Output<T> {
 }
 
 /// Element-wise sum of two outputs of the same shape.
-pub fn add<T: crate::KeopsFloat>(a: &Output<T>, b: &Output<T>) -> Output<T> {
+pub fn add<T: KeopsFloat>(a: &Output<T>, b: &Output<T>) -> Output<T> {
     Output {
         values: a
             .values
@@ -199,7 +210,7 @@ pub fn add<T: crate::KeopsFloat>(a: &Output<T>, b: &Output<T>) -> Output<T> {
 }
 
 /// A constant output.
-pub fn fill<T: crate::KeopsFloat>(rows: usize, vdim: usize, value: f64) -> Output<T> {
+pub fn fill<T: KeopsFloat>(rows: usize, vdim: usize, value: f64) -> Output<T> {
     Output {
         rows,
         vdim,
@@ -216,7 +227,7 @@ pub fn fill<T: crate::KeopsFloat>(rows: usize, vdim: usize, value: f64) -> Outpu
 #[cfg(feature = "nalgebra")]
 mod nalgebra_args {
     use super::Arg;
-    use crate::error::{KeopsError, Result};
+    use crate::error::{Holder, InputError, Result, Role};
     use crate::view::View;
     use nalgebra::{Const, DMatrix, Dyn, OMatrix, Scalar};
 
@@ -236,10 +247,13 @@ mod nalgebra_args {
     impl<T: Scalar + Copy, const D: usize> Arg<T, D> for &DMatrix<T> {
         fn view(&self) -> Result<View<'_, T>> {
             if self.ncols() != D {
-                return Err(KeopsError::input(format!(
-                    "a matrix with {} columns where the kernel needs {D} (one point per row)",
-                    self.ncols()
-                )));
+                return Err(InputError::Width {
+                    holder: Holder::Matrix,
+                    role: Role::Argument,
+                    expected: D,
+                    got: self.ncols(),
+                }
+                .into());
             }
             View::col_major(self.as_slice(), self.nrows(), D)
         }
@@ -251,7 +265,7 @@ mod nalgebra_args {
 #[cfg(feature = "ndarray")]
 pub(crate) mod ndarray_args {
     use super::Arg;
-    use crate::error::{KeopsError, Result};
+    use crate::error::{Holder, InputError, Result, Role};
     use crate::view::View;
     use ndarray::{Array2, ArrayBase, ArrayView2, Data, Ix2};
 
@@ -260,20 +274,20 @@ pub(crate) mod ndarray_args {
     ) -> Result<View<'_, T>> {
         let (rows, cols) = a.dim();
         if cols != D {
-            return Err(KeopsError::input(format!(
-                "an array with {cols} columns where the kernel needs {D} (one point per row)"
-            )));
+            return Err(InputError::Width {
+                holder: Holder::Array,
+                role: Role::Argument,
+                expected: D,
+                got: cols,
+            }
+            .into());
         }
-        let (row_stride, col_stride) = strides(rows, cols, a.strides()).ok_or_else(|| {
-            KeopsError::input(
-                "an array with negative strides: make it contiguous first (e.g. `.as_standard_layout()`)",
-            )
-        })?;
-        let data = a.as_slice_memory_order().ok_or_else(|| {
-            KeopsError::input(
-                "a non-contiguous array: make it contiguous first (e.g. `.as_standard_layout()`)",
-            )
-        })?;
+        let role = Role::Argument;
+        let (row_stride, col_stride) =
+            strides(rows, cols, a.strides()).ok_or(InputError::NegativeStrides { role })?;
+        let data = a
+            .as_slice_memory_order()
+            .ok_or(InputError::NotContiguous { role })?;
         Ok(View {
             data,
             rows,

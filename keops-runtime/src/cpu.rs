@@ -8,129 +8,23 @@
 //! splitting the reduced index too when there are too few output rows to fill the
 //! threads (partial results are combined with the reduction's `merge`).
 
-use crate::error::{KeopsError, Result};
-use crate::float::KeopsFloat;
-use crate::view::{View, fetch_stale, with_fetched};
+use crate::error::{InputError, InputGroup, KeopsError, Result};
+use crate::gpu::resident::{fetch_stale, with_fetched};
+use crate::kernel::KeopsFloat;
+use crate::view::check_views;
 use keops_ir::eval::Output;
 use rayon::prelude::*;
 
-/// One call of a kernel's inner loop: an output row against a tile of the reduced index.
-#[derive(Copy, Clone, Debug)]
-pub struct Tile<'a, T> {
-    /// The output row's variables, concatenated in kernel input order.
-    pub outer: &'a [T],
-    /// The parameters, concatenated.
-    pub params: &'a [T],
-    /// The tile's variables: component `k` of element `t` at `inner[k * stride + t]`.
-    pub inner: &'a [T],
-    /// Distance between components in `inner` (at least `len`, a multiple of the lanes).
-    pub stride: usize,
-    /// Number of elements in the tile.
-    pub len: usize,
-    /// Index of the tile's first element.
-    pub j0: u64,
-}
-
-/// A reduction kernel compiled for the CPU. The `keops!` macro implements it; its
-/// methods are the reduction's init / accumulate (over a tile) / merge / finalize.
-pub trait CpuReduce<T>: Sync {
-    /// Accumulator size per output row: floats, indices.
-    fn acc_len(&self) -> (usize, usize);
-    /// Output size per row: values, indices.
-    fn out_len(&self) -> (usize, usize);
-    /// Widths of the output-row variables, the reduced-index variables and the parameters,
-    /// each in kernel input order.
-    fn widths(&self) -> (Vec<usize>, Vec<usize>, Vec<usize>);
-    /// The accumulator of an empty reduction.
-    fn init(&self, acc_f: &mut [T], acc_i: &mut [u64]);
-    /// Accumulates a tile.
-    fn tile(&self, tile: Tile<'_, T>, acc_f: &mut [T], acc_i: &mut [u64]);
-    /// Combines a partial accumulator into another.
-    fn merge(&self, acc_f: &mut [T], acc_i: &mut [u64], other_f: &[T], other_i: &[u64]);
-    /// Whether the reduction is a sum (its accumulator adds up, so partial sums can be
-    /// accumulated in f64).
-    fn is_sum(&self) -> bool {
-        false
-    }
-    /// Writes the output row.
-    fn finalize(&self, acc_f: &[T], acc_i: &[u64], out_f: &mut [T], out_i: &mut [u64]);
-}
-
-/// The data of one reduction: views in kernel input order.
-#[derive(Clone, Debug)]
-pub struct ReduceArgs<'a, T> {
-    /// Variables indexed like the output.
-    pub outer: Vec<View<'a, T>>,
-    /// Variables indexed by the reduced index.
-    pub inner: Vec<View<'a, T>>,
-    /// Parameters (one row each).
-    pub params: Vec<View<'a, T>>,
-    /// Number of output rows.
-    pub n_outer: usize,
-    /// Number of reduced rows.
-    pub n_inner: usize,
-}
-
-/// Tuning of the CPU driver.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct CpuOptions {
-    /// Bytes of the transposed tile (keep it within the L1 data cache).
-    pub tile_bytes: usize,
-    /// Maximum output rows per task.
-    pub max_block_rows: usize,
-    /// Sums (Sum reductions and their gradients) of f32 kernels add the partial sum of
-    /// each tile into an f64 accumulator (the default adds it into an f32 one: already a
-    /// blocked summation, whose error grows with N / tile rather than N).
-    pub f64_accumulation: bool,
-}
-
-impl Default for CpuOptions {
-    fn default() -> Self {
-        CpuOptions {
-            tile_bytes: 16 * 1024,
-            max_block_rows: 128,
-            f64_accumulation: false,
-        }
-    }
-}
+// The kernel interface, at the path generated code names it by.
+pub use crate::kernel::{CpuReduce, ReduceArgs, Tile};
+pub use crate::options::CpuOptions;
 
 fn check_shapes<T, K: CpuReduce<T>>(k: &K, a: &ReduceArgs<'_, T>) -> Result<()> {
     let (wo, wi, wp) = k.widths();
-    let check =
-        |kind: &str, views: &[View<'_, T>], widths: &[usize], rows: Option<usize>| -> Result<()> {
-            if views.len() != widths.len() {
-                return Err(KeopsError::input(format!(
-                    "the kernel reads {} {kind} variables, {} were given",
-                    widths.len(),
-                    views.len()
-                )));
-            }
-            for (k, (v, w)) in views.iter().zip(widths).enumerate() {
-                if v.cols != *w {
-                    return Err(KeopsError::input(format!(
-                        "{kind} variable {k} has width {}, the kernel needs {w}",
-                        v.cols
-                    )));
-                }
-                if let Some(r) = rows {
-                    if v.rows != r {
-                        return Err(KeopsError::input(format!(
-                            "{kind} variable {k} has {} rows, expected {r}",
-                            v.rows
-                        )));
-                    }
-                } else if v.rows != 1 {
-                    return Err(KeopsError::input(format!(
-                        "parameter {k} must have one row, found {}",
-                        v.rows
-                    )));
-                }
-            }
-            Ok(())
-        };
-    check("output-indexed", &a.outer, &wo, Some(a.n_outer))?;
-    check("reduced-index", &a.inner, &wi, Some(a.n_inner))?;
-    check("parameter", &a.params, &wp, None)
+    check_views(InputGroup::Outer, &a.outer, &wo, Some(a.n_outer))?;
+    check_views(InputGroup::Inner, &a.inner, &wi, Some(a.n_inner))?;
+    check_views(InputGroup::Params, &a.params, &wp, Some(1))?;
+    Ok(())
 }
 
 fn alloc<V: Clone>(n: usize, v: V, what: &str) -> Result<Vec<V>> {
@@ -196,7 +90,7 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(
 
     let total_acc_f = m
         .checked_mul(nf)
-        .ok_or_else(|| KeopsError::input("output too large"))?;
+        .ok_or(InputError::Overflow { rows: m, cols: nf })?;
     let _ = alloc::<T>(total_acc_f.min(1), T::zero(), "accumulators")?;
 
     let tasks: Vec<(usize, usize)> = (0..nblocks)
@@ -280,14 +174,18 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(
         .collect();
 
     let mut values = alloc(
-        m.checked_mul(vdim)
-            .ok_or_else(|| KeopsError::input("output too large"))?,
+        m.checked_mul(vdim).ok_or(InputError::Overflow {
+            rows: m,
+            cols: vdim,
+        })?,
         T::zero(),
         "output values",
     )?;
     let mut indices = alloc(
-        m.checked_mul(idim)
-            .ok_or_else(|| KeopsError::input("output too large"))?,
+        m.checked_mul(idim).ok_or(InputError::Overflow {
+            rows: m,
+            cols: idim,
+        })?,
         0u64,
         "output indices",
     )?;

@@ -1,40 +1,13 @@
-//! The float types kernels run in.
+//! The float types kernels run in: [`KeopsFloat`] (defined with the kernel interface,
+//! below the CPU drivers, which are generic over it) implemented for f32 and f64, whose
+//! methods run a generated kernel through the drivers instantiated in that precision.
 
 use crate::cpu::{self, CpuOptions, CpuReduce, ReduceArgs};
 use crate::error::Result;
 use crate::gather::{self, CpuGather, GatherArgs};
 use keops_ir::eval::Output;
 
-/// f32 or f64: the element types of keops-rs kernels.
-#[diagnostic::on_unimplemented(
-    message = "keops kernels compute in f32 or f64, not `{Self}`",
-    label = "the elements of the arguments must be f32 or f64"
-)]
-pub trait KeopsFloat:
-    keops_ir::Real + Send + Sync + Copy + Default + std::fmt::Debug + 'static
-{
-    /// Lanes processed together by the CPU kernels (one AVX-512 register, or two AVX2).
-    const LANES: usize;
-
-    /// Runs a generated kernel (which is compiled for both f32 and f64) in this precision.
-    fn cpu_reduce<K: CpuReduce<f32> + CpuReduce<f64>>(
-        k: &K,
-        a: &ReduceArgs<'_, Self>,
-        o: &CpuOptions,
-    ) -> Result<Output<Self>>;
-
-    /// Runs a generated gather kernel in this precision.
-    fn cpu_gather<K: CpuGather<f32> + CpuGather<f64>>(
-        k: &K,
-        a: &GatherArgs<'_, Self>,
-    ) -> Result<Output<Self>>;
-
-    /// `s` as `f32` values when `Self` is `f32` (for copies straight from device buffers).
-    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
-
-    /// `s` as `f64` values when `Self` is `f64`.
-    fn as_f64_mut(s: &mut [Self]) -> Option<&mut [f64]>;
-}
+pub use crate::kernel::KeopsFloat;
 
 impl KeopsFloat for f32 {
     const LANES: usize = 16;

@@ -7,46 +7,16 @@
 //! D)`, and the result is added to row `r` of the output (owner-indexed output) or row
 //! `j` (the other index).
 
-use crate::error::{KeopsError, Result};
-use crate::float::KeopsFloat;
-use crate::view::{View, fetch_stale, with_fetched};
+use crate::error::{InputError, InputGroup, Result, Shape};
+use crate::gpu::resident::{fetch_stale, with_fetched};
+use crate::kernel::KeopsFloat;
+use crate::view::{View, check_views};
+
+// The kernel interface, at the path generated code names it by.
+pub use crate::kernel::{CpuGather, GatherArgs};
 use keops_ir::INDEX_NONE;
 use keops_ir::eval::Output;
 use rayon::prelude::*;
-
-/// A gather kernel compiled for the CPU: its formula at one pair.
-pub trait CpuGather<T>: Sync {
-    /// Widths of the owner-row variables, the other-row variables and the parameters.
-    fn widths(&self) -> (Vec<usize>, Vec<usize>, Vec<usize>);
-    /// Width of the per-slot cotangent (D, the selected formula's width).
-    fn slot_dim(&self) -> usize;
-    /// Width of the result.
-    fn out_dim(&self) -> usize;
-    /// Evaluates the formula at one pair into `out`.
-    fn eval(&self, owner: &[T], other: &[T], params: &[T], slot: &[T], out: &mut [T]);
-}
-
-/// The data of one gather.
-#[derive(Clone, Debug)]
-pub struct GatherArgs<'a, T> {
-    /// Variables indexed like the selecting rows.
-    pub owner: Vec<View<'a, T>>,
-    /// Variables indexed by the selected index.
-    pub other: Vec<View<'a, T>>,
-    /// Parameters.
-    pub params: Vec<View<'a, T>>,
-    /// The selections: `k * D` indices per owner row.
-    pub indices: &'a Output<T>,
-    /// Cotangent sources summed into the per-slot weights, each `k * D` wide, with
-    /// whether it is one row broadcast to all.
-    pub weights: Vec<(View<'a, T>, bool)>,
-    /// Number of owner rows.
-    pub n_owner: usize,
-    /// Number of rows of the other index.
-    pub n_other: usize,
-    /// Whether the output is indexed like the owner (else by the other index).
-    pub to_owner: bool,
-}
 
 fn gather_row<T: KeopsFloat, K: CpuGather<T>>(
     k: &K,
@@ -96,18 +66,20 @@ struct GatherBufs<T> {
 /// Runs a gather on the CPU.
 pub fn gather<T: KeopsFloat, K: CpuGather<T>>(k: &K, a: &GatherArgs<'_, T>) -> Result<Output<T>> {
     let (wo, wi, wp) = k.widths();
-    let ok = |views: &[View<'_, T>], w: &[usize]| {
-        views.len() == w.len() && views.iter().zip(w).all(|(v, w)| v.cols == *w)
-    };
-    if !ok(&a.owner, &wo) || !ok(&a.other, &wi) || !ok(&a.params, &wp) {
-        return Err(KeopsError::input(
-            "the gather's arguments do not fit its kernel",
-        ));
+    check_views(InputGroup::Owner, &a.owner, &wo, None)?;
+    check_views(InputGroup::Other, &a.other, &wi, None)?;
+    check_views(InputGroup::Params, &a.params, &wp, None)?;
+    let (rows, width) = (a.indices.rows, a.indices.idim);
+    if rows != a.n_owner {
+        return Err(InputError::Selections {
+            expected: Shape::new(a.n_owner, width),
+            got: Shape::new(rows, width),
+        }
+        .into());
     }
-    if a.indices.rows != a.n_owner || !a.indices.idim.is_multiple_of(k.slot_dim().max(1)) {
-        return Err(KeopsError::input(
-            "the selected indices do not fit the gather",
-        ));
+    let slot_width = k.slot_dim();
+    if !width.is_multiple_of(slot_width.max(1)) {
+        return Err(InputError::SelectionSlots { width, slot_width }.into());
     }
     // Device arrays that kernels wrote on their device: their values, fetched.
     let weight_views: Vec<View<'_, T>> = a.weights.iter().map(|(v, _)| *v).collect();

@@ -4,6 +4,26 @@
 //! errors, options and backend choice, the CPU driver (tiled, parallel reductions), and
 //! the GPU backend (the macro's PTX through cudarc, loading the driver at run time, or
 //! the same kernels emulated on the CPU).
+//!
+//! ## Layers
+//!
+//! Each module imports only modules below it (no import cycle):
+//!
+//! 1. definitions: [`error`] (every error type of the runtime, [`GpuError`] included),
+//!    [`options`], [`view`] (with the device copies a view may carry, `gpu::memory`), the
+//!    kernel interface between generated code and the drivers (`kernel`: the traits
+//!    generated CPU kernels implement and the data the drivers hand them, re-exported as
+//!    [`cpu::CpuReduce`], [`cpu::Tile`], [`cpu::ReduceArgs`], [`gather::CpuGather`],
+//!    [`gather::GatherArgs`], and the [`KeopsFloat`] trait), and [`simd`];
+//! 2. [`args`] (argument conversions), the device-generic GPU executor and the emulated
+//!    device (`gpu::exec`), the CUDA driver ([`gpu::driver`]), device arrays
+//!    ([`DeviceArray`]);
+//! 3. the CPU drivers ([`gather`], [`cpu`]), [`float`] (which implements [`KeopsFloat`]
+//!    for f32 and f64 on top of them) and caller-provided outputs ([`out`]);
+//! 4. the GPU steps: what reductions and gathers share (`gpu::step`), then reductions and
+//!    gathers; [`gpu`] re-exports them.
+//!
+//! [`GpuError`]: error::GpuError
 
 #![deny(unsafe_code)]
 
@@ -13,6 +33,7 @@ pub mod error;
 pub mod float;
 pub mod gather;
 pub mod gpu;
+mod kernel;
 pub mod options;
 pub mod out;
 #[allow(unsafe_code)]
@@ -20,7 +41,7 @@ pub mod simd;
 pub mod view;
 
 pub use args::{Arg, Flat};
-pub use error::{KeopsError, Result};
+pub use error::{InputError, KeopsError, Result};
 pub use float::KeopsFloat;
 pub use gpu::{DeviceArray, Transfers, last_backend, last_transfers};
 /// The compiler library, for generated code.

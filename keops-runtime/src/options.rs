@@ -1,7 +1,6 @@
 //! Options of a kernel call: where it runs (the backend), and how.
 
-use crate::cpu::CpuOptions;
-use crate::error::{KeopsError, Result};
+use crate::error::{InputError, KeopsError, Result};
 use keops_gpu_kernels::launch::PlanOptions;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,9 +36,11 @@ impl std::str::FromStr for Backend {
                 .and_then(|n| n.parse().ok())
                 .map(Backend::Gpu)
                 .ok_or_else(|| {
-                    KeopsError::input(format!(
-                        "unknown backend `{s}`: expected auto, cpu, gpu, gpu:N or emulated"
-                    ))
+                    InputError::UnknownBackend {
+                        given: s.clone(),
+                        variable: None,
+                    }
+                    .into()
                 }),
         }
     }
@@ -80,10 +81,40 @@ pub fn default_backend() -> Result<Backend> {
         return Ok(decode(v));
     }
     match std::env::var("KEOPS_BACKEND") {
-        Ok(s) => s
-            .parse()
-            .map_err(|e: KeopsError| KeopsError::input(format!("KEOPS_BACKEND: {e}"))),
+        Ok(s) => s.parse().map_err(|e| match e {
+            KeopsError::Input(InputError::UnknownBackend { given, .. }) => {
+                InputError::UnknownBackend {
+                    given,
+                    variable: Some("KEOPS_BACKEND".into()),
+                }
+                .into()
+            }
+            e => e,
+        }),
         Err(_) => Ok(Backend::Auto),
+    }
+}
+
+/// Tuning of the CPU driver.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct CpuOptions {
+    /// Bytes of the transposed tile (keep it within the L1 data cache).
+    pub tile_bytes: usize,
+    /// Maximum output rows per task.
+    pub max_block_rows: usize,
+    /// Sums (Sum reductions and their gradients) of f32 kernels add the partial sum of
+    /// each tile into an f64 accumulator (the default adds it into an f32 one: already a
+    /// blocked summation, whose error grows with N / tile rather than N).
+    pub f64_accumulation: bool,
+}
+
+impl Default for CpuOptions {
+    fn default() -> Self {
+        CpuOptions {
+            tile_bytes: 16 * 1024,
+            max_block_rows: 128,
+            f64_accumulation: false,
+        }
     }
 }
 
@@ -140,5 +171,25 @@ impl Options {
             Some(b) => Ok(b),
             None => default_backend(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_names() {
+        assert_eq!("GPU:2".parse::<Backend>().unwrap(), Backend::Gpu(2));
+        assert_eq!(" emulated ".parse::<Backend>().unwrap(), Backend::Emulated);
+        let e = "gpu:x".parse::<Backend>().unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                KeopsError::Input(InputError::UnknownBackend { given, variable: None })
+                    if given == "gpu:x"
+            ),
+            "{e:?}"
+        );
     }
 }

@@ -3,9 +3,9 @@
 //! vector. Host buffers are filled row by row; a [`DeviceArray`] on the device the call
 //! runs on is written in place by the kernel, with nothing copied back to the host.
 
-use crate::KeopsFloat;
-use crate::error::{KeopsError, Result};
-use crate::gpu::DeviceArray;
+use crate::error::{Holder, InputError, Result, Role, Shape};
+use crate::gpu::resident::DeviceArray;
+use crate::kernel::KeopsFloat;
 use keops_ir::eval::Output;
 
 /// A buffer of rows of width `D` that a kernel call writes its result into.
@@ -70,20 +70,28 @@ impl<'a, T> Dest<'a, T> {
                 },
                 written: false,
             }),
-            _ => Err(KeopsError::input(format!(
-                "an output buffer of {} values cannot hold {rows} rows of width {cols} with strides ({row_stride}, {col_stride})",
-                data.len()
-            ))),
+            _ => Err(InputError::Length {
+                holder: Holder::Rows,
+                role: Role::Output,
+                rows,
+                cols,
+                got: data.len(),
+            }
+            .into()),
         }
     }
 
     /// Row-major host rows (`data.len()` must be `rows * cols`).
     pub fn row_major(data: &'a mut [T], rows: usize, cols: usize) -> Result<Self> {
         if rows.checked_mul(cols) != Some(data.len()) {
-            return Err(KeopsError::input(format!(
-                "an output buffer of {} values does not hold {rows} rows of width {cols}",
-                data.len()
-            )));
+            return Err(InputError::Length {
+                holder: Holder::Rows,
+                role: Role::Output,
+                rows,
+                cols,
+                got: data.len(),
+            }
+            .into());
         }
         Self::host(data, rows, cols, cols, 1)
     }
@@ -116,11 +124,11 @@ impl<'a, T> Dest<'a, T> {
     /// Checks that the buffer has the shape of the call's output, before anything runs.
     pub fn expect(&self, rows: usize, cols: usize) -> Result<()> {
         if self.rows() != rows || self.cols() != cols {
-            return Err(KeopsError::input(format!(
-                "the output buffer has {} rows of width {}, the call writes {rows} rows of width {cols}",
-                self.rows(),
-                self.cols()
-            )));
+            return Err(InputError::OutputShape {
+                expected: Shape::new(rows, cols),
+                got: Shape::new(self.rows(), self.cols()),
+            }
+            .into());
         }
         Ok(())
     }
@@ -231,12 +239,11 @@ impl<const D: usize, const N: usize> OutIndices<D> for &mut [[usize; D]; N] {
 pub fn write_indices<T, const D: usize>(o: &Output<T>, mut dest: impl OutIndices<D>) -> Result<()> {
     let rows = dest.rows_mut();
     if rows.len() != o.rows || o.idim != D {
-        return Err(KeopsError::input(format!(
-            "the index buffer has {} rows of {D} indices, the call writes {} rows of {}",
-            rows.len(),
-            o.rows,
-            o.idim
-        )));
+        return Err(InputError::IndexShape {
+            expected: Shape::new(o.rows, o.idim),
+            got: Shape::new(rows.len(), D),
+        }
+        .into());
     }
     for (row, src) in rows.iter_mut().zip(o.indices.chunks_exact(D.max(1))) {
         for (d, s) in row.iter_mut().zip(src) {
@@ -269,10 +276,13 @@ impl<T, const D: usize, const N: usize> Out<T, D> for &mut [[T; D]; N] {
 impl<T, const D: usize> Out<T, D> for &mut DeviceArray<T> {
     fn dest(&mut self) -> Result<Dest<'_, T>> {
         if self.cols() != D {
-            return Err(KeopsError::input(format!(
-                "a device array of width {} receives an output of width {D}",
-                self.cols()
-            )));
+            return Err(InputError::Width {
+                holder: Holder::DeviceArray,
+                role: Role::Output,
+                expected: D,
+                got: self.cols(),
+            }
+            .into());
         }
         Ok(Dest::device(self))
     }
@@ -284,7 +294,7 @@ impl<T, const D: usize> Out<T, D> for &mut DeviceArray<T> {
 #[cfg(feature = "nalgebra")]
 mod nalgebra_out {
     use super::{Dest, Out};
-    use crate::error::{KeopsError, Result};
+    use crate::error::{Holder, InputError, Result, Role};
     use nalgebra::{Const, DMatrix, Dyn, OMatrix, Scalar};
 
     impl<T: Scalar, const D: usize> Out<T, D> for &mut OMatrix<T, Dyn, Const<D>> {
@@ -304,10 +314,13 @@ mod nalgebra_out {
     impl<T: Scalar, const D: usize> Out<T, D> for &mut DMatrix<T> {
         fn dest(&mut self) -> Result<Dest<'_, T>> {
             if self.ncols() != D {
-                return Err(KeopsError::input(format!(
-                    "an output matrix with {} columns where the kernel writes {D} (one point per row)",
-                    self.ncols()
-                )));
+                return Err(InputError::Width {
+                    holder: Holder::Matrix,
+                    role: Role::Output,
+                    expected: D,
+                    got: self.ncols(),
+                }
+                .into());
             }
             let rows = self.nrows();
             Dest::host(self.as_mut_slice(), rows, D, 1, rows)
@@ -321,7 +334,7 @@ mod nalgebra_out {
 mod ndarray_out {
     use super::{Dest, Out};
     use crate::args::ndarray_args::strides;
-    use crate::error::{KeopsError, Result};
+    use crate::error::{Holder, InputError, Result, Role};
     use ndarray::{Array2, ArrayBase, ArrayViewMut2, DataMut, Ix2};
 
     fn dest2<T, S: DataMut<Elem = T>, const D: usize>(
@@ -329,16 +342,20 @@ mod ndarray_out {
     ) -> Result<Dest<'_, T>> {
         let (rows, cols) = a.dim();
         if cols != D {
-            return Err(KeopsError::input(format!(
-                "an output array with {cols} columns where the kernel writes {D} (one point per row)"
-            )));
+            return Err(InputError::Width {
+                holder: Holder::Array,
+                role: Role::Output,
+                expected: D,
+                got: cols,
+            }
+            .into());
         }
-        let (rs, cs) = strides(rows, cols, a.strides()).ok_or_else(|| {
-            KeopsError::input("an output array with negative strides: pass a standard-layout array")
-        })?;
-        let data = a.as_slice_memory_order_mut().ok_or_else(|| {
-            KeopsError::input("a non-contiguous output array: pass a standard-layout array")
-        })?;
+        let role = Role::Output;
+        let (rs, cs) =
+            strides(rows, cols, a.strides()).ok_or(InputError::NegativeStrides { role })?;
+        let data = a
+            .as_slice_memory_order_mut()
+            .ok_or(InputError::NotContiguous { role })?;
         Dest::host(data, rows, cols, rs, cs)
     }
 
@@ -358,6 +375,7 @@ mod ndarray_out {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::KeopsError;
 
     fn output(rows: usize, vdim: usize) -> Output<f64> {
         Output {
@@ -387,9 +405,29 @@ mod tests {
         let mut short = vec![[0.0; 3]; 1];
         let e = write_output(&o, (&mut short).dest().unwrap()).unwrap_err();
         assert!(e.to_string().contains("1 rows of width 3"), "{e}");
+        assert!(
+            matches!(
+                e,
+                KeopsError::Input(InputError::OutputShape { expected, got })
+                    if expected == Shape::new(2, 3) && got == Shape::new(1, 3)
+            ),
+            "{e:?}"
+        );
         let mut data = [0.0; 5];
-        assert!(Dest::host(&mut data, 2, 3, 1, 2).is_err());
-        assert!(Dest::row_major(&mut data, 2, 3).is_err());
+        let too_short = |e: KeopsError| {
+            matches!(
+                e,
+                KeopsError::Input(InputError::Length {
+                    role: Role::Output,
+                    rows: 2,
+                    cols: 3,
+                    got: 5,
+                    ..
+                })
+            )
+        };
+        assert!(too_short(Dest::host(&mut data, 2, 3, 1, 2).unwrap_err()));
+        assert!(too_short(Dest::row_major(&mut data, 2, 3).unwrap_err()));
         let mut empty: [f64; 0] = [];
         assert!(Dest::host(&mut empty, 0, 3, 3, 1).is_ok());
     }

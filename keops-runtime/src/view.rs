@@ -1,7 +1,7 @@
 //! Read-only 2D views of argument arrays: rows of a fixed width, any strides.
 
-use crate::error::{KeopsError, Result};
-use crate::gpu::Resident;
+use crate::error::{Holder, InputError, InputGroup, KeopsError, Result, Role};
+use crate::gpu::memory::Resident;
 
 /// A matrix of `rows` x `cols` elements; element `(r, c)` is `data[r * row_stride + c * col_stride]`.
 /// Row-major arrays have `row_stride = cols, col_stride = 1`; nalgebra's column-major
@@ -26,14 +26,19 @@ pub struct View<'a, T> {
 impl<'a, T: Copy> View<'a, T> {
     /// A row-major view, checking that `data` holds exactly `rows * cols` elements.
     pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
-        let need = rows.checked_mul(cols).ok_or_else(|| {
-            KeopsError::input(format!("{rows} rows of {cols} values overflow usize"))
-        })?;
-        if data.len() != need {
-            return Err(KeopsError::input(format!(
-                "a row-major array of {rows} rows of width {cols} needs {need} values, found {}",
-                data.len()
-            )));
+        if rows
+            .checked_mul(cols)
+            .ok_or(InputError::Overflow { rows, cols })?
+            != data.len()
+        {
+            return Err(InputError::Length {
+                holder: Holder::Rows,
+                role: Role::Argument,
+                rows,
+                cols,
+                got: data.len(),
+            }
+            .into());
         }
         Ok(View {
             data,
@@ -47,14 +52,19 @@ impl<'a, T: Copy> View<'a, T> {
 
     /// A column-major view (nalgebra's layout) of `rows` x `cols`.
     pub fn col_major(data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
-        let need = rows.checked_mul(cols).ok_or_else(|| {
-            KeopsError::input(format!("{rows} rows of {cols} values overflow usize"))
-        })?;
-        if data.len() != need {
-            return Err(KeopsError::input(format!(
-                "a column-major array of {rows} x {cols} needs {need} values, found {}",
-                data.len()
-            )));
+        if rows
+            .checked_mul(cols)
+            .ok_or(InputError::Overflow { rows, cols })?
+            != data.len()
+        {
+            return Err(InputError::Length {
+                holder: Holder::Matrix,
+                role: Role::Argument,
+                rows,
+                cols,
+                got: data.len(),
+            }
+            .into());
         }
         Ok(View {
             data,
@@ -68,16 +78,12 @@ impl<'a, T: Copy> View<'a, T> {
 
     /// A flat row-major slice whose width is `data.len() / rows`.
     pub fn flat(data: &'a [T], rows: usize) -> Result<Self> {
-        if rows == 0 {
-            return Err(KeopsError::input(
-                "an array with 0 rows has no width; pass at least one row",
-            ));
-        }
-        if !data.len().is_multiple_of(rows) {
-            return Err(KeopsError::input(format!(
-                "a flat array of {} values cannot be split into {rows} rows of equal width",
-                data.len()
-            )));
+        if rows == 0 || !data.len().is_multiple_of(rows) {
+            return Err(InputError::NotWholeRows {
+                values: data.len(),
+                rows,
+            }
+            .into());
         }
         View::row_major(data, rows, data.len() / rows)
     }
@@ -85,12 +91,7 @@ impl<'a, T: Copy> View<'a, T> {
     /// The rows, copied one after the other (`what` names the copy in the error when
     /// memory for it cannot be had).
     pub fn to_row_major(&self, what: &str) -> Result<Vec<T>> {
-        let len = self.rows.checked_mul(self.cols).ok_or_else(|| {
-            KeopsError::input(format!(
-                "{} rows of {} values overflow usize",
-                self.rows, self.cols
-            ))
-        })?;
+        let len = self.value_count()?;
         let mut out = Vec::new();
         if len == 0 {
             return Ok(out);
@@ -102,6 +103,14 @@ impl<'a, T: Copy> View<'a, T> {
             self.copy_row(r, row);
         }
         Ok(out)
+    }
+
+    /// The number of values, `rows * cols` (an error when it overflows).
+    pub(crate) fn value_count(&self) -> Result<usize> {
+        let (rows, cols) = (self.rows, self.cols);
+        Ok(rows
+            .checked_mul(cols)
+            .ok_or(InputError::Overflow { rows, cols })?)
     }
 
     /// Element `(r, c)`.
@@ -124,49 +133,40 @@ impl<'a, T: Copy> View<'a, T> {
     }
 }
 
-impl<'a, T: crate::KeopsFloat> View<'a, T> {
-    /// The current values of rows whose host copy is out of date (a
-    /// [`DeviceArray`](crate::gpu::DeviceArray) a kernel wrote on its device), fetched from
-    /// the device, row-major; `None` when the host values are current.
-    pub fn fetch_stale(&self) -> Result<Option<Vec<T>>> {
-        match self.resident.filter(|r| r.host_stale()) {
-            Some(r) if !r.describes(self) => Err(KeopsError::input(
-                "a view of part of a DeviceArray (or with another array's device copy) whose values are on the device only: call DeviceArray::sync_host first",
-            )),
-            Some(r) => {
-                let len = self.rows.checked_mul(self.cols).ok_or_else(|| {
-                    KeopsError::input(format!(
-                        "{} rows of {} values overflow usize",
-                        self.rows, self.cols
-                    ))
-                })?;
-                r.fetch(len).map(Some)
-            }
-            None => Ok(None),
+/// Checks the views of one group of a driver's inputs against the kernel's widths and,
+/// when given, their index's rows (1 for parameters).
+pub(crate) fn check_views<T>(
+    group: InputGroup,
+    views: &[View<'_, T>],
+    widths: &[usize],
+    rows: Option<usize>,
+) -> Result<(), InputError> {
+    if views.len() != widths.len() {
+        return Err(InputError::InputCount {
+            group,
+            expected: widths.len(),
+            got: views.len(),
+        });
+    }
+    for (index, (v, &w)) in views.iter().zip(widths).enumerate() {
+        if v.cols != w {
+            return Err(InputError::InputWidth {
+                group,
+                index,
+                expected: w,
+                got: v.cols,
+            });
+        }
+        if let Some(rows) = rows.filter(|r| *r != v.rows) {
+            return Err(InputError::InputRows {
+                group,
+                index,
+                expected: rows,
+                got: v.rows,
+            });
         }
     }
-}
-
-/// [`View::fetch_stale`] of each view.
-pub(crate) fn fetch_stale<T: crate::KeopsFloat>(
-    views: &[View<'_, T>],
-) -> Result<Vec<Option<Vec<T>>>> {
-    views.iter().map(View::fetch_stale).collect()
-}
-
-/// The views with the values `fetch_stale` fetched in place of out-of-date host copies.
-pub(crate) fn with_fetched<'b, T: Copy>(
-    views: &[View<'b, T>],
-    fetched: &'b [Option<Vec<T>>],
-) -> Result<Vec<View<'b, T>>> {
-    views
-        .iter()
-        .zip(fetched)
-        .map(|(v, f)| match f {
-            Some(values) => View::row_major(values, v.rows, v.cols),
-            None => Ok(*v),
-        })
-        .collect()
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,8 +4,7 @@
 //! on `LD_LIBRARY_PATH`, it is the driver that cudarc (with `dynamic-loading`) opens, so
 //! that the runtime's real GPU code path runs end to end on any machine: contexts,
 //! streams, allocations, copies, module loads, attributes and kernel launches, the
-//! kernels being executed by the PTX interpreter of
-//! [`keops_gpu_kernels::ptx_run`].
+//! kernels being executed by the PTX interpreter of [`keops_ptx_interp`].
 //!
 //! It is a test device: it models the driver's rules strictly enough to catch the bugs
 //! of a driver binding (a call without a current context, a wrong size, dynamic shared

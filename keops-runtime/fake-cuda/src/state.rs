@@ -6,7 +6,7 @@
 //! returns, which CUDA's semantics allow), so streams and events only need to be valid.
 
 use crate::codes::*;
-use keops_gpu_kernels::ptx_run::{Fault, GlobalMemory, PtxModule};
+use keops_ptx_interp::{Fault, GlobalMemory, PtxModule};
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread::ThreadId;

@@ -3,91 +3,29 @@
 //! This is the only module of the runtime with `unsafe` code.
 //!
 //! Per device: one context and stream, the device's launch limits, and the PTX modules
-//! loaded so far (each module once per context). A reduction uploads its inputs, runs
-//! every chunk's kernels with the plan of [`keops_gpu_kernels::launch::plan`] (the 2D
-//! scheme when the output rows alone do not fill the device), and downloads the outputs;
-//! when the data does not fit in device memory, the output rows and the reduced rows are
-//! processed in pieces (partial accumulators of the pieces merged by the merge kernel).
+//! loaded so far (each module once per context). A step (a reduction or a gather) runs
+//! in `with_module`: its module loaded, the device held for the call, the device-generic
+//! executor uploads the inputs, runs every chunk's kernels with the plan of
+//! [`keops_gpu_kernels::launch::plan`] (the 2D scheme when the output rows alone do not
+//! fill the device), and downloads the outputs; when the data does not fit in device
+//! memory, the output rows and the reduced rows are processed in pieces (partial
+//! accumulators of the pieces merged by the merge kernel).
 
-use super::exec::Device;
-use super::resident::{Placement, Resident};
-use super::{ModuleRef, StepCall, module_for};
-use crate::KeopsFloat;
+pub use crate::error::GpuError;
 use crate::error::{KeopsError, Result};
-use crate::options::Options;
+use crate::gpu::exec::Device;
+use crate::gpu::memory::{Buffer, Placement, Resident};
+use crate::kernel::KeopsFloat;
 use cudarc::driver::sys;
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DriverError,
-    LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaModule, CudaStream, DevicePtr, DriverError, LaunchConfig,
+    PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
 use keops_gpu_kernels::launch::DeviceLimits;
-use keops_ir::eval::Output;
 use keops_ir::lower::Precision;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-
-/// An error of the GPU backend, with what the driver said.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GpuError {
-    /// `libcuda` could not be loaded: no NVIDIA driver on this machine.
-    #[error(
-        "no NVIDIA driver: libcuda could not be loaded; install the NVIDIA driver, or run on the CPU (Backend::Cpu or Auto)"
-    )]
-    NoDriver,
-    /// The driver loaded but there is no such device.
-    #[error("no GPU with index {index}: the driver reports {count} device(s)")]
-    NoDevice {
-        /// The index asked for.
-        index: usize,
-        /// Devices present.
-        count: usize,
-    },
-    /// A driver call failed.
-    #[error("CUDA error {name} (code {code}) in {call}: {description}")]
-    Driver {
-        /// The driver function.
-        call: &'static str,
-        /// `CUresult` value.
-        code: u32,
-        /// Its name (`CUDA_ERROR_...`).
-        name: String,
-        /// The driver's description.
-        description: String,
-    },
-    /// The driver's JIT compiler rejected a generated module (a keops-rs bug).
-    #[error("the driver rejected a generated PTX module ({name}); its log:\n{log}")]
-    Jit {
-        /// The `CUresult` name.
-        name: String,
-        /// The JIT compiler's error log.
-        log: String,
-    },
-    /// Device memory ran out (the data is split into pieces that fit in the memory free
-    /// when the call starts; another process may take it meanwhile).
-    #[error("out of GPU memory: {0}")]
-    OutOfMemory(String),
-    /// A launch configuration beyond the device's limits.
-    #[error("impossible launch: {0}")]
-    Launch(String),
-    /// An earlier error of this device (a kernel fault) destroyed its context: CUDA
-    /// cannot use the device again in this process.
-    #[error(
-        "GPU {index} is unusable until the process restarts: its context was lost after {first}"
-    )]
-    ContextLost {
-        /// The device index.
-        index: usize,
-        /// The error that lost it.
-        first: String,
-    },
-}
-
-impl From<GpuError> for KeopsError {
-    fn from(e: GpuError) -> Self {
-        KeopsError::Gpu(e)
-    }
-}
 
 fn driver_error(call: &'static str, e: DriverError) -> GpuError {
     let name = e
@@ -190,7 +128,7 @@ pub struct GpuDevice {
     index: usize,
     /// The error that destroyed the context, if one did.
     lost: Mutex<Option<String>>,
-    /// Held by each reduction for its whole run (see [`reduce`]).
+    /// Held by each reduction or gather for its whole run (see [`with_module`]).
     calls: Mutex<()>,
 }
 
@@ -446,29 +384,8 @@ impl GpuDevice {
     }
 }
 
-/// A device allocation.
-pub(crate) enum Buffer {
-    F32(CudaSlice<f32>),
-    F64(CudaSlice<f64>),
-    U64(CudaSlice<u64>),
-}
-
-impl Drop for Buffer {
-    fn drop(&mut self) {
-        // cudarc frees a slice on its stream without making the context current: a
-        // `DeviceArray` dropped on another thread would leak its memory and leave an
-        // error for the next call. Bind it first (the slice is freed right after).
-        let ctx = match self {
-            Buffer::F32(s) => s.context(),
-            Buffer::F64(s) => s.context(),
-            Buffer::U64(s) => s.context(),
-        };
-        let _ = ctx.bind_to_thread();
-    }
-}
-
-/// A device with a module loaded, as the executor sees it.
-struct Ready<'a> {
+/// A device with a module loaded, as the executor sees it ([`with_module`]).
+pub(crate) struct Ready<'a> {
     dev: &'a GpuDevice,
     index: usize,
     loaded: &'a Loaded,
@@ -569,8 +486,8 @@ impl Device for Ready<'_> {
     fn map(&mut self, r: &Resident) -> Result<u64> {
         match &r.copy {
             Placement::Gpu { device, buf } if *device == self.index => Ok(self.ptr(buf)),
-            _ => Err(KeopsError::input(
-                "internal: a device copy of another device passed to a GPU call",
+            _ => Err(KeopsError::internal(
+                "a device copy of another device passed to a GPU call",
             )),
         }
     }
@@ -605,9 +522,7 @@ impl Device for Ready<'_> {
                 dev.sync()?;
                 Ok(v)
             }
-            _ => Err(KeopsError::input(
-                "internal: index download of a float buffer",
-            )),
+            _ => Err(KeopsError::internal("index download of a float buffer")),
         }
     }
 }
@@ -645,9 +560,7 @@ fn download_from<T: KeopsFloat>(dev: &GpuDevice, b: &Buffer, n: usize) -> Result
             .clone_dtoh(&s.slice(..n.min(s.len())))
             .map(|v| v.into_iter().map(T::of).collect()),
         Buffer::U64(_) => {
-            return Err(KeopsError::input(
-                "internal: float download of an index buffer",
-            ));
+            return Err(KeopsError::internal("float download of an index buffer"));
         }
     };
     let values = r.map_err(|e| dev.fail("cuMemcpyDtoH", e))?;
@@ -694,8 +607,8 @@ pub(crate) fn write_resident<T: KeopsFloat>(
             stream.memcpy_htod(&v[..], s)
         }
         _ => {
-            return Err(KeopsError::input(
-                "internal: a device copy written with values of another type or length",
+            return Err(KeopsError::internal(
+                "a device copy written with values of another type or length",
             ));
         }
     };
@@ -703,52 +616,22 @@ pub(crate) fn write_resident<T: KeopsFloat>(
     Ok(dev.sync()?)
 }
 
-/// Runs a reduction step on device `index` (writing the values into `into`, see
-/// [`super::run_module`]).
-pub(crate) fn reduce<T: KeopsFloat>(
-    call: &StepCall<'_, '_, T>,
-    options: &Options,
-    index: usize,
-    into: Option<crate::out::Direct<'_, T>>,
-) -> Result<super::Ran<T>> {
-    let dev = device(index)?;
-    let module: ModuleRef = module_for(call, options)?;
-    let m = module.get();
-    let entries: Vec<&str> = m
-        .chunks
-        .iter()
-        .flat_map(|c| [&*c.reduce, &*c.merge])
-        .collect();
-    let loaded = dev.load(&m.ptx, &entries)?;
-    // One reduction at a time per device: they share its one stream (so the GPU ran them
-    // one after the other anyway), and each sizes its pieces from the memory free when it
-    // starts, which a concurrent call would take.
+/// Runs `f` on device `dev` with the module `ptx` (its kernels `entries`) loaded, holding
+/// the device for the whole call: reductions and gathers run one at a time per device
+/// (they share its one stream, so the GPU ran them one after the other anyway, and each
+/// sizes its pieces from the memory free when it starts, which a concurrent call would
+/// take).
+pub(crate) fn with_module<R>(
+    dev: &GpuDevice,
+    ptx: &str,
+    entries: &[&str],
+    f: impl FnOnce(&mut Ready<'_>) -> Result<R>,
+) -> Result<R> {
+    let loaded = dev.load(ptx, entries)?;
     let _one_at_a_time = dev.calls.lock().unwrap_or_else(|p| p.into_inner());
-    let mut d = Ready {
-        dev: &dev,
-        index,
+    f(&mut Ready {
+        dev,
+        index: dev.index,
         loaded: &loaded,
-    };
-    super::run_module(&mut d, m, call, options, into)
-}
-
-/// Runs a gather step on device `index` (`None` when not even one output row fits: see
-/// [`super::gather::run_module`]).
-pub(crate) fn gather<T: KeopsFloat>(
-    call: &super::GatherCall<'_, '_, T>,
-    options: &Options,
-    index: usize,
-) -> Result<Option<(Output<T>, super::Transfers)>> {
-    let dev = device(index)?;
-    let module = super::gather::module_for(call, options)?;
-    let m = module.get();
-    let loaded = dev.load(&m.ptx, &[&m.entry])?;
-    // One call at a time per device (see [`reduce`]).
-    let _one_at_a_time = dev.calls.lock().unwrap_or_else(|p| p.into_inner());
-    let mut d = Ready {
-        dev: &dev,
-        index,
-        loaded: &loaded,
-    };
-    super::gather::run_module(&mut d, m, call, options)
+    })
 }

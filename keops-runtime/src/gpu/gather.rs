@@ -9,27 +9,27 @@
 //! even one row fits beside the data every piece needs, the gather runs on the CPU (it
 //! costs `K` formula evaluations per row, where a reduction costs `N`).
 
-use super::exec::{self, Device, InputData, Transfers, allocation};
-use super::{
-    EMULATED_DEVICE, EMULATED_MEMORY, Key, LAST_BACKEND, LAST_TRANSFERS, ModuleRef, cached,
-    check_sources, copy_inputs, internal, kernel_options, precision,
+use crate::error::{InputError, InputGroup, KeopsError, Result, Shape};
+use crate::gpu::driver;
+use crate::gpu::exec::{self, Device, InputData, SimtDevice, Transfers, allocation};
+use crate::gpu::resident::{fetch_stale, with_fetched};
+use crate::gpu::step::{
+    EMULATED_DEVICE, EMULATED_MEMORY, GpuStep, Key, ModuleRef, cached, check_sources,
+    chosen_backend, copy_inputs, kernel_options, precision, record,
 };
-use crate::KeopsFloat;
-use crate::error::{KeopsError, Result};
+use crate::kernel::KeopsFloat;
 use crate::options::{Backend, Options};
-use crate::view::{View, fetch_stale, with_fetched};
-use keops_gpu_kernels::gather::{
-    GpuGather, check_indices, compile_gather, embedded_gather, inverted_lists,
-};
+use crate::view::View;
+use keops_gpu_kernels::gather::{GpuGather, compile_gather, embedded_gather, inverted_lists};
 use keops_gpu_kernels::kir::Kernel;
-use keops_ir::Step;
 use keops_ir::eval::Output;
 use keops_ir::graph::Cat;
+use keops_ir::{INDEX_NONE, Step};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A gather step of a generated gradient, as the `keops!` macro describes it.
-pub type GpuGatherStep = super::GpuStep<GpuGather>;
+pub type GpuGatherStep = GpuStep<GpuGather>;
 
 /// What the generated code passes for a gather: the step, the widths of the program's
 /// arguments, the kernel inputs (in [`GpuGatherStep::sources`] order), the selections,
@@ -55,14 +55,14 @@ pub struct GatherCall<'a, 'd, T> {
 /// Runs a gather step on the backend the options choose; `Ok(None)` when that is the
 /// CPU, or when not even one output row fits in the device memory the call may use
 /// beside the data every piece needs (the generated code then runs its CPU kernel, and
-/// [`super::last_backend`] says `Cpu`).
+/// [`last_backend`](crate::gpu::last_backend) says `Cpu`).
 pub fn gather_step<T: KeopsFloat>(
     call: &GatherCall<'_, '_, T>,
     options: &Options,
 ) -> Result<Option<Output<T>>> {
-    let used = super::chosen_backend(options)?;
+    let used = chosen_backend(options)?;
     let ran = match used {
-        Backend::Gpu(device) => super::driver::gather(call, options, device)?,
+        Backend::Gpu(device) => on_gpu(call, options, device)?,
         Backend::Emulated => emulate(call, options)?,
         _ => None,
     };
@@ -70,13 +70,27 @@ pub fn gather_step<T: KeopsFloat>(
         Some((_, t)) => (used, *t),
         None => (Backend::Cpu, Transfers::default()),
     };
-    LAST_BACKEND.with(|b| b.set(Some(backend)));
-    LAST_TRANSFERS.with(|t| t.set(transfers));
+    record(backend, transfers);
     Ok(ran.map(|(out, _)| out))
 }
 
+/// Runs a gather step on GPU `index` (`None` when not even one output row fits: see
+/// [`run_module`]).
+fn on_gpu<T: KeopsFloat>(
+    call: &GatherCall<'_, '_, T>,
+    options: &Options,
+    index: usize,
+) -> Result<Option<(Output<T>, Transfers)>> {
+    let dev = driver::device(index)?;
+    let module = module_for(call, options)?;
+    let m = module.get();
+    driver::with_module(&dev, &m.ptx, &[&m.entry], |d| {
+        run_module(d, m, call, options)
+    })
+}
+
 /// A regenerated gather: the kernel (for the emulated backend) and its module.
-pub(crate) struct GeneratedGather {
+struct GeneratedGather {
     kernel: Kernel,
     module: GpuGather,
 }
@@ -91,7 +105,7 @@ fn generated(
     static CACHE: OnceLock<Mutex<HashMap<Key, Arc<GeneratedGather>>>> = OnceLock::new();
     cached(&CACHE, step, widths, p, opts, |prog| {
         let Some(Step::Gather(g)) = prog.steps.get(step.step) else {
-            return Err(internal(format!(
+            return Err(KeopsError::internal(format!(
                 "step {} of the gradient of `{}` is not a gather",
                 step.step, step.formula
             )));
@@ -103,7 +117,7 @@ fn generated(
 }
 
 /// The module to run: the embedded one when the macro generated it, else regenerated.
-pub(crate) fn module_for<T: KeopsFloat>(
+fn module_for<T: KeopsFloat>(
     call: &GatherCall<'_, '_, T>,
     options: &Options,
 ) -> Result<ModuleRef<GpuGather, GeneratedGather>> {
@@ -138,12 +152,12 @@ fn emulate<T: KeopsFloat>(
     if let Some(k) = call.step.kernels
         && embedded_gather(k, p, &opts) != Some(&g.module)
     {
-        return Err(internal(format!(
+        return Err(KeopsError::internal(format!(
             "the embedded PTX of a gather of `{}` differs from the regenerated one",
             call.step.formula
         )));
     }
-    let mut dev = exec::SimtDevice::new(
+    let mut dev = SimtDevice::new(
         std::iter::once(&g.kernel),
         p,
         EMULATED_DEVICE,
@@ -162,7 +176,7 @@ fn sizes(m: &GpuGather, call_m: usize, call_n: usize) -> (usize, usize) {
 
 /// Runs a gather module on `dev` (see [`gather_step`]), in pieces of output rows when
 /// needed: `None` when not even one row fits.
-pub(crate) fn run_module<D: Device, T: KeopsFloat>(
+fn run_module<D: Device, T: KeopsFloat>(
     dev: &mut D,
     m: &GpuGather,
     call: &GatherCall<'_, '_, T>,
@@ -170,7 +184,7 @@ pub(crate) fn run_module<D: Device, T: KeopsFloat>(
 ) -> Result<Option<(Output<T>, Transfers)>> {
     let (n_owner, n_other) = sizes(m, call.m, call.n);
     if call.inputs.len() != m.inputs.len() {
-        return Err(internal(format!(
+        return Err(KeopsError::internal(format!(
             "{} inputs for a gather reading {}",
             call.inputs.len(),
             m.inputs.len()
@@ -187,18 +201,32 @@ pub(crate) fn run_module<D: Device, T: KeopsFloat>(
         .collect();
     let data = copy_inputs(call.inputs, &shapes, |r| dev.holds(r))?;
     let sel = call.indices;
-    if sel.rows != n_owner || sel.idim != m.slots || sel.indices.len() != n_owner * m.slots {
-        return Err(KeopsError::input(format!(
-            "the selections have {} rows of {} indices, the gather expects {n_owner} of {}",
-            sel.rows, sel.idim, m.slots
+    let (expected, got) = (Shape::new(n_owner, m.slots), Shape::new(sel.rows, sel.idim));
+    if got != expected {
+        return Err(InputError::Selections { expected, got }.into());
+    }
+    if sel.indices.len() != n_owner * m.slots {
+        return Err(KeopsError::internal(format!(
+            "selections of {} rows of {} indices hold {} indices",
+            sel.rows,
+            sel.idim,
+            sel.indices.len()
         )));
     }
     let weights = slot_weights(call.weights, n_owner, m.slots)?;
+    // The indices select rows of the other index (the inverted lists rely on it).
+    if let Some(&index) = sel
+        .indices
+        .iter()
+        .find(|j| **j != INDEX_NONE && **j >= n_other as u64)
+    {
+        let rows = n_other;
+        return Err(InputError::SelectedIndex { index, rows }.into());
+    }
     let lists = if m.to_owner {
-        check_indices(&sel.indices, n_other).map_err(KeopsError::input)?;
         None
     } else {
-        Some(inverted_lists(&sel.indices, n_other).map_err(KeopsError::input)?)
+        Some(inverted_lists(&sel.indices, n_other).map_err(KeopsError::internal)?)
     };
     let n_out = if m.to_owner { n_owner } else { n_other };
     let fsize = (T::BITS / 8) as u64;
@@ -407,13 +435,28 @@ fn slot_weights<T: KeopsFloat>(
     let fetched = fetch_stale(&views)?;
     let views = with_fetched(&views, &fetched)?;
     let mut w = vec![T::zero(); n_owner * slots];
-    for (v, (_, broadcast)) in views.iter().zip(sources) {
+    for (k, (v, (_, broadcast))) in views.iter().zip(sources).enumerate() {
         let rows = if *broadcast { 1 } else { n_owner };
-        if v.rows != rows || v.cols != slots {
-            return Err(KeopsError::input(format!(
-                "a cotangent of {} rows of width {}, expected {rows} of width {slots}",
-                v.rows, v.cols
-            )));
+        let (group, index) = (InputGroup::Cotangents, k);
+        if v.cols != slots {
+            let (expected, got) = (slots, v.cols);
+            return Err(InputError::InputWidth {
+                group,
+                index,
+                expected,
+                got,
+            }
+            .into());
+        }
+        if v.rows != rows {
+            let (expected, got) = (rows, v.rows);
+            return Err(InputError::InputRows {
+                group,
+                index,
+                expected,
+                got,
+            }
+            .into());
         }
         for (r, row) in w.chunks_mut(slots.max(1)).enumerate() {
             let src = if *broadcast { 0 } else { r };

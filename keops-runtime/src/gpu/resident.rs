@@ -1,9 +1,11 @@
 //! Arrays kept on a device across calls: inputs that iterative methods (solvers, gradient
 //! descent, k-NN queries against a fixed database) pass to many calls are uploaded once.
 
-use super::driver;
-use crate::KeopsFloat;
-use crate::error::{KeopsError, Result};
+use crate::args::Arg;
+use crate::error::{Holder, InputError, KeopsError, Result, Role};
+use crate::gpu::driver;
+use crate::gpu::memory::{Placement, Resident};
+use crate::kernel::KeopsFloat;
 use crate::options::Backend;
 use crate::view::View;
 
@@ -29,41 +31,6 @@ pub struct DeviceArray<T> {
     copy: Option<Resident>,
 }
 
-/// The device copy of a [`DeviceArray`], as kernel calls see it through a [`View`].
-pub struct Resident {
-    pub(crate) copy: Placement,
-    /// Shape and float width of the copy: a view is read from it only if it shows all of
-    /// it (see [`Resident::describes`]).
-    rows: usize,
-    cols: usize,
-    bits: u32,
-    /// A kernel wrote the device copy since the host copy was made: host reads must
-    /// fetch the values from the device.
-    pub(crate) host_stale: bool,
-}
-
-/// Where a device copy lives.
-pub(crate) enum Placement {
-    /// On a GPU.
-    Gpu {
-        /// The device index.
-        device: usize,
-        /// The allocation (f32 or f64, as the array's element type).
-        buf: driver::Buffer,
-    },
-    /// In the emulated device: the bytes the interpreter's memory maps at each call.
-    Emulated(Vec<u8>),
-}
-
-impl std::fmt::Debug for Resident {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.copy {
-            Placement::Gpu { device, .. } => write!(f, "Resident(Gpu({device}))"),
-            Placement::Emulated(b) => write!(f, "Resident(Emulated, {} bytes)", b.len()),
-        }
-    }
-}
-
 impl Resident {
     /// Whether `v` shows the whole array this is the copy of, in its element type and
     /// row-major order: only then may a call read the copy in place of `v`'s values (a
@@ -78,11 +45,6 @@ impl Resident {
             && (v.cols <= 1 || v.col_stride == 1)
     }
 
-    /// Whether the values exist on the device only (a kernel wrote them there).
-    pub fn host_stale(&self) -> bool {
-        self.host_stale
-    }
-
     /// The first `n` values of the device copy, copied to the host.
     pub fn fetch<T: KeopsFloat>(&self, n: usize) -> Result<Vec<T>> {
         match &self.copy {
@@ -90,8 +52,8 @@ impl Resident {
             Placement::Emulated(bytes) => {
                 let size = (T::BITS / 8) as usize;
                 if bytes.len() < n * size {
-                    return Err(KeopsError::input(format!(
-                        "internal: {n} values fetched from an emulated device copy of {} bytes",
+                    return Err(KeopsError::internal(format!(
+                        "{n} values fetched from an emulated device copy of {} bytes",
                         bytes.len()
                     )));
                 }
@@ -195,12 +157,14 @@ impl<T: KeopsFloat> DeviceArray<T> {
     /// the device.
     pub fn write(&mut self, data: &[T]) -> Result<()> {
         if data.len() != self.host.len() {
-            return Err(KeopsError::input(format!(
-                "{} values written into a device array of {} rows of width {}",
-                data.len(),
-                self.rows,
-                self.cols
-            )));
+            return Err(InputError::Length {
+                holder: Holder::DeviceArray,
+                role: Role::Transfer,
+                rows: self.rows,
+                cols: self.cols,
+                got: data.len(),
+            }
+            .into());
         }
         self.host.copy_from_slice(data);
         if let Some(r) = self.copy.as_mut() {
@@ -244,10 +208,13 @@ impl<T: KeopsFloat> DeviceArray<T> {
     /// device when a kernel wrote them there.
     pub fn to_rows<const D: usize>(&self) -> Result<Vec<[T; D]>> {
         if self.cols != D {
-            return Err(KeopsError::input(format!(
-                "a device array of width {} read as rows of {D}",
-                self.cols
-            )));
+            return Err(InputError::Width {
+                holder: Holder::DeviceArray,
+                role: Role::Transfer,
+                expected: D,
+                got: self.cols,
+            }
+            .into());
         }
         let values = self.to_vec()?;
         Ok((0..self.rows)
@@ -299,14 +266,51 @@ impl<T> DeviceArray<T> {
     }
 }
 
-impl<T: Copy, const D: usize> crate::Arg<T, D> for &DeviceArray<T> {
+impl<T: Copy, const D: usize> Arg<T, D> for &DeviceArray<T> {
     fn view(&self) -> Result<View<'_, T>> {
         if self.cols != D {
-            return Err(KeopsError::input(format!(
-                "a device array of width {} where the kernel needs {D}",
-                self.cols
-            )));
+            return Err(InputError::Width {
+                holder: Holder::DeviceArray,
+                role: Role::Argument,
+                expected: D,
+                got: self.cols,
+            }
+            .into());
         }
         Ok(DeviceArray::view(self))
     }
+}
+
+// Defined here rather than with the view (the bottom layer) since they read the device.
+impl<'a, T: KeopsFloat> View<'a, T> {
+    /// The current values of rows whose host copy is out of date (a
+    /// [`DeviceArray`] a kernel wrote on its device), fetched from the device, row-major;
+    /// `None` when the host values are current.
+    pub fn fetch_stale(&self) -> Result<Option<Vec<T>>> {
+        match self.resident.filter(|r| r.host_stale()) {
+            Some(r) if !r.describes(self) => Err(InputError::StaleView.into()),
+            Some(r) => r.fetch(self.value_count()?).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// [`View::fetch_stale`] of each view.
+pub(crate) fn fetch_stale<T: KeopsFloat>(views: &[View<'_, T>]) -> Result<Vec<Option<Vec<T>>>> {
+    views.iter().map(View::fetch_stale).collect()
+}
+
+/// The views with the values `fetch_stale` fetched in place of out-of-date host copies.
+pub(crate) fn with_fetched<'b, T: Copy>(
+    views: &[View<'b, T>],
+    fetched: &'b [Option<Vec<T>>],
+) -> Result<Vec<View<'b, T>>> {
+    views
+        .iter()
+        .zip(fetched)
+        .map(|(v, f)| match f {
+            Some(values) => View::row_major(values, v.rows, v.cols),
+            None => Ok(*v),
+        })
+        .collect()
 }

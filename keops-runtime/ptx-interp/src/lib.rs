@@ -1,12 +1,17 @@
-//! A PTX interpreter for the dialect [`crate::ptx`] prints: the modules' text itself is
-//! parsed and executed, thread by thread, with blocks, shared memory and barriers.
+//! # keops-ptx-interp: a PTX interpreter for keops-rs tests
 //!
-//! The SIMT interpreter ([`crate::simt`]) runs the kernel IR before printing; this one runs
+//! An interpreter of the PTX dialect that `keops-gpu-kernels` prints (its `ptx` module):
+//! the modules' text itself is parsed and executed, thread by thread, with blocks, shared
+//! memory and barriers. Tests only (not published): it is no part of a user's build.
+//!
+//! `keops-gpu-kernels`' SIMT interpreter runs the kernel IR before printing; this one runs
 //! what the driver would receive, so that the printer's operand orders, types, rounding
 //! modes, address arithmetic and branch senses are exercised without a GPU. It is the
 //! execution engine of the CPU model of the CUDA driver used by the runtime's tests
-//! (`keops-runtime/fake-cuda`). It accepts the printer's subset of PTX only, and rejects
-//! anything else at parse time, naming the line.
+//! (`keops-runtime/fake-cuda`), and `keops-gpu-kernels`' SIMT tests run every kernel
+//! through it too. It accepts the printer's subset of PTX only, and rejects anything else
+//! at parse time, naming the line. It depends on nothing: global memory is whatever
+//! implements [`GlobalMemory`].
 //!
 //! Semantics follow the PTX ISA: IEEE arithmetic with the rounding written in the opcode,
 //! subnormals kept except by the `.ftz` approximate instructions (computed as their exact
@@ -331,8 +336,8 @@ pub struct PtxKernel {
 pub const NEWEST_TARGET: u32 = 90;
 
 impl PtxModule {
-    /// Parses a module printed by [`crate::ptx::module`]; anything outside that dialect is
-    /// an error naming the line.
+    /// Parses a module printed by `keops_gpu_kernels::ptx::module`; anything outside that
+    /// dialect is an error naming the line.
     pub fn parse(text: &str) -> Result<PtxModule, String> {
         let mut kernels = HashMap::new();
         let mut lines = text.lines().enumerate().peekable();
