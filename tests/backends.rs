@@ -708,11 +708,14 @@ fn device_arrays_are_written_in_place_and_checked() {
         let wide = keops::DeviceArray::from_flat(backend, &[1.0f32, 2.0, 3.0, 4.0], 2).unwrap();
         let e = input_error(
             k.eval_with(&opts, &x, &wide).unwrap_err(),
-            InputError::Width {
-                holder: Holder::DeviceArray,
-                role: Role::Argument,
-                expected: 1,
-                got: 2,
+            InputError::Argument {
+                argument: "y".into(),
+                error: Box::new(InputError::Width {
+                    holder: Holder::DeviceArray,
+                    role: Role::Argument,
+                    expected: 1,
+                    got: 2,
+                }),
             },
         );
         assert!(

@@ -28,12 +28,15 @@ fn flat_slices_must_hold_whole_rows() {
     assert!(m.contains("7 values") && m.contains("width 3"), "{m}");
     assert_eq!(
         e,
-        InputError::Length {
-            holder: Holder::Rows,
-            role: Role::Argument,
-            rows: 2,
-            cols: 3,
-            got: 7
+        InputError::Argument {
+            argument: "x".into(),
+            error: Box::new(InputError::Length {
+                holder: Holder::Rows,
+                role: Role::Argument,
+                rows: 2,
+                cols: 3,
+                got: 7
+            }),
         }
     );
     let x = vec![0.0f32; 6];

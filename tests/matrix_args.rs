@@ -32,15 +32,25 @@ fn nalgebra_matrices_give_the_same_result_as_arrays() {
     assert_eq!(conv.eval(&xm, &ym, &bm).unwrap(), want);
     // A dynamic matrix of the wrong width is an error.
     let bad = nalgebra::DMatrix::<f64>::zeros(9, 2);
-    assert!(matches!(
-        conv.eval(&xm, &ym, &bad),
-        Err(KeopsError::Input(InputError::Width {
-            holder: Holder::Matrix,
-            role: Role::Argument,
-            expected: 1,
-            got: 2
-        }))
-    ));
+    match conv.eval(&xm, &ym, &bad) {
+        Err(KeopsError::Input(e)) => {
+            assert_eq!(e.argument(), Some("b"));
+            assert_eq!(
+                e.kind(),
+                &InputError::Width {
+                    holder: Holder::Matrix,
+                    role: Role::Argument,
+                    expected: 1,
+                    got: 2
+                }
+            );
+            assert_eq!(
+                e.to_string(),
+                "`b`: a matrix with 2 columns where the kernel needs 1 (one point per row)"
+            );
+        }
+        other => panic!("expected an input error, got {other:?}"),
+    }
 }
 
 #[test]
@@ -63,8 +73,11 @@ fn ndarray_arrays_in_any_contiguous_order() {
             assert!(m.contains("contiguous"), "{m}");
             assert_eq!(
                 e,
-                InputError::NotContiguous {
-                    role: Role::Argument
+                InputError::Argument {
+                    argument: "x".into(),
+                    error: Box::new(InputError::NotContiguous {
+                        role: Role::Argument
+                    }),
                 }
             );
         }

@@ -627,10 +627,11 @@ fn program_body(
     let gen_strings: Vec<String> = gens.iter().map(|g| g.to_string()).collect();
     let allow = allow();
     let mut b = rt.use_alias();
-    let arg_trait = local.arg_trait();
+    let named_view = local.named_view();
     for (k, n) in arg_names.iter().enumerate() {
         let w = width(&p.args[k].dim, "an argument")?;
-        b.extend(quote!(let #n = #arg_trait::<T, #w>::view(&#n)?;));
+        let text = Literal::string(&n.to_string());
+        b.extend(quote!(let #n = #named_view::<T, #w, _>(#text, &#n)?;));
     }
     let views = arg_names.iter().zip(&p.args).map(|(n, a)| {
         let (text, cat) = (

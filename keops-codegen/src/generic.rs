@@ -13,7 +13,7 @@
 
 use crate::cpu::{at_least_as_good, expr, lanes, reg, rust_ty, zero};
 use crate::paths::{self, Runtime};
-use crate::tokens::{float, ident, int, literal, num};
+use crate::tokens::{float, ident, int, num};
 use keops_ir::dim::Dim;
 use keops_ir::error::{Error, ErrorKind, Result};
 use keops_ir::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarSource};
@@ -25,40 +25,39 @@ use keops_ir::ops::{
 };
 use keops_ir::program::{Program, Reduce};
 use keops_ir::reduction::{CpuTile, ReductionKind, Rule};
-use proc_macro2::{Ident, Punct, Spacing, TokenStream, TokenTree};
+use proc_macro2::{Ident, TokenStream};
 use quote::{ToTokens, format_ident, quote};
 use std::collections::HashMap;
 
 /// Rust expression of a dimension, with symbol `s` written `D{s}`: the polynomial as
-/// keops-ir writes it (`3`, `D0`, `2*D0 + 1`), word by word as tokens.
+/// keops-ir writes it (`3`, `D0`, `2*D0 + 1`), from its terms.
 pub fn dim_expr(d: &Dim) -> TokenStream {
-    let mut text = String::new();
-    let _ = d.write_with(&mut text, &|x| format!("D{}", x.0));
+    let terms = d.terms();
+    if terms.is_empty() {
+        return num(0).into_token_stream();
+    }
     let mut out = TokenStream::new();
-    let mut rest = text.as_str();
-    while let Some(c) = rest.chars().next() {
-        let len = match c {
-            ' ' => 1,
-            '+' | '-' | '*' => {
-                out.extend([TokenTree::Punct(Punct::new(c, Spacing::Alone))]);
-                1
+    for (i, (c, symbols)) in terms.into_iter().enumerate() {
+        if c < 0 {
+            out.extend(quote!(-));
+        } else if i > 0 {
+            out.extend(quote!(+));
+        }
+        let a = num(c.unsigned_abs() as usize);
+        if symbols.is_empty() {
+            out.extend(quote!(#a));
+            continue;
+        }
+        if c.unsigned_abs() != 1 {
+            out.extend(quote!(#a *));
+        }
+        for (k, s) in symbols.iter().enumerate() {
+            if k > 0 {
+                out.extend(quote!(*));
             }
-            _ => {
-                // A number or a symbol `D{s}`.
-                let len = rest
-                    .find(|c: char| !c.is_ascii_alphanumeric())
-                    .unwrap_or(rest.len())
-                    .max(1);
-                let word = &rest[..len];
-                if word.starts_with(|c: char| c.is_ascii_digit()) {
-                    out.extend([TokenTree::Literal(literal(word))]);
-                } else {
-                    out.extend([TokenTree::Ident(ident(word))]);
-                }
-                len
-            }
-        };
-        rest = &rest[len..];
+            let d = format_ident!("D{}", s.0);
+            out.extend(quote!(#d));
+        }
     }
     out
 }

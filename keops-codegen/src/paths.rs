@@ -80,6 +80,7 @@ runtime_items! {
     write_output => out::write_output;
     write_indices => out::write_indices;
     // Arguments, buffers and outputs.
+    named_view => args::named_view;
     sizes => args::sizes;
     buffer_view => args::buffer_view;
     sum_rows => args::sum_rows;

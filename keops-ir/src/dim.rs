@@ -162,6 +162,16 @@ impl Dim {
         self.terms.values().all(|c| *c >= 0)
     }
 
+    /// The terms `(coefficient, symbols)` of the polynomial (`3 * D0 * D1` is
+    /// `(3, [D0, D1])`, a constant has no symbol), highest degree first as the text form
+    /// writes them ("D0*D1 + 2"); none for 0. Code generators write a width from them.
+    pub fn terms(&self) -> Vec<(i64, &[SymId])> {
+        let mut terms: Vec<(i64, &[SymId])> =
+            self.terms.iter().map(|(m, c)| (*c, m.as_slice())).collect();
+        terms.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.1.cmp(b.1)));
+        terms
+    }
+
     /// Writes the dimension with symbols named by `name`.
     pub fn write_with(
         &self,
@@ -171,11 +181,7 @@ impl Dim {
         if self.terms.is_empty() {
             return write!(f, "0");
         }
-        // Highest degree first reads naturally: "D0*D1 + 2".
-        let mut terms: Vec<_> = self.terms.iter().collect();
-        terms.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(b.0)));
-        for (i, (m, c)) in terms.iter().enumerate() {
-            let c = **c;
+        for (i, (c, m)) in self.terms().into_iter().enumerate() {
             if i > 0 {
                 write!(f, "{}", if c < 0 { " - " } else { " + " })?;
             } else if c < 0 {

@@ -5,7 +5,7 @@
 //! compile error), and checked at run time for flat slices ([`Flat`]) and dynamic
 //! matrices.
 
-use crate::error::{Axis, Holder, InputError, Result, Role};
+use crate::error::{Axis, Holder, InputError, KeopsError, Result, Role};
 use crate::kernel::KeopsFloat;
 use crate::view::View;
 use keops_ir::eval::Output;
@@ -85,6 +85,22 @@ impl<T: Copy, const D: usize> Arg<T, D> for View<'_, T> {
         }
         Ok(*self)
     }
+}
+
+/// The rows of the argument `name` (its [`Arg::view`]), an input error naming it
+/// ([`InputError::Argument`]): how the kernels' methods read their arguments.
+pub fn named_view<'a, T, const D: usize, A: Arg<T, D> + ?Sized>(
+    name: &str,
+    arg: &'a A,
+) -> Result<View<'a, T>> {
+    arg.view().map_err(|e| match e {
+        KeopsError::Input(error) => InputError::Argument {
+            argument: name.to_string(),
+            error: Box::new(error),
+        }
+        .into(),
+        other => other,
+    })
 }
 
 /// Row counts M (of i-variables) and N (of j-variables) from the arguments' views, each

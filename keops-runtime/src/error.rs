@@ -27,6 +27,26 @@ pub enum KeopsError {
 
 // Not `#[from]` on the variant: that would also make the input error the `source()` of
 // this one, whose message already includes it (error reporters would print it twice).
+impl InputError {
+    /// The argument the error is about, when a kernel call names it.
+    pub fn argument(&self) -> Option<&str> {
+        match self {
+            InputError::RowCount { argument, .. }
+            | InputError::ParameterRows { argument, .. }
+            | InputError::Argument { argument, .. } => Some(argument),
+            _ => None,
+        }
+    }
+
+    /// What is wrong, without the argument's name ([`InputError::Argument`] unwrapped).
+    pub fn kind(&self) -> &InputError {
+        match self {
+            InputError::Argument { error, .. } => error.kind(),
+            other => other,
+        }
+    }
+}
+
 impl From<InputError> for KeopsError {
     fn from(e: InputError) -> Self {
         KeopsError::Input(e)
@@ -111,30 +131,34 @@ pub enum GpuError {
 
 /// What is wrong with the input of a call ([`KeopsError::Input`]): its arguments, output
 /// buffers, device arrays or options. Each variant says what was expected and what was
-/// found; an error about one argument names it when the code that found it knows it (the
-/// row counts of a call's arguments are checked by name, the inputs of the drivers by
-/// position; a value converted on its own, such as a matrix of the wrong width, is
-/// described by its [`Holder`]).
+/// found. An error about one argument of a kernel call names it: the row counts of a
+/// call's arguments are checked by name ([`InputError::RowCount`]), and what is wrong
+/// with one argument's rows (a width, a length, a layout) comes wrapped in
+/// [`InputError::Argument`] with its name ([`InputError::argument`] reads the name,
+/// [`InputError::kind`] what is wrong). A value converted on its own (a matrix given to
+/// [`View`](crate::View) directly, a [`DeviceArray`](crate::DeviceArray) written) is
+/// described by its [`Holder`]; the inputs of the drivers are named by position.
 ///
 /// ```
 /// use keops_runtime::error::{Axis, Holder, Role};
 /// use keops_runtime::{InputError, KeopsError};
 ///
 /// fn explain(e: &KeopsError) -> String {
-///     use InputError::{RowCount, Width};
-///     match e {
-///         KeopsError::Input(RowCount { argument, axis: Axis::J, expected, .. }) => {
-///             format!("`{argument}` should have N = {expected} rows")
+///     let KeopsError::Input(input) = e else { return e.to_string() };
+///     match (input.argument(), input.kind()) {
+///         (Some(a), InputError::RowCount { axis: Axis::J, expected, .. }) => {
+///             format!("`{a}` should have N = {expected} rows")
 ///         }
-///         KeopsError::Input(Width { holder: Holder::Matrix, expected, .. }) => {
-///             format!("pass a matrix of {expected} columns")
+///         (Some(a), InputError::Width { holder: Holder::Matrix, expected, .. }) => {
+///             format!("pass `{a}` as a matrix of {expected} columns")
 ///         }
-///         other => other.to_string(),
+///         _ => e.to_string(),
 ///     }
 /// }
 /// let (holder, role) = (Holder::Matrix, Role::Argument);
-/// let e = InputError::Width { holder, role, expected: 3, got: 2 };
-/// assert_eq!(explain(&e.into()), "pass a matrix of 3 columns");
+/// let width = InputError::Width { holder, role, expected: 3, got: 2 };
+/// let e = InputError::Argument { argument: "x".into(), error: Box::new(width) };
+/// assert_eq!(explain(&e.into()), "pass `x` as a matrix of 3 columns");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -259,6 +283,15 @@ pub enum InputError {
         "a view of part of a DeviceArray (or with another array's device copy) whose values are on the device only: call DeviceArray::sync_host first"
     )]
     StaleView,
+    /// An argument of a kernel call whose rows cannot be read (`error` says why: a width,
+    /// a length, a layout): the kernel's methods name the argument this way.
+    #[error("`{argument}`: {error}")]
+    Argument {
+        /// The argument, by the name the kernel declares.
+        argument: String,
+        /// What is wrong with it.
+        error: Box<InputError>,
+    },
     /// A driver was given another number of inputs in one group than its kernel reads.
     #[error("the kernel reads {expected} {}, {got} were given", group.plural())]
     InputCount {
