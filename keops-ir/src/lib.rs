@@ -2,8 +2,9 @@
 //!
 //! KeOps computes reductions of symbolic M x N matrices,
 //! `a_i = Reduction_j F(p, x_i, y_j)`, without ever storing the matrix. This crate is
-//! the compiler every part of keops-rs shares (the `keops!` macro, the PTX generator and
-//! the run-time formula API). Its stages are named modules:
+//! the language every part of keops-rs shares (the code generator of the `keops!` macro,
+//! the PTX generator and the run-time formula API); code generation itself is in
+//! `keops-codegen` and `keops-gpu-kernels`. Its stages are named modules:
 //!
 //! 1. [`parse`]: tokens (from the macro, or a run-time string) to a syntax tree, for both
 //!    the KeOps string syntax (`x = Vi(3); Sum_Reduction(F, 0)`) and the concise syntax
@@ -15,7 +16,9 @@
 //! 4. [`eval`]: the reference evaluator, oracle of every backend;
 //! 5. [`lower`]: flat scalar code for the CPU and PTX emitters.
 //!
-//! Every operation is declared once, in the table of [`ops`].
+//! Every operation is declared once, in the table of [`ops`], and every reduction once, in
+//! the table of [`reduction`]. `docs/architecture.md` (in the repository) says where each
+//! stage lives and which files a new operation or reduction touches.
 //!
 //! ```
 //! use keops_ir::{Program, eval::{Array, EvalOptions}};
