@@ -625,7 +625,6 @@ fn program_body(
     let local = Runtime::alias();
     let symbolic = !gens.is_empty();
     let gen_strings: Vec<String> = gens.iter().map(|g| g.to_string()).collect();
-    let allow = allow();
     let mut b = rt.use_alias();
     let named_view = local.named_view();
     for (k, n) in arg_names.iter().enumerate() {
@@ -657,38 +656,19 @@ fn program_body(
             Step::Reduce(r) => {
                 let kname = format!("__{}_kernel{}", kernel_base, *count);
                 *count += 1;
-                let mut inputs: Vec<KernelInput> = Vec::new();
-                for prec in [Precision::F32, Precision::F64] {
-                    if symbolic {
-                        let e = emit_generic(p, r, &kname, &gen_strings, rt, prec)?;
-                        let code = e.code;
-                        kernels.extend(quote!(#allow #code));
-                        inputs = e.inputs;
-                    } else {
-                        let ro = RustOptions {
-                            runtime: rt.clone(),
-                            precision: prec,
-                            sum_mode: SumMode::Plain,
-                        };
-                        let e = emit_reduce(p, r, &kname, &ro)?;
-                        let code = e.code;
-                        kernels.extend(quote!(#allow #code));
-                        inputs = e.inputs;
-                    }
-                }
                 let kident = ident(&kname);
-                let instance = if symbolic {
-                    kernels.extend(quote! {
-                        #[allow(non_camel_case_types)]
-                        struct #kident<#gen_params>;
-                    });
-                    quote!(#kident::<#(#gens),*>)
+                let (inputs, instance) = if symbolic {
+                    let inputs = cpu_kernels(kernels, &kident, Some(&gen_params), |prec| {
+                        let e = emit_generic(p, r, &kname, &gen_strings, rt, prec)?;
+                        Ok((e.code, e.inputs))
+                    })?;
+                    (inputs, quote!(#kident::<#(#gens),*>))
                 } else {
-                    kernels.extend(quote! {
-                        #[allow(non_camel_case_types)]
-                        struct #kident;
-                    });
-                    kident.to_token_stream()
+                    let inputs = cpu_kernels(kernels, &kident, None, |prec| {
+                        let e = emit_reduce(p, r, &kname, &rust_options(rt, prec))?;
+                        Ok((e.code, e.inputs))
+                    })?;
+                    (inputs, kident.to_token_stream())
                 };
                 let (outer, inner, params) = bind_inputs(&inputs, r.out_rows, arg_names);
                 let (n_outer, n_inner) = if r.out_rows == Cat::I {
@@ -739,23 +719,11 @@ fn program_body(
             Step::Gather(ga) => {
                 let kname = format!("__{}_kernel{}", kernel_base, *count);
                 *count += 1;
-                let mut inputs: Vec<KernelInput> = Vec::new();
-                for prec in [Precision::F32, Precision::F64] {
-                    let ro = RustOptions {
-                        runtime: rt.clone(),
-                        precision: prec,
-                        sum_mode: SumMode::Plain,
-                    };
-                    let e = emit_gather(p, ga, &kname, &ro)?;
-                    let code = e.code;
-                    kernels.extend(quote!(#allow #code));
-                    inputs = e.inputs;
-                }
                 let kident = ident(&kname);
-                kernels.extend(quote! {
-                    #[allow(non_camel_case_types)]
-                    struct #kident;
-                });
+                let inputs = cpu_kernels(kernels, &kident, None, |prec| {
+                    let e = emit_gather(p, ga, &kname, &rust_options(rt, prec))?;
+                    Ok((e.code, e.inputs))
+                })?;
                 let (mut owner, mut other, mut params) = (Vec::new(), Vec::new(), Vec::new());
                 for input in inputs.iter().filter(|i| i.var != ga.slot_var) {
                     let v = source_view(input.source, arg_names);
@@ -841,6 +809,44 @@ fn program_body(
     }
     b.extend(quote!(let out = #result;));
     Ok(b)
+}
+
+/// Options of the CPU emitter for a kernel in precision `precision`.
+fn rust_options(rt: &Runtime, precision: Precision) -> RustOptions {
+    RustOptions {
+        runtime: rt.clone(),
+        precision,
+        sum_mode: SumMode::Plain,
+    }
+}
+
+/// Writes the CPU kernel type `name` (with the const generic parameters `generics`) and
+/// its implementations for f32 and f64, which `emit` generates with the kernel's inputs
+/// (the same in both precisions); returns the inputs.
+fn cpu_kernels(
+    kernels: &mut TokenStream,
+    name: &Ident,
+    generics: Option<&TokenStream>,
+    emit: impl Fn(Precision) -> Result<(TokenStream, Vec<KernelInput>)>,
+) -> Result<Vec<KernelInput>> {
+    let allow = allow();
+    let mut inputs = Vec::new();
+    for precision in [Precision::F32, Precision::F64] {
+        let (code, i) = emit(precision)?;
+        kernels.extend(quote!(#allow #code));
+        inputs = i;
+    }
+    kernels.extend(match generics {
+        Some(g) => quote! {
+            #[allow(non_camel_case_types)]
+            struct #name<#g>;
+        },
+        None => quote! {
+            #[allow(non_camel_case_types)]
+            struct #name;
+        },
+    });
+    Ok(inputs)
 }
 
 /// Sources of a reduction step's inputs, in the order of the lowered kernel's inputs.

@@ -18,11 +18,9 @@ use keops_ir::dim::Dim;
 use keops_ir::error::{Error, ErrorKind, Result};
 use keops_ir::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarSource};
 use keops_ir::lower::{
-    Block, Inst, KernelInput, Lower, Precision, Reg, SOp, SumMode, Ty, lower_hooks,
+    Block, Inst, KernelInput, Lower, Precision, Reg, SOp, SumMode, Ty, lower_hooks, lower_op,
 };
-use keops_ir::ops::{
-    AnyWidth, Extreme, ExtremeOutput, FoldOutput, FoldTerm, LowerArgs, Lowering, Op,
-};
+use keops_ir::ops::{AnyWidth, Extreme, ExtremeOutput, FoldOutput, FoldTerm, Op};
 use keops_ir::program::{Program, Reduce};
 use keops_ir::reduction::{CpuTile, ReductionKind, Rule};
 use proc_macro2::{Ident, TokenStream};
@@ -134,33 +132,9 @@ fn write_insts(out: &mut TokenStream, insts: &[Inst], tys: &[Ty], p: Precision, 
     }
 }
 
-/// Lowers one coordinate of an element-wise operation into a block with one parameter
-/// per argument, math expanded for the precision.
-fn scalar_block(op: Op, params: &[Param], nargs: usize, p: Precision) -> Result<(Block, Vec<Ty>)> {
-    let prim = op.spec().prim().ok_or_else(|| {
-        Error::new(
-            ErrorKind::Limit,
-            format!("{} should have been expanded", op.name()),
-        )
-    })?;
-    let mut l = Lower::new();
-    let regs: Vec<Reg> = (0..nargs).map(|_| l.param(Ty::F)).collect();
-    let r = match prim.lower {
-        Lowering::Unary(f) => f(&mut l, params, regs[0]),
-        Lowering::Binary(f) => f(&mut l, params, regs[0], regs[1]),
-        Lowering::Ternary(f) => f(&mut l, params, regs[0], regs[1], regs[2]),
-        Lowering::Vector(_) => {
-            return Err(Error::new(
-                ErrorKind::Limit,
-                format!("{} is not element-wise", op.name()),
-            ));
-        }
-    };
-    let b = l.finish(regs, vec![r]);
-    Ok(keops_ir::lower::expand_block_math(&l.tys, &b, p))
-}
-
-/// Lowers a node whose widths are all known, as in the known-width emitter.
+/// Lowers a node whose widths are all known, as in the known-width emitter: a block
+/// with one parameter per component of each argument, math expanded for the precision.
+/// (One coordinate of an element-wise operation is the node with every width 1.)
 fn known_block(
     op: Op,
     params: &[Param],
@@ -168,45 +142,12 @@ fn known_block(
     out_dim: usize,
     p: Precision,
 ) -> Result<(Block, Vec<Ty>)> {
-    let prim = op.spec().prim().ok_or_else(|| {
-        Error::new(
-            ErrorKind::Limit,
-            format!("{} should have been expanded", op.name()),
-        )
-    })?;
     let mut l = Lower::new();
     let args: Vec<Vec<Reg>> = arg_dims
         .iter()
         .map(|d| (0..*d).map(|_| l.param(Ty::F)).collect())
         .collect();
-    let pick = |a: &Vec<Reg>, k: usize| if a.len() == 1 { a[0] } else { a[k] };
-    let res: Vec<Reg> = match prim.lower {
-        Lowering::Unary(f) => (0..out_dim)
-            .map(|k| f(&mut l, params, pick(&args[0], k)))
-            .collect(),
-        Lowering::Binary(f) => (0..out_dim)
-            .map(|k| f(&mut l, params, pick(&args[0], k), pick(&args[1], k)))
-            .collect(),
-        Lowering::Ternary(f) => (0..out_dim)
-            .map(|k| {
-                f(
-                    &mut l,
-                    params,
-                    pick(&args[0], k),
-                    pick(&args[1], k),
-                    pick(&args[2], k),
-                )
-            })
-            .collect(),
-        Lowering::Vector(f) => f(
-            &mut l,
-            &LowerArgs {
-                args: &args,
-                params,
-                out_dim,
-            },
-        ),
-    };
+    let res = lower_op(&mut l, op, &args, params, out_dim)?;
     let all: Vec<Reg> = args.into_iter().flatten().collect();
     let b = l.finish(all, res);
     Ok(keops_ir::lower::expand_block_math(&l.tys, &b, p))
@@ -315,7 +256,7 @@ fn op_code(
     match prim.any_width {
         AnyWidth::Elementwise => {
             // One coordinate's code in a loop over the undeclared width.
-            let (b, tys) = scalar_block(op, params, args.len(), p)?;
+            let (b, tys) = known_block(op, params, &vec![1; args.len()], 1, p)?;
             let bind: Vec<TokenStream> = args.iter().map(|a| a.at(quote!(k))).collect();
             let mut body = TokenStream::new();
             let res = write_block(&mut body, &b, &tys, &bind, p, rt);

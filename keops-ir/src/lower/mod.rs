@@ -114,7 +114,9 @@ pub fn lower_formula(
     Ok((l.finish(params, results), inputs))
 }
 
-fn lower_op(
+/// Lowers one operation whose widths are known: its output registers from its
+/// arguments' registers (`out_dim` of them; a width-1 argument broadcasts).
+pub fn lower_op(
     l: &mut Lower,
     op: Op,
     args: &[Vec<Reg>],

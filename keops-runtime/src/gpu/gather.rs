@@ -14,7 +14,7 @@ use crate::gpu::driver;
 use crate::gpu::exec::{self, Device, InputData, SimtDevice, Transfers, allocation};
 use crate::gpu::resident::{fetch_stale, with_fetched};
 use crate::gpu::step::{
-    EMULATED_DEVICE, EMULATED_MEMORY, GpuStep, Key, ModuleRef, cached, check_sources,
+    EMULATED_DEVICE, EMULATED_MEMORY, GpuStep, Key, ModuleRef, cached, check_shape, check_sources,
     chosen_backend, copy_inputs, kernel_options, precision, record,
 };
 use crate::kernel::KeopsFloat;
@@ -437,27 +437,7 @@ fn slot_weights<T: KeopsFloat>(
     let mut w = vec![T::zero(); n_owner * slots];
     for (k, (v, (_, broadcast))) in views.iter().zip(sources).enumerate() {
         let rows = if *broadcast { 1 } else { n_owner };
-        let (group, index) = (InputGroup::Cotangents, k);
-        if v.cols != slots {
-            let (expected, got) = (slots, v.cols);
-            return Err(InputError::InputWidth {
-                group,
-                index,
-                expected,
-                got,
-            }
-            .into());
-        }
-        if v.rows != rows {
-            let (expected, got) = (rows, v.rows);
-            return Err(InputError::InputRows {
-                group,
-                index,
-                expected,
-                got,
-            }
-            .into());
-        }
+        check_shape(v, InputGroup::Cotangents, k, rows, slots)?;
         for (r, row) in w.chunks_mut(slots.max(1)).enumerate() {
             let src = if *broadcast { 0 } else { r };
             for (c, x) in row.iter_mut().enumerate() {

@@ -207,26 +207,7 @@ pub(crate) fn copy_inputs<'d, T: KeopsFloat>(
         .zip(shapes)
         .enumerate()
         .map(|(index, (v, &(rows, dim)))| {
-            if v.cols != dim {
-                let (expected, got) = (dim, v.cols);
-                return Err(InputError::InputWidth {
-                    group,
-                    index,
-                    expected,
-                    got,
-                }
-                .into());
-            }
-            if v.rows != rows {
-                let (expected, got) = (rows, v.rows);
-                return Err(InputError::InputRows {
-                    group,
-                    index,
-                    expected,
-                    got,
-                }
-                .into());
-            }
+            check_shape(v, group, index, rows, dim)?;
             if let Some(r) = v.resident.filter(|r| on_device(r) && r.describes(v)) {
                 return Ok(InputData::Resident(r));
             }
@@ -243,3 +224,34 @@ pub(crate) const EMULATED_DEVICE: DeviceLimits = DeviceLimits::H100;
 
 /// Its memory (the interpreter's allocations live in host memory).
 pub(crate) const EMULATED_MEMORY: u64 = 1 << 30;
+
+/// Checks that input `index` of `group` holds `rows` rows of width `cols`.
+pub(crate) fn check_shape<T>(
+    v: &View<'_, T>,
+    group: InputGroup,
+    index: usize,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    if v.cols != cols {
+        let (expected, got) = (cols, v.cols);
+        return Err(InputError::InputWidth {
+            group,
+            index,
+            expected,
+            got,
+        }
+        .into());
+    }
+    if v.rows != rows {
+        let (expected, got) = (rows, v.rows);
+        return Err(InputError::InputRows {
+            group,
+            index,
+            expected,
+            got,
+        }
+        .into());
+    }
+    Ok(())
+}
