@@ -51,8 +51,10 @@ pub fn expand(input: TokenStream, runtime: &Runtime) -> TokenStream {
     expand_with(input, runtime, None)
 }
 
-/// Expands the macro input, with the GPU code generator when given (the `keops!`
-/// macro passes `keops-gpu-kernels`'): reduction steps then carry their PTX.
+/// Expands the macro input, with GPU step descriptors when `gpu` is given (the `keops!`
+/// macro passes [`GpuKernels::Embedded`], or [`GpuKernels::AtFirstUse`] without the
+/// `embed-ptx` feature): reduction and gather steps then run on the GPU when the call's
+/// options choose it.
 pub fn expand_with(input: TokenStream, runtime: &Runtime, gpu: Option<GpuKernels>) -> TokenStream {
     // Leading attributes (doc comments, `#[allow]`) go on the kernel type.
     let (attrs, mut tokens) = split_attributes(input);
