@@ -44,70 +44,99 @@ impl<'g> Printer<'g> {
         }
     }
 
-    fn operand(&self, out: &mut String, n: NodeId, parens: bool) -> fmt::Result {
-        if parens {
-            out.push('(');
-            self.write(out, n)?;
-            out.push(')');
-            Ok(())
-        } else {
-            self.write(out, n)
-        }
-    }
-
-    fn write(&self, out: &mut String, n: NodeId) -> fmt::Result {
-        match self.graph.node(n) {
-            Node::Var(v) => {
-                let info = self.graph.var(*v);
-                match (&info.name, info.source) {
-                    (Some(name), _) => out.push_str(name),
-                    (None, VarSource::Arg(p)) => {
-                        write!(out, "Var({p}, {}, {})", info.dim, info.cat.keops_number())?
-                    }
-                    (None, VarSource::Buffer(k)) => write!(out, "buf{k}_{}", cat_suffix(info.cat))?,
-                    (None, VarSource::Temp) => write!(out, "slot{}", v.0)?,
+    /// Writes the formula at `root`. Iterative (a stack of pieces still to write), so
+    /// that formulas of any depth print without exhausting the thread's stack.
+    fn write(&self, out: &mut String, root: NodeId) -> fmt::Result {
+        let mut todo = vec![Piece::Node(root)];
+        while let Some(piece) = todo.pop() {
+            let n = match piece {
+                Piece::Text(t) => {
+                    out.push_str(t);
+                    continue;
                 }
-            }
-            Node::Const(b) => write_number(out, f64::from_bits(*b))?,
-            Node::Zero(d) if d.is(1) => out.push('0'),
-            Node::Zero(d) => write!(out, "Zero({d})")?,
-            Node::Op(op, args, params) => {
-                let prim = op.spec().prim();
-                match prim.map(|p| p.print) {
-                    Some(Print::Infix(sym, prec)) => {
-                        let (l, r) = (args[0], args[1]);
-                        self.operand(
-                            out,
-                            l,
-                            self.precedence(l) < prec || (prec == 1 && self.precedence(l) == 1),
-                        )?;
-                        write!(out, " {sym} ")?;
-                        self.operand(out, r, self.precedence(r) <= prec)?;
+                Piece::Param(p) => {
+                    write_param(out, p)?;
+                    continue;
+                }
+                Piece::Node(n) => n,
+            };
+            match self.graph.node(n) {
+                Node::Var(v) => {
+                    let info = self.graph.var(*v);
+                    match (&info.name, info.source) {
+                        (Some(name), _) => out.push_str(name),
+                        (None, VarSource::Arg(p)) => {
+                            write!(out, "Var({p}, {}, {})", info.dim, info.cat.keops_number())?
+                        }
+                        (None, VarSource::Buffer(k)) => {
+                            write!(out, "buf{k}_{}", cat_suffix(info.cat))?
+                        }
+                        (None, VarSource::Temp) => write!(out, "slot{}", v.0)?,
                     }
-                    Some(Print::Prefix(sym))
-                        if !matches!(self.graph.node(args[0]), Node::Const(_)) =>
-                    {
-                        out.push_str(sym);
-                        self.operand(out, args[0], self.precedence(args[0]) < UNARY)?;
-                    }
-                    _ => {
-                        write!(out, "{}(", op.name())?;
-                        for (k, a) in args.iter().enumerate() {
-                            if k > 0 {
-                                out.push_str(", ");
+                }
+                Node::Const(b) => write_number(out, f64::from_bits(*b))?,
+                Node::Zero(d) if d.is(1) => out.push('0'),
+                Node::Zero(d) => write!(out, "Zero({d})")?,
+                Node::Op(op, args, params) => {
+                    // Pieces are pushed last first.
+                    let prim = op.spec().prim();
+                    match prim.map(|p| p.print) {
+                        Some(Print::Infix(sym, prec)) => {
+                            let (l, r) = (args[0], args[1]);
+                            let left_parens =
+                                self.precedence(l) < prec || (prec == 1 && self.precedence(l) == 1);
+                            push_operand(&mut todo, r, self.precedence(r) <= prec);
+                            todo.push(Piece::Text(" "));
+                            todo.push(Piece::Text(sym));
+                            todo.push(Piece::Text(" "));
+                            push_operand(&mut todo, l, left_parens);
+                        }
+                        Some(Print::Prefix(sym))
+                            if !matches!(self.graph.node(args[0]), Node::Const(_)) =>
+                        {
+                            push_operand(&mut todo, args[0], self.precedence(args[0]) < UNARY);
+                            todo.push(Piece::Text(sym));
+                        }
+                        _ => {
+                            write!(out, "{}(", op.name())?;
+                            todo.push(Piece::Text(")"));
+                            for p in params.iter().rev() {
+                                todo.push(Piece::Param(p));
+                                todo.push(Piece::Text(", "));
                             }
-                            self.write(out, *a)?;
+                            for (k, a) in args.iter().enumerate().rev() {
+                                todo.push(Piece::Node(*a));
+                                if k > 0 {
+                                    todo.push(Piece::Text(", "));
+                                }
+                            }
                         }
-                        for p in params {
-                            out.push_str(", ");
-                            write_param(out, p)?;
-                        }
-                        out.push(')');
                     }
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// What remains to be written of a formula.
+enum Piece<'g> {
+    /// A sub-formula.
+    Node(NodeId),
+    /// Text.
+    Text(&'static str),
+    /// An integer parameter.
+    Param(&'g Param),
+}
+
+/// Pushes an operand, in parentheses when `parens`, last piece first.
+fn push_operand(todo: &mut Vec<Piece<'_>>, n: NodeId, parens: bool) {
+    if parens {
+        todo.push(Piece::Text(")"));
+        todo.push(Piece::Node(n));
+        todo.push(Piece::Text("("));
+    } else {
+        todo.push(Piece::Node(n));
     }
 }
 

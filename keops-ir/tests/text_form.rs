@@ -88,3 +88,38 @@ fn printing_uses_the_syntax_it_was_given() {
         "x = Vi(0, 3); y = Vj(1, 3); Sum_Reduction(Exp(-SqDist(x, y)), 0)"
     );
 }
+
+/// Formulas 100,000 levels deep (nested functions, nested sums and functions) print on
+/// a thread with a 2 MiB stack, the default of spawned threads: the printer is
+/// iterative (issue 14, item 5).
+#[test]
+fn formulas_100000_levels_deep_print_on_a_2_mib_stack() {
+    use keops_ir::builder::Builder;
+    use keops_ir::dim::{Dim, DimSolver};
+    use keops_ir::display::Printer;
+    use keops_ir::graph::{Cat, Graph};
+    use keops_ir::Op;
+    let run = || {
+        let (mut graph, mut dims) = (Graph::new(), DimSolver::new());
+        let mut b = Builder::new(&mut graph, &mut dims);
+        let (_, x) = b.temp_var(Dim::one(), Cat::I);
+        let (mut nested, mut chain) = (x, x);
+        for k in 0..100_000 {
+            nested = b.f1(if k % 2 == 0 { Op::Exp } else { Op::Sin }, nested).unwrap();
+            let e = b.f1(Op::Exp, chain).unwrap();
+            chain = b.add(e, x).unwrap();
+        }
+        let printer = Printer::new(&graph);
+        let text = printer.formula(nested);
+        assert!(text.starts_with("Sin(Exp(Sin("), "{}", &text[..40]);
+        assert_eq!(text.matches('(').count(), 100_000);
+        let text = printer.formula(chain);
+        assert_eq!(text.matches("Exp(").count(), 100_000, "{}", &text[..40]);
+    };
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(run)
+        .unwrap()
+        .join()
+        .unwrap();
+}
