@@ -67,7 +67,7 @@ impl Dim {
             return None;
         }
         let (m, c) = self.terms.iter().next()?;
-        (m.len() == 1 && *c == 1).then_some(m[0])
+        (m.len() == 1 && *c == 1).then(|| m[0])
     }
 
     /// The symbols this dimension mentions.

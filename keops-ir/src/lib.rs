@@ -82,34 +82,54 @@ impl Program {
 
 impl Program {
     /// The program the runtime gets back from `Program::parse(&self.to_string())`, with
-    /// the same arguments. The `keops!` macro compiles this one rather than the program
-    /// built from its tokens, so that kernels regenerated at run time from the formula's
-    /// text (generic widths, the emulated backend) are the macro's, step for step.
+    /// the same arguments (their widths' symbols may be renumbered). The `keops!` macro
+    /// compiles this one rather than the program built from its tokens, so that kernels
+    /// regenerated at run time from the formula's text (generic widths, the emulated
+    /// backend) are the macro's, step for step. Reading a text can simplify a formula
+    /// further (widths that were unknown while it was built are known then), so the text
+    /// is read back until it no longer changes: the result's text parses to itself.
     pub fn canonical(&self) -> std::result::Result<Program, Error> {
-        let text = self.to_string();
-        let c = Program::parse(&text).map_err(|e| {
-            Error::new(
-                ErrorKind::Limit,
-                format!(
-                    "internal error: the formula's text form `{text}` does not parse back: {e}"
-                ),
-            )
-        })?;
-        let same = c.args.len() == self.args.len()
-            && c.args
-                .iter()
-                .zip(&self.args)
-                .all(|(a, b)| a.name == b.name && a.dim == b.dim && a.cats == b.cats);
-        if !same {
-            return Err(Error::new(
-                ErrorKind::Limit,
-                format!(
-                    "internal error: the formula's text form `{text}` parses back with other arguments"
-                ),
-            ));
+        let internal = |what: String| Error::new(ErrorKind::Limit, format!("internal error: {what}"));
+        let mut text = self.to_string();
+        // Each round can only simplify; a few rounds reach the fixed point.
+        for _ in 0..4 {
+            let c = Program::parse(&text).map_err(|e| {
+                internal(format!("the formula's text form `{text}` does not parse back: {e}"))
+            })?;
+            if !same_arguments(&c.args, &self.args) {
+                return Err(internal(format!(
+                    "the formula's text form `{text}` parses back with other arguments"
+                )));
+            }
+            let again = c.to_string();
+            if again == text {
+                return Ok(c);
+            }
+            text = again;
         }
-        Ok(c)
+        Err(internal(format!(
+            "the formula's text form `{text}` changes each time it is read"
+        )))
     }
+}
+
+/// Whether two argument lists are the same up to a renumbering of the width symbols
+/// (one symbol of `a` for one symbol of `b`, everywhere).
+fn same_arguments(a: &[ArgInfo], b: &[ArgInfo]) -> bool {
+    use std::collections::HashMap;
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut ab, mut ba) = (HashMap::new(), HashMap::new());
+    a.iter().zip(b).all(|(x, y)| {
+        if x.name != y.name || x.cats != y.cats {
+            return false;
+        }
+        match (x.dim.as_sym(), y.dim.as_sym()) {
+            (Some(s), Some(t)) => *ab.entry(s).or_insert(t) == t && *ba.entry(t).or_insert(s) == s,
+            _ => x.dim.subst(&|s| ab.get(&s).map(|t| Dim::sym(*t))) == y.dim,
+        }
+    })
 }
 
 impl std::str::FromStr for Program {

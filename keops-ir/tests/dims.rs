@@ -88,3 +88,15 @@ fn quotient_widths_are_solved_at_instantiation() {
     assert_eq!(q.output_info().values.as_known(), Some(3));
     assert!(p.instantiate(&[7, 2]).is_err());
 }
+
+/// `as_sym` of a known width is `None` (it indexed the constant term's empty monomial and
+/// panicked; found by the fuzz test).
+#[test]
+fn a_known_width_is_not_a_symbol() {
+    use keops_ir::{Dim, SymId};
+    assert_eq!(Dim::known(1).as_sym(), None);
+    assert_eq!(Dim::known(3).as_sym(), None);
+    assert_eq!(Dim::known(0).as_sym(), None);
+    assert_eq!(Dim::sym(SymId(2)).as_sym(), Some(SymId(2)));
+    assert_eq!(Dim::sym(SymId(2)).scale(2).as_sym(), None);
+}

@@ -94,18 +94,20 @@ fn printing_uses_the_syntax_it_was_given() {
 /// iterative (issue 14, item 5).
 #[test]
 fn formulas_100000_levels_deep_print_on_a_2_mib_stack() {
+    use keops_ir::Op;
     use keops_ir::builder::Builder;
     use keops_ir::dim::{Dim, DimSolver};
     use keops_ir::display::Printer;
     use keops_ir::graph::{Cat, Graph};
-    use keops_ir::Op;
     let run = || {
         let (mut graph, mut dims) = (Graph::new(), DimSolver::new());
         let mut b = Builder::new(&mut graph, &mut dims);
         let (_, x) = b.temp_var(Dim::one(), Cat::I);
         let (mut nested, mut chain) = (x, x);
         for k in 0..100_000 {
-            nested = b.f1(if k % 2 == 0 { Op::Exp } else { Op::Sin }, nested).unwrap();
+            nested = b
+                .f1(if k % 2 == 0 { Op::Exp } else { Op::Sin }, nested)
+                .unwrap();
             let e = b.f1(Op::Exp, chain).unwrap();
             chain = b.add(e, x).unwrap();
         }
