@@ -126,6 +126,29 @@
 //! }
 //! ```
 //!
+//! ## Arguments as views
+//!
+//! Rows with other layouts are passed as a [`View`]: made by checked constructors
+//! ([`View::row_major`], [`View::col_major`], [`View::flat`], [`View::with_strides`] for
+//! any strides), narrowed to some rows by [`View::rows_range`], read through accessors. A
+//! shape, strides or range that reach beyond the data are an error when the view is made
+//! ([`InputError::Strides`], [`InputError::RowRange`], ...), so kernels never read out of
+//! bounds.
+//!
+//! ```
+//! use keops::{keops, View};
+//!
+//! let k = keops!(x_i: 2; y_j: 2; Sum_j(SqDist(x_i, y_j)));
+//! // Points of width 3, of which x is the first two coordinates of every other point.
+//! let points = [0.0f64, 0.0, 9.0, 5.0, 5.0, 9.0, 1.0, 0.0, 9.0];
+//! let x = View::with_strides(&points, 2, 2, 6, 1)?;
+//! let y = View::row_major(&[0.0f64, 1.0], 1, 2)?;
+//! assert_eq!(k.eval(x, y)?, vec![[1.0], [1.0 + 1.0]]);
+//! assert_eq!(k.eval(x.rows_range(1..)?, y)?, vec![[2.0]]);
+//! assert!(View::with_strides(&points, 3, 2, 6, 1).is_err()); // a third row is beyond
+//! # Ok::<(), keops::KeopsError>(())
+//! ```
+//!
 //! ## At run time
 //!
 //! ```

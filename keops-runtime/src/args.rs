@@ -74,12 +74,12 @@ impl<T: Copy, const D: usize> Arg<T, D> for Flat<'_, T> {
 
 impl<T: Copy, const D: usize> Arg<T, D> for View<'_, T> {
     fn view(&self) -> Result<View<'_, T>> {
-        if self.cols != D {
+        if self.cols() != D {
             return Err(InputError::Width {
                 holder: Holder::Rows,
                 role: Role::Argument,
                 expected: D,
-                got: self.cols,
+                got: self.cols(),
             }
             .into());
         }
@@ -117,10 +117,10 @@ pub fn sizes<T>(
             1 => &[Axis::J],
             3 => &[Axis::I, Axis::J],
             _ => {
-                if v.rows != 1 {
+                if v.rows() != 1 {
                     return Err(InputError::ParameterRows {
                         argument: name.to_string(),
-                        got: v.rows,
+                        got: v.rows(),
                     }
                     .into());
                 }
@@ -133,16 +133,16 @@ pub fn sizes<T>(
                 Axis::J => &mut n,
             };
             match *slot {
-                Some(r) if r != v.rows => {
+                Some(r) if r != v.rows() => {
                     return Err(InputError::RowCount {
                         argument: name.to_string(),
                         axis,
                         expected: r,
-                        got: v.rows,
+                        got: v.rows(),
                     }
                     .into());
                 }
-                _ => *slot = Some(v.rows),
+                _ => *slot = Some(v.rows()),
             }
         }
     }
@@ -304,14 +304,7 @@ pub(crate) mod ndarray_args {
         let data = a
             .as_slice_memory_order()
             .ok_or(InputError::NotContiguous { role })?;
-        Ok(View {
-            data,
-            rows,
-            cols,
-            row_stride,
-            col_stride,
-            resident: None,
-        })
+        View::with_strides(data, rows, cols, row_stride, col_stride)
     }
 
     /// Row and column strides, in elements, of a `rows x cols` array with ndarray strides

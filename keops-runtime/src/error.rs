@@ -233,6 +233,34 @@ pub enum InputError {
         /// The number of rows asked for.
         rows: usize,
     },
+    /// A view ([`View::with_strides`](crate::View::with_strides)) whose shape and strides
+    /// reach beyond its slice.
+    #[error(
+        "a view of {rows} rows of width {cols} with strides ({row_stride}, {col_stride}) reaches beyond its {values} values"
+    )]
+    Strides {
+        /// Rows.
+        rows: usize,
+        /// Values per row.
+        cols: usize,
+        /// Distance between rows.
+        row_stride: usize,
+        /// Distance between columns.
+        col_stride: usize,
+        /// The slice's length.
+        values: usize,
+    },
+    /// A range of rows ([`View::rows_range`](crate::View::rows_range)) that is not within
+    /// the view's rows (`start` or `end` is `usize::MAX` when the range's bound overflows).
+    #[error("rows {start}..{end} of a view of {rows} rows")]
+    RowRange {
+        /// The first row asked for.
+        start: usize,
+        /// One past the last row asked for.
+        end: usize,
+        /// The view's rows.
+        rows: usize,
+    },
     /// `rows` rows of `cols` values are more values than `usize` can count.
     #[error("{rows} rows of {cols} values overflow usize")]
     Overflow {
@@ -603,6 +631,24 @@ mod tests {
             (
                 InputError::UnknownRowCount { axis: Axis::J },
                 "the number of rows N is unknown: no argument is indexed by j",
+            ),
+            (
+                InputError::Strides {
+                    rows: 3,
+                    cols: 2,
+                    row_stride: 4,
+                    col_stride: 1,
+                    values: 9,
+                },
+                "a view of 3 rows of width 2 with strides (4, 1) reaches beyond its 9 values",
+            ),
+            (
+                InputError::RowRange {
+                    start: 2,
+                    end: 5,
+                    rows: 4,
+                },
+                "rows 2..5 of a view of 4 rows",
             ),
             (
                 InputError::Length {
