@@ -149,6 +149,28 @@
 //! # Ok::<(), keops::KeopsError>(())
 //! ```
 //!
+//! ## Row counts without variables
+//!
+//! The numbers of rows M (of i) and N (of j) come from the arguments. A kernel with no
+//! argument indexed by j (or by i) takes N = 1 (M = 1), as KeOps does, unless
+//! [`Options::n`] ([`Options::m`]) says otherwise; given with arguments of that index,
+//! the option must agree with their rows ([`InputError::OptionRowCount`] names both).
+//!
+//! ```
+//! use keops::{keops, Options};
+//!
+//! let k = keops!(x_i: 1; Sum_j(Exp(-SqNorm2(x_i))));
+//! let x = vec![[0.0f64], [1.0]];
+//! let a = k.eval(&x)?; // one term
+//! assert!((a[0][0] - 1.0).abs() < 1e-12 && (a[1][0] - (-1.0f64).exp()).abs() < 1e-12);
+//! let five = Options { n: Some(5), ..Options::default() };
+//! let a = k.eval_with(&five, &x)?; // five equal terms
+//! assert!((a[0][0] - 5.0).abs() < 1e-12 && (a[1][0] - 5.0 * (-1.0f64).exp()).abs() < 1e-12);
+//! let bad = Options { m: Some(3), ..Options::default() };
+//! assert!(k.eval_with(&bad, &x).unwrap_err().to_string().contains("M = 3"));
+//! # Ok::<(), keops::KeopsError>(())
+//! ```
+//!
 //! ## At run time
 //!
 //! ```

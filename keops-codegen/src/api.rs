@@ -640,7 +640,7 @@ fn program_body(
         quote!((#text, #cat, &#n))
     });
     let sizes = local.sizes();
-    b.extend(quote!(let (m, n) = #sizes(&[#(#views),*], None, None)?;));
+    b.extend(quote!(let (m, n) = #sizes(&[#(#views),*], options.m, options.n)?;));
     let info = p.output_info();
     let (out_rows, out_width) = (rows(info.rows), dim_expr(&info.values));
     b.extend(quote!(if let Some(d) = __dest.as_deref() { d.expect(#out_rows, #out_width)?; }));

@@ -32,6 +32,7 @@ impl InputError {
     pub fn argument(&self) -> Option<&str> {
         match self {
             InputError::RowCount { argument, .. }
+            | InputError::OptionRowCount { argument, .. }
             | InputError::ParameterRows { argument, .. }
             | InputError::Argument { argument, .. } => Some(argument),
             _ => None,
@@ -184,15 +185,22 @@ pub enum InputError {
         /// Its rows.
         got: usize,
     },
-    /// No argument is indexed by `axis`, so its number of rows (M for i, N for j) is
-    /// unknown.
+    /// An argument has another number of rows than the call's options give its index
+    /// ([`Options::m`](crate::Options::m) for i, [`Options::n`](crate::Options::n) for j).
     #[error(
-        "the number of rows {} is unknown: no argument is indexed by {axis}",
-        axis.count_name()
+        "`{argument}` has {got} rows, but the options set {} = {option} (Options::{})",
+        axis.count_name(),
+        axis.count_name().to_ascii_lowercase()
     )]
-    UnknownRowCount {
-        /// The index without arguments.
+    OptionRowCount {
+        /// The argument, by the name the kernel declares.
+        argument: String,
+        /// The index the argument is indexed by.
         axis: Axis,
+        /// The rows the options give the index.
+        option: usize,
+        /// The argument's rows.
+        got: usize,
     },
     /// Rows of another width than the kernel's (or, for [`Role::Transfer`], than the
     /// caller asked for): a matrix with 2 columns where the kernel needs 3.
@@ -629,8 +637,13 @@ mod tests {
                 "`b` has 6 rows, but another variable indexed like it has 5",
             ),
             (
-                InputError::UnknownRowCount { axis: Axis::J },
-                "the number of rows N is unknown: no argument is indexed by j",
+                InputError::OptionRowCount {
+                    argument: "y".into(),
+                    axis: Axis::J,
+                    option: 4,
+                    got: 5,
+                },
+                "`y` has 5 rows, but the options set N = 4 (Options::n)",
             ),
             (
                 InputError::Strides {
