@@ -126,6 +126,51 @@
 //! }
 //! ```
 //!
+//! ## Arguments as views
+//!
+//! Rows with other layouts are passed as a [`View`]: made by checked constructors
+//! ([`View::row_major`], [`View::col_major`], [`View::flat`], [`View::with_strides`] for
+//! any strides), narrowed to some rows by [`View::rows_range`], read through accessors. A
+//! shape, strides or range that reach beyond the data are an error when the view is made
+//! ([`InputError::Strides`], [`InputError::RowRange`], ...), so kernels never read out of
+//! bounds.
+//!
+//! ```
+//! use keops::{keops, View};
+//!
+//! let k = keops!(x_i: 2; y_j: 2; Sum_j(SqDist(x_i, y_j)));
+//! // Points of width 3, of which x is the first two coordinates of every other point.
+//! let points = [0.0f64, 0.0, 9.0, 5.0, 5.0, 9.0, 1.0, 0.0, 9.0];
+//! let x = View::with_strides(&points, 2, 2, 6, 1)?;
+//! let y = View::row_major(&[0.0f64, 1.0], 1, 2)?;
+//! assert_eq!(k.eval(x, y)?, vec![[1.0], [1.0 + 1.0]]);
+//! assert_eq!(k.eval(x.rows_range(1..)?, y)?, vec![[2.0]]);
+//! assert!(View::with_strides(&points, 3, 2, 6, 1).is_err()); // a third row is beyond
+//! # Ok::<(), keops::KeopsError>(())
+//! ```
+//!
+//! ## Row counts without variables
+//!
+//! The numbers of rows M (of i) and N (of j) come from the arguments. A kernel with no
+//! argument indexed by j (or by i) takes N = 1 (M = 1), as KeOps does, unless
+//! [`Options::n`] ([`Options::m`]) says otherwise; given with arguments of that index,
+//! the option must agree with their rows ([`InputError::OptionRowCount`] names both).
+//!
+//! ```
+//! use keops::{keops, Options};
+//!
+//! let k = keops!(x_i: 1; Sum_j(Exp(-SqNorm2(x_i))));
+//! let x = vec![[0.0f64], [1.0]];
+//! let a = k.eval(&x)?; // one term
+//! assert!((a[0][0] - 1.0).abs() < 1e-12 && (a[1][0] - (-1.0f64).exp()).abs() < 1e-12);
+//! let five = Options { n: Some(5), ..Options::default() };
+//! let a = k.eval_with(&five, &x)?; // five equal terms
+//! assert!((a[0][0] - 5.0).abs() < 1e-12 && (a[1][0] - 5.0 * (-1.0f64).exp()).abs() < 1e-12);
+//! let bad = Options { m: Some(3), ..Options::default() };
+//! assert!(k.eval_with(&bad, &x).unwrap_err().to_string().contains("M = 3"));
+//! # Ok::<(), keops::KeopsError>(())
+//! ```
+//!
 //! ## At run time
 //!
 //! ```

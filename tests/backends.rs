@@ -672,10 +672,7 @@ fn device_arrays_are_read_in_place_on_their_device() {
 
 /// The first two rows of a device array, as a view.
 fn part_after_sync(a: &keops::DeviceArray<f64>) -> keops::View<'_, f64> {
-    let mut v = a.view();
-    v.rows = 2;
-    v.data = &v.data[..2];
-    v
+    a.view().rows_range(..2).unwrap()
 }
 
 #[test]
@@ -723,25 +720,21 @@ fn device_arrays_are_written_in_place_and_checked() {
             "{e}"
         );
     }
-    // Views are plain structs: one narrowed to some rows of a device array, or paired with
-    // another precision's copy, is read from its own host values, never from the copy.
+    // A view narrowed to some rows of a device array is read from its own host values,
+    // never from the device copy (which holds all the rows).
     let y64: Vec<[f64; 1]> = vec![[1.0], [2.0], [3.0], [4.0]];
     let k64 = keops!(x_i: 1; y_j: 1; Sum_j(x_i * y_j));
     let x64 = vec![[1.0f64], [2.0]];
     for backend in backends() {
         let opts = Options::on(backend);
         let y = keops::DeviceArray::from_rows(backend, &y64).unwrap();
-        let mut first_two = y.view();
-        first_two.rows = 2;
-        first_two.data = &first_two.data[..2];
+        let first_two = y.view().rows_range(0..2).unwrap();
         assert_eq!(
             k64.eval_with(&opts, &x64, first_two).unwrap(),
             vec![[3.0], [6.0]],
             "rows 0 and 1 of a device array on {backend:?}"
         );
-        let mut last_two = y.view();
-        last_two.rows = 2;
-        last_two.data = &last_two.data[2..];
+        let last_two = y.view().rows_range(2..).unwrap();
         assert_eq!(
             k64.eval_with(&opts, &x64, last_two).unwrap(),
             vec![[7.0], [14.0]],
@@ -752,9 +745,7 @@ fn device_arrays_are_written_in_place_and_checked() {
             let mut out = keops::DeviceArray::from_rows(backend, &[[0.0f64]; 4]).unwrap();
             k64.eval_into_with(&opts, &mut out, &y64, &y).unwrap();
             assert!(!out.is_host_current());
-            let mut part = out.view();
-            part.rows = 2;
-            part.data = &part.data[..2];
+            let part = out.view().rows_range(..2).unwrap();
             let e = input_error(
                 k64.eval_with(&opts, &x64, part).unwrap_err(),
                 InputError::StaleView,
@@ -1035,5 +1026,207 @@ fn k_selections_with_ties_nan_and_infinities() {
         let (v, i) = kmin.eval_with(opts, &x, &y).unwrap().flat();
         assert_eq!(i, want_i, "indices with infinities");
         assert_eq!(v, want_v, "values with infinities");
+    });
+}
+
+/// `opts` with the row counts `m` and `n` ([`Options::m`], [`Options::n`]).
+fn sized(opts: &Options, m: Option<usize>, n: Option<usize>) -> Options {
+    Options { m, n, ..*opts }
+}
+
+#[test]
+fn kernels_without_a_j_variable_take_n_from_the_options() {
+    // Sum_j of a formula of x_i alone: N equal terms, N = 1 unless the options say (as
+    // KeOps, whose pykeops `get_sizes` takes 1 for an index without variables).
+    let k = keops!(x_i: 3; Sum_j(Exp(-SqNorm2(x_i))));
+    let nearest = keops!(x_i: 2; Min_ArgMin_j(SqNorm2(x_i)));
+    let knn = keops!(x_i: 2; ArgKMin_j(SqNorm2(x_i), 3));
+    let mut rng = Rng(31);
+    let x: Vec<[f64; 3]> = rng.rows(5);
+    let x2: Vec<[f64; 2]> = rng.rows(4);
+    let term: Vec<f64> = x
+        .iter()
+        .map(|r| (-r.iter().map(|v| v * v).sum::<f64>()).exp())
+        .collect();
+    let times = |n: f64| term.iter().map(|t| t * n).collect::<Vec<f64>>();
+    let e = vec![[1.0f64]; 5];
+    on_backends(|opts| {
+        let what = format!("{:?}", opts.backend);
+        let got = k.eval_with(opts, &x).unwrap().flat().0;
+        close(
+            &got,
+            &times(1.0),
+            1e-12,
+            &format!("N = 1 by default on {what}"),
+        );
+        let got = k
+            .eval_with(&sized(opts, None, Some(7)), &x)
+            .unwrap()
+            .flat()
+            .0;
+        close(&got, &times(7.0), 1e-12, &format!("N = 7 on {what}"));
+        let got = k.eval_with(&sized(opts, None, Some(0)), &x).unwrap();
+        assert_eq!(got, vec![[0.0]; 5], "N = 0 on {what}");
+        // M from the options agrees with x's rows.
+        let got = k
+            .eval_with(&sized(opts, Some(5), Some(3)), &x)
+            .unwrap()
+            .flat()
+            .0;
+        close(&got, &times(3.0), 1e-12, &format!("M = 5, N = 3 on {what}"));
+        // The gradient: N times each term's.
+        let gx = k
+            .grad_x_with(&sized(opts, None, Some(7)), &x, &e)
+            .unwrap()
+            .flat()
+            .0;
+        let want: Vec<f64> = x
+            .iter()
+            .zip(&term)
+            .flat_map(|(r, t)| r.map(|v| -2.0 * v * t * 7.0))
+            .collect();
+        close(&gx, &want, 1e-12, &format!("gradient, N = 7, on {what}"));
+        // Selections over N equal values: the lowest indices.
+        let (v, i) = nearest.eval_with(&sized(opts, None, Some(4)), &x2).unwrap();
+        let want: Vec<[f64; 1]> = x2.iter().map(|r| [r[0] * r[0] + r[1] * r[1]]).collect();
+        close(
+            &v.flat().0,
+            &want.flat().0,
+            1e-12,
+            &format!("min on {what}"),
+        );
+        assert_eq!(i, vec![[0]; 4], "argmin on {what}");
+        let i = knn.eval_with(&sized(opts, None, Some(2)), &x2).unwrap();
+        assert_eq!(i, vec![[0, 1, usize::MAX]; 4], "argkmin, K > N, on {what}");
+        let i = knn.eval_with(opts, &x2).unwrap();
+        assert_eq!(i, vec![[0, usize::MAX, usize::MAX]; 4], "N = 1 on {what}");
+    });
+}
+
+#[test]
+fn kernels_without_an_i_variable_take_m_from_the_options() {
+    // Sum_i of a formula of y_j alone (M equal terms), and Sum_j without i-variable (M
+    // equal output rows); M = 1 unless the options say.
+    let by_j = keops!(y_j: 2; Sum_i(SqNorm2(y_j)));
+    let rows = keops!(y_j: 2; b_j: 1; Sum_j(SqNorm2(y_j) * b_j));
+    let mut rng = Rng(37);
+    let y: Vec<[f64; 2]> = rng.rows(6);
+    let b: Vec<f64> = (0..6).map(|k| k as f64 - 2.5).collect();
+    let b: Vec<[f64; 1]> = b.iter().map(|v| [*v]).collect();
+    let sq: Vec<f64> = y.iter().map(|r| r[0] * r[0] + r[1] * r[1]).collect();
+    let total: f64 = sq.iter().zip(&b).map(|(s, w)| s * w[0]).sum();
+    on_backends(|opts| {
+        let what = format!("{:?}", opts.backend);
+        let got = by_j.eval_with(opts, &y).unwrap().flat().0;
+        close(&got, &sq, 1e-12, &format!("M = 1 by default on {what}"));
+        let got = by_j
+            .eval_with(&sized(opts, Some(3), None), &y)
+            .unwrap()
+            .flat()
+            .0;
+        let want: Vec<f64> = sq.iter().map(|s| s * 3.0).collect();
+        close(&got, &want, 1e-12, &format!("M = 3 on {what}"));
+        let got = rows.eval_with(opts, &y, &b).unwrap().flat().0;
+        close(
+            &got,
+            &[total],
+            1e-12,
+            &format!("one row by default on {what}"),
+        );
+        let got = rows
+            .eval_with(&sized(opts, Some(4), None), &y, &b)
+            .unwrap()
+            .flat()
+            .0;
+        close(&got, &[total; 4], 1e-12, &format!("M = 4 rows on {what}"));
+        // Into a buffer of M rows.
+        let mut out = vec![[f64::NAN]; 4];
+        rows.eval_into_with(&sized(opts, Some(4), None), &mut out, &y, &b)
+            .unwrap();
+        close(
+            &out.flat().0,
+            &[total; 4],
+            1e-12,
+            &format!("into on {what}"),
+        );
+    });
+}
+
+#[test]
+fn row_count_options_that_disagree_with_the_arguments_are_errors_naming_both() {
+    let k = keops!(x_i: 3; y_j: 3; b_j: 1; Sum_j(Exp(-SqDist(x_i, y_j)) * b_j));
+    let mut rng = Rng(41);
+    let x: Vec<[f64; 3]> = rng.rows(4);
+    let y: Vec<[f64; 3]> = rng.rows(6);
+    let b: Vec<[f64; 1]> = rng.rows(6);
+    let b5: Vec<[f64; 1]> = rng.rows(5);
+    on_backends(|opts| {
+        let e = input_error(
+            k.eval_with(&sized(opts, Some(3), None), &x, &y, &b)
+                .unwrap_err(),
+            InputError::OptionRowCount {
+                argument: "x".into(),
+                axis: keops::error::Axis::I,
+                option: 3,
+                got: 4,
+            },
+        );
+        assert_eq!(
+            e,
+            "bad input: `x` has 4 rows, but the options set M = 3 (Options::m)"
+        );
+        let e = input_error(
+            k.eval_with(&sized(opts, Some(4), Some(5)), &x, &y, &b)
+                .unwrap_err(),
+            InputError::OptionRowCount {
+                argument: "y".into(),
+                axis: keops::error::Axis::J,
+                option: 5,
+                got: 6,
+            },
+        );
+        assert_eq!(
+            e,
+            "bad input: `y` has 6 rows, but the options set N = 5 (Options::n)"
+        );
+        // The option agrees with y, b disagrees with both.
+        input_error(
+            k.eval_with(&sized(opts, None, Some(6)), &x, &y, &b5)
+                .unwrap_err(),
+            InputError::OptionRowCount {
+                argument: "b".into(),
+                axis: keops::error::Axis::J,
+                option: 6,
+                got: 5,
+            },
+        );
+        // Without options, b against y.
+        input_error(
+            k.eval_with(opts, &x, &y, &b5).unwrap_err(),
+            InputError::RowCount {
+                argument: "b".into(),
+                axis: keops::error::Axis::J,
+                expected: 6,
+                got: 5,
+            },
+        );
+        // Gradients check the cotangent against M too.
+        let e3 = [[1.0f64]; 3];
+        input_error(
+            k.grad_x_with(&sized(opts, Some(3), None), &x[..3], &y, &b, &e3[..2])
+                .unwrap_err(),
+            InputError::OptionRowCount {
+                argument: "cotangent".into(),
+                axis: keops::error::Axis::I,
+                option: 3,
+                got: 2,
+            },
+        );
+        // Options that agree change nothing.
+        assert_eq!(
+            k.eval_with(&sized(opts, Some(4), Some(6)), &x, &y, &b)
+                .unwrap(),
+            k.eval_with(opts, &x, &y, &b).unwrap()
+        );
     });
 }

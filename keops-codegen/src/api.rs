@@ -640,13 +640,13 @@ fn program_body(
         quote!((#text, #cat, &#n))
     });
     let sizes = local.sizes();
-    b.extend(quote!(let (m, n) = #sizes(&[#(#views),*], None, None)?;));
+    b.extend(quote!(let (m, n) = #sizes(&[#(#views),*], options.m, options.n)?;));
     let info = p.output_info();
     let (out_rows, out_width) = (rows(info.rows), dim_expr(&info.values));
     b.extend(quote!(if let Some(d) = __dest.as_deref() { d.expect(#out_rows, #out_width)?; }));
     let gen_params = quote!(#(const #gens: usize),*);
     let mut result = TokenStream::new();
-    let widths: Vec<TokenStream> = arg_names.iter().map(|n| quote!(#n.cols)).collect();
+    let widths: Vec<TokenStream> = arg_names.iter().map(|n| quote!(#n.cols())).collect();
     // Kernel types are named after the kernel (without a raw identifier's `r#`).
     let kernel_base = opts.name.to_string();
     let kernel_base = kernel_base.trim_start_matches("r#");
@@ -870,7 +870,7 @@ fn source_view(source: VarSource, arg_names: &[Ident]) -> TokenStream {
         }
         VarSource::Temp => {
             let view = local.view();
-            quote!(#view { data: &[], rows: 0, cols: 0, row_stride: 0, col_stride: 0, resident: None })
+            quote!(#view::empty())
         }
     }
 }

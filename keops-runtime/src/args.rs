@@ -74,12 +74,12 @@ impl<T: Copy, const D: usize> Arg<T, D> for Flat<'_, T> {
 
 impl<T: Copy, const D: usize> Arg<T, D> for View<'_, T> {
     fn view(&self) -> Result<View<'_, T>> {
-        if self.cols != D {
+        if self.cols() != D {
             return Err(InputError::Width {
                 holder: Holder::Rows,
                 role: Role::Argument,
                 expected: D,
-                got: self.cols,
+                got: self.cols(),
             }
             .into());
         }
@@ -104,23 +104,32 @@ pub fn named_view<'a, T, const D: usize, A: Arg<T, D> + ?Sized>(
 }
 
 /// Row counts M (of i-variables) and N (of j-variables) from the arguments' views, each
-/// given with its indexing (0: i, 1: j, 2: parameter, 3: both i and j).
+/// given with its indexing (0: i, 1: j, 2: parameter, 3: both i and j), and the call's
+/// options `m` and `n` ([`Options::m`](crate::Options::m), [`Options::n`](crate::Options::n)).
+///
+/// An argument's rows must equal the option of its index when it is given
+/// ([`InputError::OptionRowCount`]), and those of the arguments before it indexed the same
+/// way ([`InputError::RowCount`]). An index that neither an argument nor an option sizes has
+/// one row, as in KeOps (pykeops' `get_sizes`: a formula with no `Vj` variable sums one
+/// term).
 pub fn sizes<T>(
     views: &[(&str, u8, &View<'_, T>)],
     m: Option<usize>,
     n: Option<usize>,
 ) -> Result<(usize, usize)> {
-    let (mut m, mut n) = (m, n);
+    // Each index's rows, and whether the options gave them.
+    let (mut m, mut n) = (m.map(|r| (r, true)), n.map(|r| (r, true)));
     for (name, cat, v) in views {
+        let rows = v.rows();
         let axes: &[Axis] = match cat {
             0 => &[Axis::I],
             1 => &[Axis::J],
             3 => &[Axis::I, Axis::J],
             _ => {
-                if v.rows != 1 {
+                if rows != 1 {
                     return Err(InputError::ParameterRows {
                         argument: name.to_string(),
-                        got: v.rows,
+                        got: rows,
                     }
                     .into());
                 }
@@ -133,22 +142,30 @@ pub fn sizes<T>(
                 Axis::J => &mut n,
             };
             match *slot {
-                Some(r) if r != v.rows => {
-                    return Err(InputError::RowCount {
+                Some((option, true)) if option != rows => {
+                    return Err(InputError::OptionRowCount {
                         argument: name.to_string(),
                         axis,
-                        expected: r,
-                        got: v.rows,
+                        option,
+                        got: rows,
                     }
                     .into());
                 }
-                _ => *slot = Some(v.rows),
+                Some((expected, false)) if expected != rows => {
+                    return Err(InputError::RowCount {
+                        argument: name.to_string(),
+                        axis,
+                        expected,
+                        got: rows,
+                    }
+                    .into());
+                }
+                Some(_) => {}
+                None => *slot = Some((rows, false)),
             }
         }
     }
-    let m = m.ok_or(InputError::UnknownRowCount { axis: Axis::I })?;
-    let n = n.ok_or(InputError::UnknownRowCount { axis: Axis::J })?;
-    Ok((m, n))
+    Ok((m.map_or(1, |s| s.0), n.map_or(1, |s| s.0)))
 }
 
 /// The values of an output as rows of `D`.
@@ -304,14 +321,7 @@ pub(crate) mod ndarray_args {
         let data = a
             .as_slice_memory_order()
             .ok_or(InputError::NotContiguous { role })?;
-        Ok(View {
-            data,
-            rows,
-            cols,
-            row_stride,
-            col_stride,
-            resident: None,
-        })
+        View::with_strides(data, rows, cols, row_stride, col_stride)
     }
 
     /// Row and column strides, in elements, of a `rows x cols` array with ndarray strides

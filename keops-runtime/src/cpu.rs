@@ -71,7 +71,7 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(
     let params: Vec<T> = a
         .params
         .iter()
-        .flat_map(|v| (0..v.cols).map(move |c| v.at(0, c)))
+        .flat_map(|v| (0..v.cols()).map(move |c| v.at(0, c)))
         .collect();
 
     let threads = rayon::current_num_threads().max(1);
@@ -114,8 +114,8 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(
             for r in 0..rows {
                 let mut off = r * outer_width;
                 for v in &a.outer {
-                    v.copy_row(r0 + r, &mut outer[off..off + v.cols]);
-                    off += v.cols;
+                    v.copy_row(r0 + r, &mut outer[off..off + v.cols()]);
+                    off += v.cols();
                 }
             }
             let mut soa = vec![T::zero(); inner_width * tile];
@@ -129,7 +129,7 @@ pub fn reduce<T: KeopsFloat, K: CpuReduce<T>>(
                 let len = tile.min(j_end - j0);
                 let mut comp = 0;
                 for v in &a.inner {
-                    for c in 0..v.cols {
+                    for c in 0..v.cols() {
                         let dst = &mut soa[comp * tile..comp * tile + len];
                         for (t, d) in dst.iter_mut().enumerate() {
                             *d = v.at(j0 + t, c);

@@ -32,6 +32,7 @@ impl InputError {
     pub fn argument(&self) -> Option<&str> {
         match self {
             InputError::RowCount { argument, .. }
+            | InputError::OptionRowCount { argument, .. }
             | InputError::ParameterRows { argument, .. }
             | InputError::Argument { argument, .. } => Some(argument),
             _ => None,
@@ -184,15 +185,22 @@ pub enum InputError {
         /// Its rows.
         got: usize,
     },
-    /// No argument is indexed by `axis`, so its number of rows (M for i, N for j) is
-    /// unknown.
+    /// An argument has another number of rows than the call's options give its index
+    /// ([`Options::m`](crate::Options::m) for i, [`Options::n`](crate::Options::n) for j).
     #[error(
-        "the number of rows {} is unknown: no argument is indexed by {axis}",
-        axis.count_name()
+        "`{argument}` has {got} rows, but the options set {} = {option} (Options::{})",
+        axis.count_name(),
+        axis.count_name().to_ascii_lowercase()
     )]
-    UnknownRowCount {
-        /// The index without arguments.
+    OptionRowCount {
+        /// The argument, by the name the kernel declares.
+        argument: String,
+        /// The index the argument is indexed by.
         axis: Axis,
+        /// The rows the options give the index.
+        option: usize,
+        /// The argument's rows.
+        got: usize,
     },
     /// Rows of another width than the kernel's (or, for [`Role::Transfer`], than the
     /// caller asked for): a matrix with 2 columns where the kernel needs 3.
@@ -231,6 +239,34 @@ pub enum InputError {
         /// The number of values.
         values: usize,
         /// The number of rows asked for.
+        rows: usize,
+    },
+    /// A view ([`View::with_strides`](crate::View::with_strides)) whose shape and strides
+    /// reach beyond its slice.
+    #[error(
+        "a view of {rows} rows of width {cols} with strides ({row_stride}, {col_stride}) reaches beyond its {values} values"
+    )]
+    Strides {
+        /// Rows.
+        rows: usize,
+        /// Values per row.
+        cols: usize,
+        /// Distance between rows.
+        row_stride: usize,
+        /// Distance between columns.
+        col_stride: usize,
+        /// The slice's length.
+        values: usize,
+    },
+    /// A range of rows ([`View::rows_range`](crate::View::rows_range)) that is not within
+    /// the view's rows (`start` or `end` is `usize::MAX` when the range's bound overflows).
+    #[error("rows {start}..{end} of a view of {rows} rows")]
+    RowRange {
+        /// The first row asked for.
+        start: usize,
+        /// One past the last row asked for.
+        end: usize,
+        /// The view's rows.
         rows: usize,
     },
     /// `rows` rows of `cols` values are more values than `usize` can count.
@@ -601,8 +637,31 @@ mod tests {
                 "`b` has 6 rows, but another variable indexed like it has 5",
             ),
             (
-                InputError::UnknownRowCount { axis: Axis::J },
-                "the number of rows N is unknown: no argument is indexed by j",
+                InputError::OptionRowCount {
+                    argument: "y".into(),
+                    axis: Axis::J,
+                    option: 4,
+                    got: 5,
+                },
+                "`y` has 5 rows, but the options set N = 4 (Options::n)",
+            ),
+            (
+                InputError::Strides {
+                    rows: 3,
+                    cols: 2,
+                    row_stride: 4,
+                    col_stride: 1,
+                    values: 9,
+                },
+                "a view of 3 rows of width 2 with strides (4, 1) reaches beyond its 9 values",
+            ),
+            (
+                InputError::RowRange {
+                    start: 2,
+                    end: 5,
+                    rows: 4,
+                },
+                "rows 2..5 of a view of 4 rows",
             ),
             (
                 InputError::Length {

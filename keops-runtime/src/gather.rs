@@ -7,10 +7,10 @@
 //! D)`, and the result is added to row `r` of the output (owner-indexed output) or row
 //! `j` (the other index).
 
-use crate::error::{InputError, InputGroup, Result, Shape};
+use crate::error::{InputError, InputGroup, KeopsError, Result, Shape};
 use crate::gpu::resident::{fetch_stale, with_fetched};
 use crate::kernel::KeopsFloat;
-use crate::view::{View, check_views};
+use crate::view::{View, check_shape, check_views};
 
 // The kernel interface, at the path generated code names it by.
 pub use crate::kernel::{CpuGather, GatherArgs};
@@ -41,8 +41,8 @@ fn gather_row<T: KeopsFloat, K: CpuGather<T>>(
         bufs.slot[s % d] = w;
         let mut off = 0;
         for v in &a.other {
-            v.copy_row(j, &mut bufs.other[off..off + v.cols]);
-            off += v.cols;
+            v.copy_row(j, &mut bufs.other[off..off + v.cols()]);
+            off += v.cols();
         }
         k.eval(
             &bufs.owner,
@@ -66,9 +66,9 @@ struct GatherBufs<T> {
 /// Runs a gather on the CPU.
 pub fn gather<T: KeopsFloat, K: CpuGather<T>>(k: &K, a: &GatherArgs<'_, T>) -> Result<Output<T>> {
     let (wo, wi, wp) = k.widths();
-    check_views(InputGroup::Owner, &a.owner, &wo, None)?;
-    check_views(InputGroup::Other, &a.other, &wi, None)?;
-    check_views(InputGroup::Params, &a.params, &wp, None)?;
+    check_views(InputGroup::Owner, &a.owner, &wo, Some(a.n_owner))?;
+    check_views(InputGroup::Other, &a.other, &wi, Some(a.n_other))?;
+    check_views(InputGroup::Params, &a.params, &wp, Some(1))?;
     let (rows, width) = (a.indices.rows, a.indices.idim);
     if rows != a.n_owner {
         return Err(InputError::Selections {
@@ -77,9 +77,29 @@ pub fn gather<T: KeopsFloat, K: CpuGather<T>>(k: &K, a: &GatherArgs<'_, T>) -> R
         }
         .into());
     }
+    if Some(a.indices.indices.len()) != rows.checked_mul(width) {
+        return Err(KeopsError::internal(format!(
+            "selections of {rows} rows of {width} indices hold {} indices",
+            a.indices.indices.len()
+        )));
+    }
     let slot_width = k.slot_dim();
     if !width.is_multiple_of(slot_width.max(1)) {
         return Err(InputError::SelectionSlots { width, slot_width }.into());
+    }
+    // The indices select rows of the other index.
+    if let Some(&index) = a
+        .indices
+        .indices
+        .iter()
+        .find(|j| **j != INDEX_NONE && **j >= a.n_other as u64)
+    {
+        let rows = a.n_other;
+        return Err(InputError::SelectedIndex { index, rows }.into());
+    }
+    for (index, (v, broadcast)) in a.weights.iter().enumerate() {
+        let rows = if *broadcast { 1 } else { a.n_owner };
+        check_shape(v, InputGroup::Cotangents, index, rows, width)?;
     }
     // Device arrays that kernels wrote on their device: their values, fetched.
     let weight_views: Vec<View<'_, T>> = a.weights.iter().map(|(v, _)| *v).collect();
@@ -104,15 +124,15 @@ pub fn gather<T: KeopsFloat, K: CpuGather<T>>(k: &K, a: &GatherArgs<'_, T>) -> R
     let params: Vec<T> = a
         .params
         .iter()
-        .flat_map(|v| (0..v.cols).map(move |c| v.at(0, c)))
+        .flat_map(|v| (0..v.cols()).map(move |c| v.at(0, c)))
         .collect();
     let new_bufs = |r: Option<usize>| {
         let mut owner = vec![T::zero(); wo.iter().sum()];
         if let Some(r) = r {
             let mut off = 0;
             for v in &a.owner {
-                v.copy_row(r, &mut owner[off..off + v.cols]);
-                off += v.cols;
+                v.copy_row(r, &mut owner[off..off + v.cols()]);
+                off += v.cols();
             }
         }
         GatherBufs {
@@ -126,8 +146,8 @@ pub fn gather<T: KeopsFloat, K: CpuGather<T>>(k: &K, a: &GatherArgs<'_, T>) -> R
     let fill_owner = |bufs: &mut GatherBufs<T>, r: usize| {
         let mut off = 0;
         for v in &a.owner {
-            v.copy_row(r, &mut bufs.owner[off..off + v.cols]);
-            off += v.cols;
+            v.copy_row(r, &mut bufs.owner[off..off + v.cols()]);
+            off += v.cols();
         }
     };
     if a.to_owner {
@@ -183,5 +203,129 @@ pub fn gather<T: KeopsFloat, K: CpuGather<T>>(k: &K, a: &GatherArgs<'_, T>) -> R
             idim: 0,
             indices: vec![],
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::KeopsError;
+
+    /// `owner * other * slot` at each selected pair (widths 1).
+    struct Product;
+
+    impl CpuGather<f64> for Product {
+        fn widths(&self) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+            (vec![1], vec![1], vec![])
+        }
+        fn slot_dim(&self) -> usize {
+            1
+        }
+        fn out_dim(&self) -> usize {
+            1
+        }
+        fn eval(&self, owner: &[f64], other: &[f64], _: &[f64], slot: &[f64], out: &mut [f64]) {
+            out[0] = owner[0] * other[0] * slot[0];
+        }
+    }
+
+    fn selections(rows: usize, idim: usize, indices: Vec<u64>) -> Output<f64> {
+        Output {
+            rows,
+            vdim: 0,
+            values: vec![],
+            idim,
+            indices,
+        }
+    }
+
+    /// Every input of the CPU gather is checked against the others before any is read:
+    /// views of other shapes, selected indices beyond the selected rows, cotangents of
+    /// another shape are input errors, not reads out of bounds.
+    #[test]
+    fn gather_inputs_are_checked_before_any_read() {
+        let (owner, other, w) = ([2.0, 3.0], [1.0, 10.0, 100.0], [1.0, 0.5]);
+        let owner = View::row_major(&owner, 2, 1).unwrap();
+        let other = View::row_major(&other, 3, 1).unwrap();
+        let weights = View::row_major(&w, 2, 1).unwrap();
+        let good = selections(2, 1, vec![0, 2]);
+        let args = |indices, owner, other, weights| GatherArgs {
+            owner: vec![owner],
+            other: vec![other],
+            params: vec![],
+            indices,
+            weights: vec![weights],
+            n_owner: 2,
+            n_other: 3,
+            to_owner: true,
+        };
+        let out = gather(&Product, &args(&good, owner, other, (weights, false))).unwrap();
+        assert_eq!(out.values, vec![2.0, 3.0 * 100.0 * 0.5]);
+        let input = |r: Result<Output<f64>>| match r {
+            Err(KeopsError::Input(e)) => e,
+            other => panic!("expected an input error, got {other:?}"),
+        };
+        // A selected index beyond the 3 rows of the other index.
+        let beyond = selections(2, 1, vec![0, 3]);
+        assert_eq!(
+            input(gather(
+                &Product,
+                &args(&beyond, owner, other, (weights, false))
+            )),
+            InputError::SelectedIndex { index: 3, rows: 3 }
+        );
+        // Fewer rows than the index has, for each group.
+        let short = other.rows_range(..2).unwrap();
+        assert_eq!(
+            input(gather(
+                &Product,
+                &args(&good, owner, short, (weights, false))
+            )),
+            InputError::InputRows {
+                group: InputGroup::Other,
+                index: 0,
+                expected: 3,
+                got: 2
+            }
+        );
+        let short = owner.rows_range(..1).unwrap();
+        assert_eq!(
+            input(gather(
+                &Product,
+                &args(&good, short, other, (weights, false))
+            )),
+            InputError::InputRows {
+                group: InputGroup::Owner,
+                index: 0,
+                expected: 2,
+                got: 1
+            }
+        );
+        // Cotangents: one row per owner row (or one, broadcast), one value per slot.
+        let one = weights.rows_range(..1).unwrap();
+        assert_eq!(
+            input(gather(&Product, &args(&good, owner, other, (one, false)))),
+            InputError::InputRows {
+                group: InputGroup::Cotangents,
+                index: 0,
+                expected: 2,
+                got: 1
+            }
+        );
+        assert!(gather(&Product, &args(&good, owner, other, (one, true))).is_ok());
+        let wide = View::row_major(&[1.0, 2.0, 3.0, 4.0], 2, 2).unwrap();
+        assert_eq!(
+            input(gather(&Product, &args(&good, owner, other, (wide, false)))),
+            InputError::InputWidth {
+                group: InputGroup::Cotangents,
+                index: 0,
+                expected: 1,
+                got: 2
+            }
+        );
+        // Selections whose indices do not fill their shape.
+        let torn = selections(2, 1, vec![0]);
+        let e = gather(&Product, &args(&torn, owner, other, (weights, false))).unwrap_err();
+        assert!(e.to_string().contains("hold 1 indices"), "{e}");
     }
 }

@@ -146,6 +146,15 @@ pub struct Options {
     pub cpu: CpuOptions,
     /// GPU launch tuning.
     pub gpu: GpuTuning,
+    /// The number of rows M of the index i. Needed only by kernels with no argument
+    /// indexed by i (`keops!(y_j: 3; Sum_i(Exp(-SqNorm2(y_j))))`): without it they take
+    /// M = 1, as KeOps does. When an argument is indexed by i, its rows must equal it
+    /// ([`InputError::OptionRowCount`] otherwise).
+    pub m: Option<usize>,
+    /// The number of rows N of the index j: `keops!(x_i: 3; Sum_j(Exp(-SqNorm2(x_i))))`
+    /// sums N equal terms (N = 1 when neither this option nor an argument says; see
+    /// [`Options::m`]).
+    pub n: Option<usize>,
 }
 
 impl Options {

@@ -184,6 +184,14 @@ pub fn write_output<T: KeopsFloat>(o: &Output<T>, dest: Dest<'_, T>) -> Result<(
         return Ok(());
     }
     dest.expect(o.rows, o.vdim)?;
+    if Some(o.values.len()) != o.rows.checked_mul(o.vdim) {
+        return Err(crate::error::KeopsError::internal(format!(
+            "an output of {} rows of width {} holds {} values",
+            o.rows,
+            o.vdim,
+            o.values.len()
+        )));
+    }
     match dest.target {
         Target::Host {
             data,

@@ -14,12 +14,12 @@ use crate::gpu::driver;
 use crate::gpu::exec::{self, Device, InputData, SimtDevice, Transfers, allocation};
 use crate::gpu::resident::{fetch_stale, with_fetched};
 use crate::gpu::step::{
-    EMULATED_DEVICE, EMULATED_MEMORY, GpuStep, Key, ModuleRef, cached, check_shape, check_sources,
+    EMULATED_DEVICE, EMULATED_MEMORY, GpuStep, Key, ModuleRef, cached, check_sources,
     chosen_backend, copy_inputs, kernel_options, precision, record,
 };
 use crate::kernel::KeopsFloat;
 use crate::options::{Backend, Options};
-use crate::view::View;
+use crate::view::{View, check_shape};
 use keops_gpu_kernels::gather::{GpuGather, compile_gather, embedded_gather, inverted_lists};
 use keops_gpu_kernels::kir::Kernel;
 use keops_ir::eval::Output;

@@ -34,15 +34,15 @@ pub struct DeviceArray<T> {
 impl Resident {
     /// Whether `v` shows the whole array this is the copy of, in its element type and
     /// row-major order: only then may a call read the copy in place of `v`'s values (a
-    /// view is a plain struct, which may be narrowed to some rows, or carry another
-    /// array's copy).
+    /// view of a device array may be narrowed to some of its rows,
+    /// [`View::rows_range`]).
     pub fn describes<T: KeopsFloat>(&self, v: &View<'_, T>) -> bool {
         self.bits == T::BITS
-            && v.rows == self.rows
-            && v.cols == self.cols
-            && v.data.len() == self.rows * self.cols
-            && (v.rows <= 1 || v.row_stride == v.cols)
-            && (v.cols <= 1 || v.col_stride == 1)
+            && v.rows() == self.rows
+            && v.cols() == self.cols
+            && Some(v.data().len()) == self.rows.checked_mul(self.cols)
+            && (v.rows() <= 1 || v.row_stride() == v.cols())
+            && (v.cols() <= 1 || v.col_stride() == 1)
     }
 
     /// The first `n` values of the device copy, copied to the host.
@@ -129,11 +129,12 @@ impl<T: KeopsFloat> DeviceArray<T> {
             Backend::Auto => Backend::Cpu,
             b => b,
         };
+        let (rows, cols) = (view.rows(), view.cols());
         let resident = |copy| Resident {
             copy,
             host_stale: false,
-            rows: view.rows,
-            cols: view.cols,
+            rows,
+            cols,
             bits: T::BITS,
         };
         let copy = match backend {
@@ -146,8 +147,8 @@ impl<T: KeopsFloat> DeviceArray<T> {
         };
         Ok(DeviceArray {
             host,
-            rows: view.rows,
-            cols: view.cols,
+            rows,
+            cols,
             backend,
             copy,
         })
@@ -253,16 +254,16 @@ impl<T> DeviceArray<T> {
     /// A view of the array that carries its device copy. Its `data` is the host copy, out
     /// of date when [`DeviceArray::is_host_current`] is false: kernel calls then fetch the
     /// values themselves ([`View::fetch_stale`]); other readers should call
-    /// [`DeviceArray::sync_host`] first.
+    /// [`DeviceArray::sync_host`] first. Narrowed to some rows ([`View::rows_range`]), it
+    /// is read from the host copy (an error, [`InputError::StaleView`], while that is out
+    /// of date).
     pub fn view(&self) -> View<'_, T> {
-        View {
-            data: &self.host,
-            rows: self.rows,
-            cols: self.cols,
-            row_stride: self.cols,
-            col_stride: 1,
-            resident: self.copy.as_ref(),
-        }
+        // The host copy always holds `rows * cols` values (made from a checked view;
+        // `write` and `sync_host` keep its length), so the view is row-major; the
+        // fallback never happens.
+        View::row_major(&self.host, self.rows, self.cols)
+            .unwrap_or_else(|_| View::empty())
+            .with_resident(self.copy.as_ref())
     }
 }
 
@@ -287,7 +288,7 @@ impl<'a, T: KeopsFloat> View<'a, T> {
     /// [`DeviceArray`] a kernel wrote on its device), fetched from the device, row-major;
     /// `None` when the host values are current.
     pub fn fetch_stale(&self) -> Result<Option<Vec<T>>> {
-        match self.resident.filter(|r| r.host_stale()) {
+        match self.resident().filter(|r| r.host_stale()) {
             Some(r) if !r.describes(self) => Err(InputError::StaleView.into()),
             Some(r) => r.fetch(self.value_count()?).map(Some),
             None => Ok(None),
@@ -309,7 +310,7 @@ pub(crate) fn with_fetched<'b, T: Copy>(
         .iter()
         .zip(fetched)
         .map(|(v, f)| match f {
-            Some(values) => View::row_major(values, v.rows, v.cols),
+            Some(values) => View::row_major(values, v.rows(), v.cols()),
             None => Ok(*v),
         })
         .collect()

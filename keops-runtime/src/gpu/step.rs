@@ -2,13 +2,13 @@
 //! macro embeds ([`GpuStep`]), the backend a call runs on and what it records, the cache
 //! of regenerated kernels, and the inputs' checks and copies.
 
-use crate::error::{InputError, InputGroup, KeopsError, Result};
+use crate::error::{InputGroup, KeopsError, Result};
 use crate::gpu::driver;
 use crate::gpu::exec::{InputData, Transfers};
 use crate::gpu::memory::Resident;
 use crate::kernel::KeopsFloat;
 use crate::options::{Backend, Options};
-use crate::view::View;
+use crate::view::{View, check_shape};
 use keops_gpu_kernels::launch::DeviceLimits;
 use keops_gpu_kernels::module::{GpuInput, GpuReduction, InputSource};
 use keops_gpu_kernels::scheme::KernelOptions;
@@ -208,7 +208,7 @@ pub(crate) fn copy_inputs<'d, T: KeopsFloat>(
         .enumerate()
         .map(|(index, (v, &(rows, dim)))| {
             check_shape(v, group, index, rows, dim)?;
-            if let Some(r) = v.resident.filter(|r| on_device(r) && r.describes(v)) {
+            if let Some(r) = v.resident().filter(|r| on_device(r) && r.describes(v)) {
                 return Ok(InputData::Resident(r));
             }
             Ok(InputData::Host(match v.fetch_stale()? {
@@ -224,34 +224,3 @@ pub(crate) const EMULATED_DEVICE: DeviceLimits = DeviceLimits::H100;
 
 /// Its memory (the interpreter's allocations live in host memory).
 pub(crate) const EMULATED_MEMORY: u64 = 1 << 30;
-
-/// Checks that input `index` of `group` holds `rows` rows of width `cols`.
-pub(crate) fn check_shape<T>(
-    v: &View<'_, T>,
-    group: InputGroup,
-    index: usize,
-    rows: usize,
-    cols: usize,
-) -> Result<()> {
-    if v.cols != cols {
-        let (expected, got) = (cols, v.cols);
-        return Err(InputError::InputWidth {
-            group,
-            index,
-            expected,
-            got,
-        }
-        .into());
-    }
-    if v.rows != rows {
-        let (expected, got) = (rows, v.rows);
-        return Err(InputError::InputRows {
-            group,
-            index,
-            expected,
-            got,
-        }
-        .into());
-    }
-    Ok(())
-}
