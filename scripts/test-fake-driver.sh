@@ -20,7 +20,7 @@ unset KEOPS_BACKEND
 
 # The numerical suite on Cpu, Emulated and Gpu(0), then the other suites with Auto
 # choosing the (fake) GPU.
-cargo test --release --all-features --test backends --test generic_widths --test matrix_args --test bad_input --test edge_values
+cargo test --release --all-features --test backends --test generic_widths --test matrix_args --test bad_input --test edge_values --test views
 cargo test --release --all-features -p keops-runtime
 # A device of 64 KB: the data goes through in pieces. One test at a time: device arrays
 # made by a test take memory that another test's call may have counted on. (The test of

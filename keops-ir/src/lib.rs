@@ -89,12 +89,15 @@ impl Program {
     /// further (widths that were unknown while it was built are known then), so the text
     /// is read back until it no longer changes: the result's text parses to itself.
     pub fn canonical(&self) -> std::result::Result<Program, Error> {
-        let internal = |what: String| Error::new(ErrorKind::Limit, format!("internal error: {what}"));
+        let internal =
+            |what: String| Error::new(ErrorKind::Limit, format!("internal error: {what}"));
         let mut text = self.to_string();
         // Each round can only simplify; a few rounds reach the fixed point.
         for _ in 0..4 {
             let c = Program::parse(&text).map_err(|e| {
-                internal(format!("the formula's text form `{text}` does not parse back: {e}"))
+                internal(format!(
+                    "the formula's text form `{text}` does not parse back: {e}"
+                ))
             })?;
             if !same_arguments(&c.args, &self.args) {
                 return Err(internal(format!(
