@@ -38,6 +38,7 @@ pub mod display;
 pub mod error;
 pub mod eval;
 pub mod graph;
+pub mod limits;
 pub mod lower;
 pub mod ops;
 pub mod parse;
