@@ -7,8 +7,10 @@
 
 use crate::builder::Builder;
 use crate::dim::{Dim, DimSolver};
+use crate::dim::{DimConstraint, SymId};
 use crate::error::{Error, ErrorKind, Result, TokRange};
 use crate::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarInfo, VarSource};
+use crate::limits;
 use crate::ops::{Op, ParamKind};
 use crate::parse::{BinOp, Expr, ExprKind, Item, Parser, Source, UnOp};
 use crate::program::{ArgInfo, BufInfo, Program, Reduce, Step};
@@ -52,6 +54,8 @@ struct Checker<'s> {
     concise_args: HashMap<String, ArgInfo>,
     /// Declared dimensions of concise base names.
     concise_dims: HashMap<String, (Dim, Option<TokRange>)>,
+    /// Width symbols named in the text (`D0` in `x_i: D0`): one symbol per name.
+    width_names: HashMap<String, SymId>,
 }
 
 /// Concise variables get provisional positions from here until all explicit positions
@@ -93,17 +97,16 @@ pub fn check_items(src: &Source, items: &[Item], decls: &Declarations) -> Result
         concise: Vec::new(),
         concise_args: HashMap::new(),
         concise_dims: HashMap::new(),
+        width_names: HashMap::new(),
     };
     for (name, dim, at) in &decls.vars {
-        c.declare(
-            name,
-            dim.map(|d| (d as i64, at.unwrap_or_default())),
-            at.unwrap_or_default(),
-        )?;
+        let at = at.unwrap_or_default();
+        let dim = dim.map(|d| c.known_width(d as i64, name, at)).transpose()?;
+        c.declare(name, dim.map(|d| (d, at)), at)?;
     }
     let mut formula = None;
     let mut alias_index = 0;
-    for item in items {
+    for (k, item) in items.iter().enumerate() {
         match item {
             Item::Alias {
                 name,
@@ -128,7 +131,37 @@ pub fn check_items(src: &Source, items: &[Item], decls: &Declarations) -> Result
                         *name_at,
                     ));
                 }
-                c.declare(name, *dim, *name_at)?;
+                let dim = match dim {
+                    Some(e) => Some((c.width_of(e, &format!("the dimension of `{name}`"))?, e.at)),
+                    None => None,
+                };
+                c.declare(name, dim, *name_at)?;
+            }
+            // `Var(position, dimension, category);` before the formula declares an
+            // argument the formula need not use: the text form of a program whose
+            // simplified formula dropped an inline `Var` keeps its signature so.
+            // `D0*D1 == 2;`, `D0 >= 3;`, `D0 <= 4;`: a condition on widths, which the text
+            // form of a generic program states when an operation that imposed it was
+            // simplified away.
+            Item::Formula(e) if k + 1 < items.len() && is_width_condition(e) => {
+                if formula.is_some() {
+                    return Err(err(
+                        ErrorKind::Syntax,
+                        "declarations must come before the formula",
+                        e.at,
+                    ));
+                }
+                c.width_condition(e)?;
+            }
+            Item::Formula(e) if k + 1 < items.len() && is_var_call(e) => {
+                if formula.is_some() {
+                    return Err(err(
+                        ErrorKind::Syntax,
+                        "declarations must come before the formula",
+                        e.at,
+                    ));
+                }
+                c.var_decl(e, None, None)?;
             }
             Item::Formula(e) => {
                 if formula.is_some() {
@@ -187,16 +220,137 @@ impl Checker<'_> {
         }
     }
 
-    fn dim_of(&self, e: &Expr, what: &str) -> Result<usize> {
-        let d = self.int_of(e, what)?;
+    /// A known width `d` (of `what`), checked.
+    fn known_width(&self, d: i64, what: &str, at: TokRange) -> Result<Dim> {
         if d < 1 {
             return Err(err(
                 ErrorKind::Declaration,
                 format!("{what} must be at least 1, found {d}"),
-                e.at,
+                at,
             ));
         }
-        Ok(d as usize)
+        Ok(Dim::known(d as usize))
+    }
+
+    /// A condition on widths: `a == b`, `a >= n`, `a <= n` or `MultipleOf(a, b)`.
+    fn width_condition(&mut self, e: &Expr) -> Result<()> {
+        if let ExprKind::Call { args, .. } = &e.kind {
+            let [a, b] = args.as_slice() else {
+                return Err(err(
+                    ErrorKind::Arity,
+                    "MultipleOf takes two widths: MultipleOf(D0, 2)",
+                    e.at,
+                ));
+            };
+            let (a, b) = (self.width_of(a, "a width")?, self.width_of(b, "a width")?);
+            let text = self.snippet(e.at);
+            return self
+                .dims
+                .require(DimConstraint::MultipleOf(a, b))
+                .map_err(|_| {
+                    err(
+                        ErrorKind::Dimension,
+                        format!("the widths cannot satisfy `{text}`"),
+                        e.at,
+                    )
+                });
+        }
+        let ExprKind::Binary(op, l, r) = &e.kind else {
+            return Ok(());
+        };
+        let a = self.width_of(l, "a width")?;
+        if *op != BinOp::Eq {
+            // A bound: an integer (which may be below 1: the condition then fails when
+            // the program is instantiated, as the original's did).
+            let n = self.int_of(r, "a bound on a width")?;
+            let n = usize::try_from(n).map_err(|_| {
+                err(
+                    ErrorKind::Dimension,
+                    format!("a bound on a width must be non-negative, found {n}"),
+                    r.at,
+                )
+            })?;
+            let c = if *op == BinOp::Ge {
+                DimConstraint::AtLeast(a, n)
+            } else {
+                DimConstraint::AtMost(a, n)
+            };
+            let text = self.snippet(e.at);
+            return self.dims.require(c).map(|_| ()).map_err(|_| {
+                err(
+                    ErrorKind::Dimension,
+                    format!("the widths cannot satisfy `{text}`"),
+                    e.at,
+                )
+            });
+        }
+        let b = self.width_of(r, "a width")?;
+        let text = self.snippet(e.at);
+        let failed = || {
+            err(
+                ErrorKind::Dimension,
+                format!("the widths cannot satisfy `{text}`"),
+                e.at,
+            )
+        };
+        self.dims.unify(&a, &b).map_err(|_| failed())
+    }
+
+    /// A width: an integer, or a polynomial of named width symbols (`D0`, `2*D1 + 1`,
+    /// `D0*D1`, `D0 - 2`), the form generic programs print their widths in. One name is
+    /// one symbol throughout the text.
+    fn width_of(&mut self, e: &Expr, what: &str) -> Result<Dim> {
+        let d = self.polynomial_of(e, what)?;
+        match d.as_known() {
+            Some(n) => self.known_width(n as i64, what, e.at),
+            None if d.is_known() => self.known_width(-1, what, e.at),
+            None => Ok(d),
+        }
+    }
+
+    fn polynomial_of(&mut self, e: &Expr, what: &str) -> Result<Dim> {
+        limits::deep(|| match &e.kind {
+            ExprKind::Name(n) if is_width_symbol(n) => {
+                let s = match self.width_names.get(n) {
+                    Some(s) => *s,
+                    None => {
+                        let s = self.dims.fresh();
+                        self.width_names.insert(n.clone(), s);
+                        s
+                    }
+                };
+                Ok(Dim::sym(s))
+            }
+            ExprKind::Binary(op @ (BinOp::Add | BinOp::Sub | BinOp::Mul), l, r) => {
+                let l = self.polynomial_of(l, what)?;
+                let r = self.polynomial_of(r, what)?;
+                Ok(match op {
+                    BinOp::Add => l.add(&r),
+                    BinOp::Sub => l.sub(&r),
+                    _ => l.mul(&r),
+                })
+            }
+            ExprKind::Unary(UnOp::Neg, inner) if !matches!(inner.kind, ExprKind::Int(_)) => {
+                Ok(Dim::default().sub(&self.polynomial_of(inner, what)?))
+            }
+            _ => {
+                let d = self.int_of(e, what).map_err(|_| {
+                    err(
+                        ErrorKind::Parameter,
+                        format!(
+                            "{what} must be an integer or a polynomial of width symbols (`D0`, `2*D1 + 1`), found `{}`",
+                            self.snippet(e.at)
+                        ),
+                        e.at,
+                    )
+                })?;
+                Ok(if d >= 0 {
+                    Dim::known(d as usize)
+                } else {
+                    Dim::default().sub(&Dim::known(d.unsigned_abs() as usize))
+                })
+            }
+        })
     }
 
     /// Registers a variable at an explicit position (alias or inline `Var`).
@@ -205,10 +359,9 @@ impl Checker<'_> {
         name: Option<String>,
         pos: usize,
         cat: Cat,
-        dim: usize,
+        d: Dim,
         at: TokRange,
     ) -> Result<VarId> {
-        let d = Dim::known(dim);
         if let Some((c2, d2, at2)) = self.explicit.get(&pos).cloned() {
             if d2 != d {
                 return Err(err(
@@ -254,6 +407,10 @@ impl Checker<'_> {
             cats: vec![],
             concise: false,
         });
+        if entry.name.is_none() {
+            // Declared first as an inline `Var`, then by an alias: the alias names it.
+            entry.name.clone_from(&name);
+        }
         if !entry.cats.contains(&cat) {
             entry.cats.push(cat);
             entry.cats.sort();
@@ -291,7 +448,7 @@ impl Checker<'_> {
         let (pos, dim, cat) = match (kind.as_str(), args.len()) {
             ("Var", 3) => {
                 let pos = self.int_of(&args[0], "the position")?;
-                let dim = self.dim_of(&args[1], "the dimension")?;
+                let dim = self.width_of(&args[1], "the dimension")?;
                 let cat = match self.int_of(&args[2], "the category")? {
                     0 => Cat::I,
                     1 => Cat::J,
@@ -317,7 +474,7 @@ impl Checker<'_> {
                 if n == 2 {
                     (
                         self.int_of(&args[0], "the position")?,
-                        self.dim_of(&args[1], "the dimension")?,
+                        self.width_of(&args[1], "the dimension")?,
                         cat,
                     )
                 } else {
@@ -330,7 +487,7 @@ impl Checker<'_> {
                             decl.at,
                         ));
                     };
-                    (p as i64, self.dim_of(&args[0], "the dimension")?, cat)
+                    (p as i64, self.width_of(&args[0], "the dimension")?, cat)
                 }
             }
             ("Var" | "Vi" | "Vj" | "Pm", n) => {
@@ -387,17 +544,9 @@ impl Checker<'_> {
         Ok(())
     }
 
-    fn declare(&mut self, name: &str, dim: Option<(i64, TokRange)>, at: TokRange) -> Result<()> {
+    fn declare(&mut self, name: &str, dim: Option<(Dim, TokRange)>, at: TokRange) -> Result<()> {
         let (base, cat) = concise_name(name);
         if let Some((d, dat)) = dim {
-            if d < 1 {
-                return Err(err(
-                    ErrorKind::Declaration,
-                    format!("the dimension of `{name}` must be at least 1, found {d}"),
-                    dat,
-                ));
-            }
-            let d = Dim::known(d as usize);
             if let Some((prev, _)) = self.concise_dims.get(&base)
                 && *prev != d
             {
@@ -605,6 +754,17 @@ impl Checker<'_> {
                         at,
                     ));
                 }
+                if name == "Zero" {
+                    // A width, symbolic in the text form of generic programs (`Zero(D0)`).
+                    // Zero's width is its parameter: an error in it is a parameter error.
+                    let d = self
+                        .width_of(&args[0], "the dimension of Zero")
+                        .map_err(|e| Error {
+                            kind: ErrorKind::Parameter,
+                            ..e
+                        })?;
+                    return Ok(self.builder().zero(d));
+                }
                 let n = self.int_of(&args[0], "the argument")?;
                 return match name {
                     "IntCst" => Ok(self.graph.constant(n as f64)),
@@ -613,17 +773,7 @@ impl Checker<'_> {
                         "IntInv(0) is a division by zero",
                         at,
                     )),
-                    "IntInv" => Ok(self.graph.constant(1.0 / n as f64)),
-                    _ => {
-                        if n < 1 {
-                            return Err(err(
-                                ErrorKind::Parameter,
-                                format!("Zero needs a dimension of at least 1, found {n}"),
-                                args[0].at,
-                            ));
-                        }
-                        Ok(self.builder().zero(Dim::known(n as usize)))
-                    }
+                    _ => Ok(self.graph.constant(1.0 / n as f64)),
                 };
             }
             "RatCst" => {
@@ -1031,6 +1181,36 @@ fn reduction_name(name: &str) -> Option<(ReductionId, Option<Cat>)> {
         return None;
     };
     ReductionId::from_name(base).map(|id| (id, out))
+}
+
+/// Whether `e` is a condition on widths (`D0*D1 == 2`, `D0 >= 3`, `D0 <= 4`,
+/// `MultipleOf(D0, 2)`): a comparison whose sides mention width symbols, or `MultipleOf`.
+fn is_width_condition(e: &Expr) -> bool {
+    if matches!(&e.kind, ExprKind::Call { name, .. } if name == "MultipleOf") {
+        return true;
+    }
+    fn mentions_symbol(e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Name(n) => is_width_symbol(n),
+            ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul, l, r) => {
+                limits::deep(|| mentions_symbol(l) || mentions_symbol(r))
+            }
+            ExprKind::Unary(UnOp::Neg, e) => mentions_symbol(e),
+            _ => false,
+        }
+    }
+    matches!(&e.kind, ExprKind::Binary(BinOp::Eq | BinOp::Ge | BinOp::Le, l, r)
+        if mentions_symbol(l) || mentions_symbol(r))
+}
+
+/// Whether `e` is a call `Var(...)`.
+fn is_var_call(e: &Expr) -> bool {
+    matches!(&e.kind, ExprKind::Call { name, .. } if name == "Var")
+}
+
+/// Whether `n` names a width symbol in the text form (`D` and digits: `D0`, `D12`).
+fn is_width_symbol(n: &str) -> bool {
+    n.len() > 1 && n.starts_with('D') && n[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Whether the node is a variable (for callers that need one).

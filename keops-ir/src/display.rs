@@ -5,10 +5,12 @@
 //! syntax when all its variables are concise: `x_i: 3; y_j: 3; Sum_j(Exp(-SqDist(x_i, y_j)))`.
 //! Programs of several steps (gradients) print one step per line, for reading.
 
+use crate::dim::{Dim, DimConstraint, SymId};
 use crate::graph::{Cat, Graph, Node, NodeId, Param, VarSource};
 use crate::ops::Print;
 use crate::program::{Program, Step};
 use crate::reduction::ReductionKind;
+use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write};
 
 const ATOM: u8 = 6;
@@ -17,12 +19,22 @@ const UNARY: u8 = 5;
 /// Prints formulas of a graph.
 pub struct Printer<'g> {
     graph: &'g Graph,
+    /// The names of width symbols in the text (`D0`, `D1`, ...), by symbol.
+    names: HashMap<SymId, SymId>,
 }
 
 impl<'g> Printer<'g> {
     /// A printer for formulas of `graph`.
     pub fn new(graph: &'g Graph) -> Self {
-        Printer { graph }
+        Printer {
+            graph,
+            names: HashMap::new(),
+        }
+    }
+
+    /// A width with its symbols named as in the text.
+    fn width(&self, d: &Dim) -> Dim {
+        d.subst(&|s| self.names.get(&s).map(|t| Dim::sym(*t)))
     }
 
     /// The text of a formula.
@@ -76,7 +88,7 @@ impl<'g> Printer<'g> {
                 }
                 Node::Const(b) => write_number(out, f64::from_bits(*b))?,
                 Node::Zero(d) if d.is(1) => out.push('0'),
-                Node::Zero(d) => write!(out, "Zero({d})")?,
+                Node::Zero(d) => write!(out, "Zero({})", self.width(d))?,
                 Node::Op(op, args, params) => {
                     // Pieces are pushed last first.
                     let prim = op.spec().prim();
@@ -119,6 +131,17 @@ impl<'g> Printer<'g> {
     }
 }
 
+/// Whether two conditions say the same (an equation read either way round).
+fn same_condition(a: &DimConstraint, b: &DimConstraint) -> bool {
+    match (a, b) {
+        (DimConstraint::Eq(a1, a2), DimConstraint::Eq(b1, b2)) => {
+            let (d, e) = (a1.sub(a2), b1.sub(b2));
+            d == e || d == Dim::default().sub(&e)
+        }
+        _ => a == b,
+    }
+}
+
 /// What remains to be written of a formula.
 enum Piece<'g> {
     /// A sub-formula.
@@ -141,6 +164,11 @@ fn push_operand(todo: &mut Vec<Piece<'_>>, n: NodeId, parens: bool) {
 }
 
 fn write_number(out: &mut String, x: f64) -> fmt::Result {
+    if x.is_infinite() {
+        // A literal past the largest float (`1e3000`) reads as infinity; `inf` would read
+        // as a variable.
+        return out.write_str(if x > 0.0 { "1e999" } else { "-1e999" });
+    }
     if x.fract() == 0.0 && x.abs() < 9.0e15 {
         write!(out, "{}", x as i64)
     } else {
@@ -190,45 +218,190 @@ impl Program {
         Printer::new(&self.graph).formula(n)
     }
 
+    /// A printer naming the width symbols `D0`, `D1`, ... in the order they first show in
+    /// the text (arguments, then conditions, then zeros), so that the text of a program
+    /// read back from its text is the same text.
+    fn printer(&self) -> Printer<'_> {
+        let mut pr = Printer::new(&self.graph);
+        let mut order: Vec<SymId> = Vec::new();
+        let mut see = |d: &Dim| {
+            for s in self.dims.resolve(d).syms() {
+                if !order.contains(&s) {
+                    order.push(s);
+                }
+            }
+        };
+        for a in &self.args {
+            see(&a.dim);
+        }
+        for c in self.width_conditions() {
+            match c {
+                DimConstraint::Eq(a, b) | DimConstraint::MultipleOf(a, b) => {
+                    see(&a);
+                    see(&b);
+                }
+                DimConstraint::AtLeast(a, _) | DimConstraint::AtMost(a, _) => see(&a),
+            }
+        }
+        for n in self.zeros() {
+            if let Node::Zero(d) = self.graph.node(n) {
+                see(d);
+            }
+        }
+        pr.names = order
+            .into_iter()
+            .enumerate()
+            .map(|(k, s)| (s, SymId(k as u32)))
+            .collect();
+        pr
+    }
+
+    /// The zero nodes of the formulas, in the order they print.
+    fn zeros(&self) -> Vec<NodeId> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut todo: Vec<NodeId> = self.roots().into_iter().rev().collect();
+        while let Some(n) = todo.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            match self.graph.node(n) {
+                Node::Zero(_) => out.push(n),
+                Node::Op(_, a, _) => todo.extend(a.iter().rev().copied()),
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Whether every argument is named in the concise syntax.
     fn all_concise(&self) -> bool {
         self.args.iter().all(|a| a.concise)
     }
 
-    fn write_header(&self, out: &mut String) -> fmt::Result {
-        let concise = self.all_concise();
+    /// Writes the declarations: every argument, in position order, with its width (a
+    /// polynomial of width symbols `D0`, `2*D1 + 1` when generic, so that arguments
+    /// sharing a width still share it when read back). An argument's aliases are declared
+    /// by name; an index (i, j or parameter) under which it has no name, as an inline
+    /// `Var` or one the simplified formula no longer uses, as `Var(position, width,
+    /// category);`, so that the text keeps the program's signature.
+    fn write_header(&self, pr: &Printer<'_>, out: &mut String) -> fmt::Result {
         for (pos, a) in self.args.iter().enumerate() {
+            let dim = pr.width(&a.dim);
             if a.concise {
+                // Every index it is used under (`x_i` and `x_j` are one argument): the
+                // formula may no longer use one of them.
                 let name = a.name.clone().unwrap_or_default();
-                let full = match a.cats.first() {
-                    Some(Cat::I) => format!("{name}_i"),
-                    Some(Cat::J) => format!("{name}_j"),
-                    _ => name,
-                };
-                match a.dim.as_known() {
-                    Some(d) => write!(out, "{full}: {d}; ")?,
-                    None => write!(out, "{full}; ")?,
-                }
-            } else if let Some(name) = &a.name {
                 for c in &a.cats {
-                    write!(out, "{name} = {}({pos}, {}); ", cat_decl(*c), a.dim)?;
+                    let full = match c {
+                        Cat::I => format!("{name}_i"),
+                        Cat::J => format!("{name}_j"),
+                        _ => name.clone(),
+                    };
+                    write!(out, "{full}: {dim}; ")?;
+                }
+                continue;
+            }
+            for c in &a.cats {
+                let mut named = false;
+                for v in &self.graph.vars {
+                    if v.source == VarSource::Arg(pos)
+                        && v.cat == *c
+                        && let Some(name) = &v.name
+                    {
+                        write!(out, "{name} = {}({pos}, {dim}); ", cat_decl(*c))?;
+                        named = true;
+                    }
+                }
+                if !named {
+                    write!(out, "Var({pos}, {dim}, {}); ", c.keops_number())?;
                 }
             }
         }
-        let _ = concise;
+        for c in self.width_conditions() {
+            match c {
+                DimConstraint::Eq(a, b) => write!(out, "{} == {}; ", pr.width(&a), pr.width(&b))?,
+                DimConstraint::AtLeast(a, n) => write!(out, "{} >= {n}; ", pr.width(&a))?,
+                DimConstraint::AtMost(a, n) => write!(out, "{} <= {n}; ", pr.width(&a))?,
+                DimConstraint::MultipleOf(a, b) => {
+                    write!(out, "MultipleOf({}, {}); ", pr.width(&a), pr.width(&b))?
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The conditions on widths the text must state, once each: the bounds and
+    /// divisibility conditions on the arguments' widths (`D0 >= 3`, `MultipleOf(D0, 2)`),
+    /// and the equations that determine a width the text shows only in a `Zero` (an
+    /// operation that fixed it was simplified away), with those that determine the other
+    /// widths they mention. The other conditions belong to an operation the text prints,
+    /// which imposes them again when read (a condition stated twice is kept once).
+    fn width_conditions(&self) -> Vec<DimConstraint> {
+        let args: HashSet<SymId> = self.args.iter().flat_map(|a| a.dim.syms()).collect();
+        let mut free: HashSet<SymId> = HashSet::new();
+        for n in self.zeros() {
+            if let Node::Zero(d) = self.graph.node(n) {
+                free.extend(
+                    self.dims
+                        .resolve(d)
+                        .syms()
+                        .into_iter()
+                        .filter(|s| !args.contains(s)),
+                );
+            }
+        }
+        let conditions: Vec<DimConstraint> = self
+            .dims
+            .deferred
+            .iter()
+            .map(|d| d.c.subst(&self.dims))
+            .collect();
+        let mut out: Vec<DimConstraint> = Vec::new();
+        // Conditions on the arguments' widths alone.
+        for c in &conditions {
+            let syms = match c {
+                DimConstraint::AtLeast(a, _) | DimConstraint::AtMost(a, _) => a.syms(),
+                DimConstraint::MultipleOf(a, b) | DimConstraint::Eq(a, b) => {
+                    [a.syms(), b.syms()].concat()
+                }
+            };
+            if syms.iter().all(|s| args.contains(s)) && !out.iter().any(|o| same_condition(o, c)) {
+                out.push(c.clone());
+            }
+        }
+        // Equations reaching the free widths, to a fixed point.
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for c in &conditions {
+                let syms = match c {
+                    DimConstraint::Eq(a, b) | DimConstraint::MultipleOf(a, b) => {
+                        [a.syms(), b.syms()].concat()
+                    }
+                    DimConstraint::AtLeast(a, _) | DimConstraint::AtMost(a, _) => a.syms(),
+                };
+                if syms.iter().any(|s| free.contains(s))
+                    && !out.iter().any(|o| same_condition(o, c))
+                {
+                    free.extend(syms.into_iter().filter(|s| !args.contains(s)));
+                    out.push(c.clone());
+                    grew = true;
+                }
+            }
+        }
+        out
     }
 }
 
 fn reduction_call(
-    p: &Program,
+    pr: &Printer<'_>,
     kind: ReductionKind,
     out_rows: Cat,
     f: NodeId,
     g: Option<NodeId>,
     concise: bool,
 ) -> String {
-    let pr = Printer::new(&p.graph);
     let mut s = String::new();
     if concise {
         let suffix = if out_rows == Cat::I { "_j" } else { "_i" };
@@ -252,14 +425,15 @@ fn reduction_call(
 
 impl fmt::Display for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pr = self.printer();
         let mut header = String::new();
-        self.write_header(&mut header)?;
+        self.write_header(&pr, &mut header)?;
         if let [Step::Reduce(r)] = self.steps.as_slice() {
             return write!(
                 f,
                 "{header}{}",
                 reduction_call(
-                    self,
+                    &pr,
                     r.kind,
                     r.out_rows,
                     r.formula,
@@ -275,7 +449,7 @@ impl fmt::Display for Program {
                     f,
                     "buf{} = {}",
                     r.out,
-                    reduction_call(self, r.kind, r.out_rows, r.formula, r.weight, false)
+                    reduction_call(&pr, r.kind, r.out_rows, r.formula, r.weight, false)
                 )?,
                 Step::Gather(g) => writeln!(
                     f,
@@ -285,7 +459,7 @@ impl fmt::Display for Program {
                     g.out_rows,
                     g.indices,
                     g.k,
-                    self.formula_text(g.formula)
+                    pr.formula(g.formula)
                 )?,
                 Step::SumRows { src, out } => writeln!(f, "buf{out} = SumRows(buf{src})")?,
                 Step::Add { a, b, out } => writeln!(f, "buf{out} = buf{a} + buf{b}")?,

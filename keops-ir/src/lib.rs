@@ -117,23 +117,56 @@ impl Program {
     }
 }
 
-/// Whether two argument lists are the same up to a renumbering of the width symbols
-/// (one symbol of `a` for one symbol of `b`, everywhere).
+/// Whether two argument lists are the same up to a renaming of the width symbols: some
+/// one-to-one map of `a`'s symbols to `b`'s makes every width equal (`x: D0*D1, y: D0`
+/// is `x: D0*D1, y: D1`). Programs have a few symbols; the search is bounded.
 fn same_arguments(a: &[ArgInfo], b: &[ArgInfo]) -> bool {
-    use std::collections::HashMap;
-    if a.len() != b.len() {
-        return false;
+    fn symbols(args: &[ArgInfo]) -> Vec<SymId> {
+        let mut out: Vec<SymId> = args.iter().flat_map(|a| a.dim.syms()).collect();
+        out.sort();
+        out.dedup();
+        out
     }
-    let (mut ab, mut ba) = (HashMap::new(), HashMap::new());
-    a.iter().zip(b).all(|(x, y)| {
-        if x.name != y.name || x.cats != y.cats {
+    fn search(
+        a: &[ArgInfo],
+        b: &[ArgInfo],
+        from: &[SymId],
+        to: &[SymId],
+        chosen: &mut Vec<SymId>,
+        budget: &mut u32,
+    ) -> bool {
+        if *budget == 0 {
             return false;
         }
-        match (x.dim.as_sym(), y.dim.as_sym()) {
-            (Some(s), Some(t)) => *ab.entry(s).or_insert(t) == t && *ba.entry(t).or_insert(s) == s,
-            _ => x.dim.subst(&|s| ab.get(&s).map(|t| Dim::sym(*t))) == y.dim,
+        *budget -= 1;
+        if chosen.len() == from.len() {
+            let map = |s: SymId| {
+                from.iter()
+                    .position(|f| *f == s)
+                    .map(|k| Dim::sym(chosen[k]))
+            };
+            return a.iter().zip(b).all(|(x, y)| x.dim.subst(&map) == y.dim);
         }
-    })
+        for t in to {
+            if !chosen.contains(t) {
+                chosen.push(*t);
+                if search(a, b, from, to, chosen, budget) {
+                    return true;
+                }
+                chosen.pop();
+            }
+        }
+        false
+    }
+    if a.len() != b.len()
+        || a.iter()
+            .zip(b)
+            .any(|(x, y)| x.name != y.name || x.cats != y.cats || x.concise != y.concise)
+    {
+        return false;
+    }
+    let (from, to) = (symbols(a), symbols(b));
+    from.len() == to.len() && search(a, b, &from, &to, &mut Vec::new(), &mut 100_000)
 }
 
 impl std::str::FromStr for Program {

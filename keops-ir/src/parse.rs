@@ -429,14 +429,15 @@ pub enum Item {
         /// The declaration call.
         decl: Expr,
     },
-    /// `x_i: 3`, or `x_i` alone to fix the argument order.
+    /// `x_i: 3`, or `x_i` alone to fix the argument order; the width may be a polynomial
+    /// of width symbols (`x_i: D0`, `x_i: 2*D1 + 1`), as generic programs print.
     Declare {
         /// Variable name.
         name: String,
         /// Tokens of the name.
         name_at: TokRange,
-        /// Declared dimension, with its tokens.
-        dim: Option<(i64, TokRange)>,
+        /// Declared width.
+        dim: Option<Expr>,
     },
     /// The formula.
     Formula(Expr),
@@ -564,21 +565,21 @@ impl<'s> Parser<'s> {
                 Some(TokKind::Punct(':', false)) => {
                     self.pos += 2;
                     let at = self.here();
-                    return match self.peek() {
-                        Some(TokKind::Int(d)) => {
-                            self.pos += 1;
-                            Ok(Item::Declare {
-                                name: name.clone(),
-                                name_at,
-                                dim: Some((*d, at)),
-                            })
-                        }
-                        _ => Err(syntax(
+                    if self.at_end() || matches!(self.peek(), Some(TokKind::Punct(';', _))) {
+                        return Err(syntax(
                             format!("expected the dimension of `{name}` after `:`"),
                             at,
                         )
-                        .help(format!("write `{name}: 3` for a variable of dimension 3"))),
-                    };
+                        .help(format!("write `{name}: 3` for a variable of dimension 3")));
+                    }
+                    // A width: an integer, or in the text form of generic programs a
+                    // polynomial of width symbols (`D0`, `2*D1 + 1`), checked by the checker.
+                    let dim = self.expr()?;
+                    return Ok(Item::Declare {
+                        name: name.clone(),
+                        name_at,
+                        dim: Some(dim),
+                    });
                 }
                 Some(TokKind::Punct(';', _)) => {
                     // a bare name followed by `;` fixes the argument order
@@ -809,7 +810,10 @@ mod tests {
         assert!(matches!(
             &items[1],
             Item::Declare {
-                dim: Some((4, _)),
+                dim: Some(Expr {
+                    kind: ExprKind::Int(4),
+                    ..
+                }),
                 ..
             }
         ));

@@ -76,7 +76,7 @@ fn printing_uses_the_syntax_it_was_given() {
     let p = Program::parse("Sum_j(Exp(-SqDist(x_i, y_j)) * b_j)").unwrap();
     assert_eq!(
         p.to_string(),
-        "x_i; y_j; b_j; Sum_j(Exp(-SqDist(x_i, y_j)) * b_j)"
+        "x_i: D0; y_j: D0; b_j: D1; Sum_j(Exp(-SqDist(x_i, y_j)) * b_j)"
     );
     let p = Program::parse_with_aliases(
         "Sum_Reduction(Exp(-SqDist(x, y)), 0)",
@@ -124,4 +124,199 @@ fn formulas_100000_levels_deep_print_on_a_2_mib_stack() {
         .unwrap()
         .join()
         .unwrap();
+}
+
+/// Generic programs (widths left to the arguments): the text states every width as a
+/// polynomial of width symbols (`x_i: D0`, `a_i: D0*D1`), zeros of symbolic width
+/// (`Zero(D1)`), the conditions that fix a width only a zero shows, and arguments the
+/// simplified formula no longer uses; it parses back to itself, with the same arguments,
+/// and computes the same values (issue 14, items 1 and 2).
+const GENERIC: &[&str] = &[
+    "Sum_j(Exp(-SqDist(x_i, y_j)) * b_j)",
+    // A zero of the arguments' width, from simplification and from a gradient.
+    "Sum_j(x_i - x_i + y_j)",
+    "Sum_j(Grad(SqNorm2(y_j), x_i, e_i) + x_i)",
+    // The arguments shared a width through an operation simplified away.
+    "Sum_j(0 * SqDist(x_i, y_j) + b_j)",
+    // Polynomial widths.
+    "Sum_j(MatVecMult(a_i, b_j))",
+    "Sum_j(Concat(x_i, y_j) - Concat(x_i, y_j) + 1)",
+    "Sum_j(ComplexReal(z_i) + 0 * ComplexImag(z_i))",
+    "Sum_j(0 * TensorProd(x_i, y_j) + b_j)",
+    // A width fixed only by a condition: `Zero(D1)` with `D0*D1 == 2`.
+    "Sum_j(MatVecMult(Zero(2), s_i) + b_j)",
+    // A bound on an argument's width, from an operation simplified away.
+    "Sum_j(0 * Elem(x_i, 2) + b_j)",
+    // Inline variables, one of them simplified away, in every category.
+    "Sum_Reduction(0 * SqNorm2(Var(0, 3, 0)) + Var(1, 1, 1), 0)",
+    "Sum_Reduction(Var(1, 2, 1) + 0 * Var(0, 2, 0) + 0 * Var(2, 2, 2), 1)",
+    "x = Vi(0, 2); Sum_Reduction(x + 0 * Var(0, 2, 1), 0)",
+    "Max_ArgMax_Reduction(Var(1, 1, 1) + 0 * Var(0, 4, 2), 0)",
+];
+
+/// The widths of a program's symbols for a test: each symbol a small width.
+fn instantiated_widths(p: &Program, choice: usize) -> Vec<usize> {
+    let mut syms: Vec<keops_ir::SymId> = p.args.iter().flat_map(|a| a.dim.syms()).collect();
+    syms.sort();
+    syms.dedup();
+    p.args
+        .iter()
+        .map(|a| {
+            a.dim
+                .subst(&|s| {
+                    let k = syms.iter().position(|t| *t == s).unwrap_or(0);
+                    Some(keops_ir::Dim::known(1 + (k + choice) % 3))
+                })
+                .as_known()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn generic_programs_print_their_widths_and_parse_back() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+    for f in GENERIC {
+        let p = Program::parse(f).unwrap_or_else(|e| panic!("{f}\n{e}"));
+        let text = p.to_string();
+        let c = p
+            .canonical()
+            .unwrap_or_else(|e| panic!("{f}: the text `{text}` does not read back: {e}"));
+        assert_eq!(
+            c.to_string(),
+            Program::parse(&c.to_string()).unwrap().to_string()
+        );
+        assert_eq!(c.args.len(), p.args.len(), "{f}: {text}");
+        let mut evaluated = 0;
+        for choice in 0..3 {
+            let widths = instantiated_widths(&p, choice);
+            let (Ok(pi), Ok(ci)) = (p.instantiate(&widths), c.instantiate(&widths)) else {
+                // Both refuse the widths, or neither (a condition of the formula).
+                assert_eq!(
+                    p.instantiate(&widths).is_ok(),
+                    c.instantiate(&widths).is_ok(),
+                    "{f}: widths {widths:?}"
+                );
+                continue;
+            };
+            assert_eq!(pi.args, ci.args, "{f}: widths {widths:?}");
+            // M = N = 4: an argument may be indexed by both i and j.
+            let shapes: Vec<(usize, usize)> = pi
+                .args
+                .iter()
+                .map(|a| {
+                    let rows = if a.rows() == keops_ir::Cat::P { 1 } else { 4 };
+                    (rows, a.dim.as_known().unwrap())
+                })
+                .collect();
+            let data: Vec<Vec<f64>> = shapes
+                .iter()
+                .map(|(r, c)| (0..r * c).map(|_| rng.random_range(-1.5..1.5)).collect())
+                .collect();
+            let arrays: Vec<Array<'_, f64>> = data
+                .iter()
+                .zip(&shapes)
+                .map(|(d, (r, c))| Array::new(d, *r, *c))
+                .collect();
+            let opts = EvalOptions {
+                m: Some(4),
+                n: Some(4),
+                ..EvalOptions::default()
+            };
+            let o1 = p.evaluate(&arrays, &opts).unwrap();
+            let o2 = c.evaluate(&arrays, &opts).unwrap();
+            assert_eq!(o1, o2, "{f}: widths {widths:?}");
+            evaluated += 1;
+        }
+        assert!(evaluated > 0, "{f}: no width tried was accepted");
+    }
+}
+
+#[test]
+fn arguments_the_simplified_formula_no_longer_uses_stay_in_the_signature() {
+    // `Var(0, 3, 0)` is multiplied by zero: the program still takes it, and checks it.
+    let p = Program::parse("Sum_Reduction(0 * SqNorm2(Var(0, 3, 0)) + Var(1, 1, 1), 0)").unwrap();
+    assert_eq!(
+        p.to_string(),
+        "Var(0, 3, 0); Var(1, 1, 1); Sum_Reduction(Var(1, 1, 1), 0)"
+    );
+    let c = p.canonical().unwrap();
+    assert_eq!(c.args, p.args);
+    let (x, y) = (vec![0.0; 2 * 3], vec![1.0, 2.0, 3.0]);
+    let opts = EvalOptions::default();
+    let out = c
+        .evaluate(&[Array::new(&x, 2, 3), Array::new(&y, 3, 1)], &opts)
+        .unwrap();
+    assert_eq!(out.values, vec![6.0, 6.0]);
+    // The unused argument's width is still checked.
+    let bad = vec![0.0; 2 * 2];
+    assert!(
+        c.evaluate(&[Array::new(&bad, 2, 2), Array::new(&y, 3, 1)], &opts)
+            .is_err()
+    );
+}
+
+#[test]
+fn width_symbols_and_conditions_read_back() {
+    let p =
+        Program::parse("x_i: D0; y_j: D0; b_j: 2*D1 + 1; Sum_j(SqDist(x_i, y_j) * b_j)").unwrap();
+    assert_eq!(p.args[0].dim, p.args[1].dim, "one name, one symbol");
+    let p = Program::parse("s_i: D0; D0*D1 == 2; Sum_j(Zero(D1))").unwrap();
+    assert!(p.instantiate(&[1]).is_ok());
+    assert!(p.instantiate(&[2]).is_ok());
+    assert!(p.instantiate(&[3]).is_err(), "3 divides no width into 2");
+    let p = Program::parse("x_i: D0; D0 >= 3; Sum_j(x_i)").unwrap();
+    assert!(p.instantiate(&[2]).is_err());
+    assert!(p.instantiate(&[3]).is_ok());
+    // Width symbols only mean something in width positions: in a formula `D0` is a
+    // parameter like any other name.
+    let p = Program::parse("x_i: D0; Sum_j(x_i + D0)").unwrap();
+    assert_eq!(p.args[1].name.as_deref(), Some("D0"));
+    let p = Program::parse("x_i: D0; MultipleOf(D0, 2); Sum_j(x_i)").unwrap();
+    assert!(p.instantiate(&[3]).is_err());
+    assert!(p.instantiate(&[4]).is_ok());
+    assert!(Program::parse("x_i: Q0; Sum_j(x_i)").is_err());
+    assert!(Program::parse("x_i: D0; D0 == Q; Sum_j(x_i)").is_err());
+}
+
+/// Every operation of the table applied to zeros of symbolic width (and to one
+/// argument, so that the program has arguments): its text parses back, to the same
+/// arguments, and computes the same values.
+#[test]
+fn every_operation_on_zeros_of_symbolic_width_prints_and_parses_back() {
+    let mut exercised = 0;
+    for op in keops_ir::Op::ALL {
+        let spec = op.spec();
+        let mut parts: Vec<String> = (0..spec.arity)
+            .map(|k| format!("(x{k}_i - x{k}_i)"))
+            .collect();
+        for kind in spec.params {
+            parts.push(match kind {
+                keops_ir::ops::ParamKind::Int => "1".to_string(),
+                _ => "(0,)".to_string(),
+            });
+        }
+        let f = format!("Sum_j({}({}) + 0 * b_j)", op.name(), parts.join(", "));
+        let Ok(p) = Program::parse(&f) else {
+            continue;
+        };
+        let c = p
+            .canonical()
+            .unwrap_or_else(|e| panic!("{f}: `{p}` does not read back: {e}"));
+        assert_eq!(c.args.len(), p.args.len(), "{f}");
+        for choice in 0..3 {
+            let widths = instantiated_widths(&p, choice);
+            assert_eq!(
+                p.instantiate(&widths).is_ok(),
+                c.instantiate(&widths).is_ok(),
+                "{f}: `{p}` vs `{c}` at widths {widths:?}"
+            );
+        }
+        exercised += 1;
+    }
+    assert!(
+        exercised * 2 > keops_ir::Op::ALL.len(),
+        "only {exercised} of {} operations took zeros of symbolic width",
+        keops_ir::Op::ALL.len()
+    );
 }
