@@ -64,6 +64,17 @@ impl<'a> Builder<'a> {
         self.dims.resolve(self.graph.dim(n))
     }
 
+    /// Whether the dimension of `n`, resolved, is `d` (`d` resolved); no allocation when
+    /// the stored dimension is already a number (the rules ask this at every node).
+    pub fn dim_is(&self, n: NodeId, d: &Dim) -> bool {
+        let stored = self.graph.dim(n);
+        if stored.is_known() {
+            stored == d
+        } else {
+            &self.dims.resolve(stored) == d
+        }
+    }
+
     /// The operation node `op(args; params)`, checked, expanded and simplified.
     pub fn op(&mut self, op: Op, args: &[NodeId], params: Vec<Param>) -> Result<NodeId> {
         let spec = op.spec();
