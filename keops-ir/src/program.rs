@@ -290,7 +290,14 @@ impl Program {
     /// The gradient of `<E, output>` with respect to the argument at `pos`, where the
     /// cotangent `E` (shaped like the output values) becomes a new last argument named
     /// `cotangent_name`. The result has the shape of the argument.
+    ///
+    /// The name must be a name of the formula language (one identifier, not the name of
+    /// an operation) that no argument answers to ([`Program::arg_position`]: an earlier
+    /// gradient's cotangent is an argument too), so that the gradient's text form reads
+    /// back as the same program; anything else is an [`ErrorKind::Declaration`] error
+    /// naming it.
     pub fn grad(&self, pos: usize, cotangent_name: &str) -> Result<Program> {
+        self.check_cotangent_name(cotangent_name)?;
         let out = &self.bufs[self.output];
         let mut with_cot = self.clone();
         // Index-only outputs (ArgMin...) take a cotangent shaped like their indices; their
@@ -307,6 +314,62 @@ impl Program {
             concise: false,
         });
         with_cot.grad_into(pos, self.args.len())
+    }
+
+    /// Checks the name [`Program::grad`] gives its cotangent argument.
+    fn check_cotangent_name(&self, name: &str) -> Result<()> {
+        let invalid = |why: String| {
+            Error::new(
+                ErrorKind::Declaration,
+                format!("the cotangent name {why}"),
+            )
+            .help(format!(
+                "name the cotangent with a name no argument has, e.g. `{}`",
+                self.fresh_name("e")
+            ))
+        };
+        if name.is_empty() {
+            return Err(invalid("is empty".into()));
+        }
+        let one_ident = match name.parse::<proc_macro2::TokenStream>() {
+            Ok(ts) => {
+                let mut it = ts.into_iter();
+                matches!(
+                    (it.next(), it.next()),
+                    (Some(proc_macro2::TokenTree::Ident(i)), None)
+                        if i.to_string() == name && !name.starts_with("r#")
+                )
+            }
+            Err(_) => false,
+        };
+        if !one_ident {
+            return Err(invalid(format!("`{name}` is not a name")));
+        }
+        if crate::ops::Op::from_name(name).is_some() {
+            return Err(invalid(format!("`{name}` is the name of an operation")));
+        }
+        if let Some(p) = self.arg_position(name) {
+            let what = match self.args[p].name.as_deref() {
+                Some(n) if n != name => format!(" (`{n}`)"),
+                _ => String::new(),
+            };
+            return Err(invalid(format!(
+                "`{name}` is already the name of argument {p}{what}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `base`, or `base` followed by the first number that makes it a name no argument
+    /// answers to.
+    fn fresh_name(&self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut k = 0usize;
+        while self.arg_position(&name).is_some() {
+            name = format!("{base}{k}");
+            k += 1;
+        }
+        name
     }
 
     /// The gradient program of argument `pos` as keops-rs compiles it: [`Program::grad`],
