@@ -313,17 +313,13 @@ impl Program {
             cats: vec![out.rows],
             concise: false,
         });
-        with_cot.grad_into(pos, self.args.len())
+        with_cot.into_grad(pos, self.args.len())
     }
 
     /// Checks the name [`Program::grad`] gives its cotangent argument.
     fn check_cotangent_name(&self, name: &str) -> Result<()> {
         let invalid = |why: String| {
-            Error::new(
-                ErrorKind::Declaration,
-                format!("the cotangent name {why}"),
-            )
-            .help(format!(
+            Error::new(ErrorKind::Declaration, format!("the cotangent name {why}")).help(format!(
                 "name the cotangent with a name no argument has, e.g. `{}`",
                 self.fresh_name("e")
             ))
@@ -389,6 +385,12 @@ impl Program {
     /// Like [`Program::grad`], with the cotangent already an argument (at `cot_pos`),
     /// as in KeOps' `Grad(Sum_Reduction(F, 0), x, e)` with `e` declared.
     pub fn grad_into(&self, pos: usize, cot_pos: usize) -> Result<Program> {
+        self.clone().into_grad(pos, cot_pos)
+    }
+
+    /// [`Program::grad_into`], consuming the program (whose graph the gradient extends:
+    /// one copy of the graph less).
+    fn into_grad(self, pos: usize, cot_pos: usize) -> Result<Program> {
         let target = self.args.get(pos).ok_or_else(|| {
             Error::new(
                 ErrorKind::Differentiation,
@@ -403,8 +405,11 @@ impl Program {
         }
         let target_rows = target.rows();
         let target_dim = target.dim.clone();
-        let mut g = self.clone();
-        let out = &self.bufs[self.output];
+        // The forward steps, read while the gradient steps are appended to `g`.
+        let steps = self.steps.clone();
+        let output = self.output;
+        let out = self.bufs[output].clone();
+        let mut g = self;
         if out.values.is(0) {
             // Indices are piecewise constant: the gradient is zero.
             let zero = g.new_buf(target_rows, target_dim, Dim::known(0));
@@ -419,20 +424,20 @@ impl Program {
 
         // Which buffers depend on the target argument.
         let mut needs: HashSet<usize> = HashSet::new();
-        for s in &self.steps {
+        for s in &steps {
             let depends = match s {
                 Step::Reduce(r) => {
                     let roots: Vec<NodeId> = std::iter::once(r.formula).chain(r.weight).collect();
-                    self.graph
+                    g.graph
                         .vars_of(&roots)
                         .iter()
-                        .any(|v| self.var_requires(*v, pos, &needs))
+                        .any(|v| g.var_requires(*v, pos, &needs))
                 }
                 Step::Gather(ga) => {
-                    self.graph
+                    g.graph
                         .vars_of(&[ga.formula])
                         .iter()
-                        .any(|v| self.var_requires(*v, pos, &needs))
+                        .any(|v| g.var_requires(*v, pos, &needs))
                         || ga
                             .weight
                             .iter()
@@ -455,13 +460,13 @@ impl Program {
             contributions: Vec::new(),
         };
         bw.cot.insert(
-            self.output,
+            output,
             vec![CotSrc {
                 source: VarSource::Arg(cot_pos),
                 cat: out.rows,
             }],
         );
-        for step in self.steps.iter().rev() {
+        for step in steps.iter().rev() {
             g.flush(&mut bw, Dest::Buffer(step.out()))?;
             let Some(c) = bw.cot.remove(&step.out()) else {
                 continue;
