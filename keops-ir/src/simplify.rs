@@ -563,7 +563,12 @@ pub const COLLECT_VISIT_LIMIT: usize = 8 * COLLECT_LIMIT;
 /// Flattens a sum into `(term, coefficient)` pairs, left to right: at most
 /// [`COLLECT_LIMIT`] terms (plus one) and [`COLLECT_VISIT_LIMIT`] visited nodes, else
 /// `false` (as soon as the terms found plus the nodes left to visit exceed the limit). Iterative (an explicit stack), so it never recurses into a deep formula.
-fn terms(b: &Builder<'_>, roots: [(NodeId, f64); 2], dim: &Dim, out: &mut Vec<(NodeId, f64)>) -> bool {
+fn terms(
+    b: &Builder<'_>,
+    roots: [(NodeId, f64); 2],
+    dim: &Dim,
+    out: &mut Vec<(NodeId, f64)>,
+) -> bool {
     let mut stack: Vec<(NodeId, f64)> = vec![roots[1], roots[0]];
     let mut visits = 0usize;
     while let Some((n, coef)) = stack.pop() {

@@ -18,10 +18,17 @@ fn refused(p: &Program, pos: usize, name: &str, must: &[&str]) {
         Err(e) => {
             assert_eq!(e.kind, ErrorKind::Declaration, "{name:?}: {e:?}");
             for m in must {
-                assert!(e.message.contains(m), "{name:?}: `{}` lacks `{m}`", e.message);
+                assert!(
+                    e.message.contains(m),
+                    "{name:?}: `{}` lacks `{m}`",
+                    e.message
+                );
             }
             let help = e.help.unwrap_or_default();
-            assert!(help.contains("e.g."), "{name:?}: the help suggests no name: {help}");
+            assert!(
+                help.contains("e.g."),
+                "{name:?}: the help suggests no name: {help}"
+            );
         }
     }
 }
@@ -48,7 +55,9 @@ fn cotangent_named_like_a_use_of_an_argument_is_refused() {
     let p = xy();
     refused(&p, 0, "x_i", &["`x_i`", "argument 0", "(`x`)"]);
     refused(&p, 0, "y_j", &["`y_j`", "argument 1", "(`y`)"]);
-    let concise: Program = "Sum_j(Exp(-SqDist(x_i, y_j)) * b_j)".parse().expect("parses");
+    let concise: Program = "Sum_j(Exp(-SqDist(x_i, y_j)) * b_j)"
+        .parse()
+        .expect("parses");
     let x = concise.arg_position("x").expect("x is an argument");
     refused(&concise, x, "x", &["`x`"]);
     refused(&concise, x, "b_j", &["`b_j`", "(`b`)"]);
@@ -77,7 +86,9 @@ fn cotangent_named_like_an_earlier_cotangent_is_refused() {
 fn cotangent_name_that_is_not_a_name_is_refused() {
     let p = xy();
     refused(&p, 0, "", &["empty"]);
-    for bad in ["1e", "a b", "e;", "e)", "(e)", " e", "e ", "x*y", "e-1", "2", "r#e", "e\n", "\"e\""] {
+    for bad in [
+        "1e", "a b", "e;", "e)", "(e)", " e", "e ", "x*y", "e-1", "2", "r#e", "e\n", "\"e\"",
+    ] {
         refused(&p, 0, bad, &["is not a name"]);
     }
     for op in ["Exp", "Grad", "Sum", "SqDist"] {
@@ -88,7 +99,16 @@ fn cotangent_name_that_is_not_a_name_is_refused() {
 #[test]
 fn valid_cotangent_names_read_back() {
     let p = xy();
-    for name in ["e", "e_i", "cotangent", "_e", "E2", "Vi", "Sum_Reduction", "é"] {
+    for name in [
+        "e",
+        "e_i",
+        "cotangent",
+        "_e",
+        "E2",
+        "Vi",
+        "Sum_Reduction",
+        "é",
+    ] {
         let g = p
             .grad(0, name)
             .unwrap_or_else(|e| panic!("{name:?} should be accepted: {e:?}"));
