@@ -333,7 +333,7 @@ impl Program {
                 matches!(
                     (it.next(), it.next()),
                     (Some(proc_macro2::TokenTree::Ident(i)), None)
-                        if i.to_string() == name && !name.starts_with("r#")
+                        if i == name && !name.starts_with("r#")
                 )
             }
             Err(_) => false,
