@@ -16,6 +16,7 @@
 use crate::dim::{Dim, DimSolver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarInfo, VarSource};
+use crate::limits;
 use crate::ops::{DimCx, Op, OpKind, ParamKind};
 use crate::simplify;
 
@@ -61,11 +62,42 @@ impl<'a> Builder<'a> {
 
     /// Dimension of a node, resolved.
     pub fn dim(&self, n: NodeId) -> Dim {
-        self.dims.resolve(self.graph.dim(n))
+        let d = self.graph.dim(n);
+        if d.is_known() {
+            d.clone()
+        } else {
+            self.dims.resolve(d)
+        }
+    }
+
+    /// Whether the dimension of `n`, resolved, is `d` (`d` resolved); no allocation when
+    /// the stored dimension is already a number (the rules ask this at every node).
+    pub fn dim_is(&self, n: NodeId, d: &Dim) -> bool {
+        let stored = self.graph.dim(n);
+        if stored.is_known() {
+            stored == d
+        } else {
+            &self.dims.resolve(stored) == d
+        }
+    }
+
+    /// The bound on the number of nodes: [`NODE_LIMIT`], or the lower one set by
+    /// [`Graph::set_node_limit`].
+    pub fn node_limit(&self) -> usize {
+        self.graph
+            .node_limit()
+            .map_or(NODE_LIMIT, |l| l.min(NODE_LIMIT))
     }
 
     /// The operation node `op(args; params)`, checked, expanded and simplified.
+    ///
+    /// Building recurses (rules and expansions build their results through this
+    /// function, and `Grad` differentiates), so each level runs under [`limits::deep`].
     pub fn op(&mut self, op: Op, args: &[NodeId], params: Vec<Param>) -> Result<NodeId> {
+        limits::deep(|| self.op_here(op, args, params))
+    }
+
+    fn op_here(&mut self, op: Op, args: &[NodeId], params: Vec<Param>) -> Result<NodeId> {
         let spec = op.spec();
         if args.len() != spec.arity {
             return Err(Error::new(
@@ -80,10 +112,11 @@ impl<'a> Builder<'a> {
             .help(format!("the signature is {}", spec.signature)));
         }
         check_params(op, &params)?;
-        if self.graph.len() > NODE_LIMIT {
+        let limit = self.node_limit();
+        if self.graph.len() > limit {
             return Err(Error::new(
                 ErrorKind::Limit,
-                format!("the formula grew past {NODE_LIMIT} nodes"),
+                format!("the formula grew past {limit} nodes"),
             )
             .help("differentiate fewer times, or split the computation into several reductions"));
         }
@@ -103,7 +136,11 @@ impl<'a> Builder<'a> {
                 .map_err(|m| Error::new(ErrorKind::Dimension, format!("{}: {m}", spec.name)))?
         };
         self.dims.label_since(deferred_before, spec.name);
-        let dim = self.dims.resolve(&dim);
+        let dim = if dim.is_known() {
+            dim
+        } else {
+            self.dims.resolve(&dim)
+        };
         if self.simplify && self.depth < REWRITE_DEPTH_LIMIT {
             self.depth += 1;
             let rewritten = simplify::rewrite(self, op, args, &params, &dim);

@@ -142,12 +142,29 @@ pub struct Graph {
     index: HashMap<Node, NodeId>,
     /// Variables, indexed by [`VarId`].
     pub vars: Vec<VarInfo>,
+    /// A bound on the nodes, lower than [`crate::builder::NODE_LIMIT`]; `None` for that.
+    node_limit: Option<usize>,
 }
 
 impl Graph {
     /// An empty graph.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Bounds the number of nodes the graph may grow to (counting those it has) below
+    /// [`crate::builder::NODE_LIMIT`]: building a node past it is an
+    /// [`ErrorKind::Limit`](crate::ErrorKind::Limit) error. A bound above `NODE_LIMIT`
+    /// leaves `NODE_LIMIT`. Clones keep the bound, so it holds for the gradients of a
+    /// [`crate::Program`] (whose graph they extend): a service can give each request a
+    /// smaller budget, and tests can reach the limit quickly.
+    pub fn set_node_limit(&mut self, limit: usize) {
+        self.node_limit = Some(limit);
+    }
+
+    /// The bound set by [`Graph::set_node_limit`], if any.
+    pub fn node_limit(&self) -> Option<usize> {
+        self.node_limit
     }
 
     /// Interns a node with its dimension (the dimension is a function of the node).

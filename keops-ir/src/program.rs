@@ -290,7 +290,14 @@ impl Program {
     /// The gradient of `<E, output>` with respect to the argument at `pos`, where the
     /// cotangent `E` (shaped like the output values) becomes a new last argument named
     /// `cotangent_name`. The result has the shape of the argument.
+    ///
+    /// The name must be a name of the formula language (one identifier, not the name of
+    /// an operation) that no argument answers to ([`Program::arg_position`]: an earlier
+    /// gradient's cotangent is an argument too), so that the gradient's text form reads
+    /// back as the same program; anything else is an [`ErrorKind::Declaration`] error
+    /// naming it.
     pub fn grad(&self, pos: usize, cotangent_name: &str) -> Result<Program> {
+        self.check_cotangent_name(cotangent_name)?;
         let out = &self.bufs[self.output];
         let mut with_cot = self.clone();
         // Index-only outputs (ArgMin...) take a cotangent shaped like their indices; their
@@ -306,7 +313,59 @@ impl Program {
             cats: vec![out.rows],
             concise: false,
         });
-        with_cot.grad_into(pos, self.args.len())
+        with_cot.into_grad(pos, self.args.len())
+    }
+
+    /// Checks the name [`Program::grad`] gives its cotangent argument.
+    fn check_cotangent_name(&self, name: &str) -> Result<()> {
+        let invalid = |why: String| {
+            Error::new(ErrorKind::Declaration, format!("the cotangent name {why}")).help(format!(
+                "name the cotangent with a name no argument has, e.g. `{}`",
+                self.fresh_name("e")
+            ))
+        };
+        if name.is_empty() {
+            return Err(invalid("is empty".into()));
+        }
+        let one_ident = match name.parse::<proc_macro2::TokenStream>() {
+            Ok(ts) => {
+                let mut it = ts.into_iter();
+                matches!(
+                    (it.next(), it.next()),
+                    (Some(proc_macro2::TokenTree::Ident(i)), None)
+                        if i == name && !name.starts_with("r#")
+                )
+            }
+            Err(_) => false,
+        };
+        if !one_ident {
+            return Err(invalid(format!("`{name}` is not a name")));
+        }
+        if crate::ops::Op::from_name(name).is_some() {
+            return Err(invalid(format!("`{name}` is the name of an operation")));
+        }
+        if let Some(p) = self.arg_position(name) {
+            let what = match self.args[p].name.as_deref() {
+                Some(n) if n != name => format!(" (`{n}`)"),
+                _ => String::new(),
+            };
+            return Err(invalid(format!(
+                "`{name}` is already the name of argument {p}{what}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `base`, or `base` followed by the first number that makes it a name no argument
+    /// answers to.
+    fn fresh_name(&self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut k = 0usize;
+        while self.arg_position(&name).is_some() {
+            name = format!("{base}{k}");
+            k += 1;
+        }
+        name
     }
 
     /// The gradient program of argument `pos` as keops-rs compiles it: [`Program::grad`],
@@ -326,6 +385,12 @@ impl Program {
     /// Like [`Program::grad`], with the cotangent already an argument (at `cot_pos`),
     /// as in KeOps' `Grad(Sum_Reduction(F, 0), x, e)` with `e` declared.
     pub fn grad_into(&self, pos: usize, cot_pos: usize) -> Result<Program> {
+        self.clone().into_grad(pos, cot_pos)
+    }
+
+    /// [`Program::grad_into`], consuming the program (whose graph the gradient extends:
+    /// one copy of the graph less).
+    fn into_grad(self, pos: usize, cot_pos: usize) -> Result<Program> {
         let target = self.args.get(pos).ok_or_else(|| {
             Error::new(
                 ErrorKind::Differentiation,
@@ -340,8 +405,11 @@ impl Program {
         }
         let target_rows = target.rows();
         let target_dim = target.dim.clone();
-        let mut g = self.clone();
-        let out = &self.bufs[self.output];
+        // The forward steps, read while the gradient steps are appended to `g`.
+        let steps = self.steps.clone();
+        let output = self.output;
+        let out = self.bufs[output].clone();
+        let mut g = self;
         if out.values.is(0) {
             // Indices are piecewise constant: the gradient is zero.
             let zero = g.new_buf(target_rows, target_dim, Dim::known(0));
@@ -356,20 +424,20 @@ impl Program {
 
         // Which buffers depend on the target argument.
         let mut needs: HashSet<usize> = HashSet::new();
-        for s in &self.steps {
+        for s in &steps {
             let depends = match s {
                 Step::Reduce(r) => {
                     let roots: Vec<NodeId> = std::iter::once(r.formula).chain(r.weight).collect();
-                    self.graph
+                    g.graph
                         .vars_of(&roots)
                         .iter()
-                        .any(|v| self.var_requires(*v, pos, &needs))
+                        .any(|v| g.var_requires(*v, pos, &needs))
                 }
                 Step::Gather(ga) => {
-                    self.graph
+                    g.graph
                         .vars_of(&[ga.formula])
                         .iter()
-                        .any(|v| self.var_requires(*v, pos, &needs))
+                        .any(|v| g.var_requires(*v, pos, &needs))
                         || ga
                             .weight
                             .iter()
@@ -392,13 +460,13 @@ impl Program {
             contributions: Vec::new(),
         };
         bw.cot.insert(
-            self.output,
+            output,
             vec![CotSrc {
                 source: VarSource::Arg(cot_pos),
                 cat: out.rows,
             }],
         );
-        for step in self.steps.iter().rev() {
+        for step in steps.iter().rev() {
             g.flush(&mut bw, Dest::Buffer(step.out()))?;
             let Some(c) = bw.cot.remove(&step.out()) else {
                 continue;

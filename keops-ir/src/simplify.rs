@@ -230,7 +230,7 @@ fn op_of(b: &Builder<'_>, n: NodeId) -> Option<(Op, Vec<NodeId>, Vec<Param>)> {
 }
 
 fn same_dim(b: &Builder<'_>, n: NodeId, d: &Dim) -> bool {
-    &b.dim(n) == d
+    b.dim_is(n, d)
 }
 
 fn fold_constants(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
@@ -552,28 +552,59 @@ fn linear_out(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
     }
 }
 
-/// Flattens a sum into `(term, coefficient)` pairs (at most [`COLLECT_LIMIT`]).
-fn terms(b: &Builder<'_>, n: NodeId, coef: f64, dim: &Dim, out: &mut Vec<(NodeId, f64)>) -> bool {
-    if out.len() > COLLECT_LIMIT {
-        return false;
-    }
-    if &b.dim(n) == dim {
-        match op_of(b, n) {
-            Some((Op::Add, a, _)) => {
-                return terms(b, a[0], coef, dim, out) && terms(b, a[1], coef, dim, out);
-            }
-            Some((Op::Subtract, a, _)) => {
-                return terms(b, a[0], coef, dim, out) && terms(b, a[1], -coef, dim, out);
-            }
-            Some((Op::Minus, a, _)) => return terms(b, a[0], -coef, dim, out),
-            Some((Op::Mult, a, _)) if cval(b, a[0]).is_some() && &b.dim(a[1]) == dim => {
-                let k = cval(b, a[0]).unwrap_or(1.0);
-                return terms(b, a[1], coef * k, dim, out);
-            }
-            _ => {}
+/// Maximum number of nodes `collect_terms` visits while flattening one sum (terms and
+/// the `+`, `-`, negations and constant factors above them).
+///
+/// Without it, flattening a long left-leaning chain of sums walked down the whole chain
+/// before finding its first term, at every new `+` of the chain: building a sum of `n`
+/// terms (the gradient of a product of `n` factors) took time quadratic in `n`.
+pub const COLLECT_VISIT_LIMIT: usize = 8 * COLLECT_LIMIT;
+
+/// Flattens a sum into `(term, coefficient)` pairs, left to right: at most
+/// [`COLLECT_LIMIT`] terms (plus one) and [`COLLECT_VISIT_LIMIT`] visited nodes, else
+/// `false` (as soon as the terms found plus the nodes left to visit exceed the limit). Iterative (an explicit stack), so it never recurses into a deep formula.
+fn terms(
+    b: &Builder<'_>,
+    roots: [(NodeId, f64); 2],
+    dim: &Dim,
+    out: &mut Vec<(NodeId, f64)>,
+) -> bool {
+    let mut stack: Vec<(NodeId, f64)> = vec![roots[1], roots[0]];
+    let mut visits = 0usize;
+    while let Some((n, coef)) = stack.pop() {
+        // Every node still on the stack gives at least one term: past the limit already,
+        // stop now rather than at the last term (a long chain is not walked to its end).
+        if out.len() + stack.len() > COLLECT_LIMIT || visits >= COLLECT_VISIT_LIMIT {
+            return false;
         }
+        visits += 1;
+        if b.dim_is(n, dim) {
+            match b.graph.node(n) {
+                Node::Op(Op::Add, a, _) => {
+                    stack.push((a[1], coef));
+                    stack.push((a[0], coef));
+                    continue;
+                }
+                Node::Op(Op::Subtract, a, _) => {
+                    stack.push((a[1], -coef));
+                    stack.push((a[0], coef));
+                    continue;
+                }
+                Node::Op(Op::Minus, a, _) => {
+                    stack.push((a[0], -coef));
+                    continue;
+                }
+                Node::Op(Op::Mult, a, _) if b.dim_is(a[1], dim) => {
+                    if let Some(k) = cval(b, a[0]) {
+                        stack.push((a[1], coef * k));
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push((n, coef));
     }
-    out.push((n, coef));
     true
 }
 
@@ -583,8 +614,7 @@ fn collect_terms(b: &mut Builder<'_>, s: &Site<'_>) -> Option<Result<NodeId>> {
     }
     let mut flat = Vec::new();
     let sign = if s.op == Op::Add { 1.0 } else { -1.0 };
-    if !(terms(b, s.args[0], 1.0, s.dim, &mut flat) && terms(b, s.args[1], sign, s.dim, &mut flat))
-    {
+    if !terms(b, [(s.args[0], 1.0), (s.args[1], sign)], s.dim, &mut flat) {
         return None;
     }
     let mut combined: Vec<(NodeId, f64)> = Vec::new();
