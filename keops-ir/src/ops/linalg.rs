@@ -274,7 +274,20 @@ pub(super) fn dim_vecmat(cx: &mut DimCx<'_>) -> DimResult<Dim> {
 }
 
 pub(super) fn dim_tensorprod(cx: &mut DimCx<'_>) -> DimResult<Dim> {
-    Ok(cx.arg(0).mul(&cx.arg(1)))
+    let (f, g) = (cx.arg(0), cx.arg(1));
+    let d = f.checked_mul(&g).unwrap_or_else(Dim::overflowed);
+    cx.width(d)
+}
+
+/// The number of products `f[i] g[j]` a `TensorDot` sums (0 when its parameters are
+/// invalid: its dimension rule reports them); `None` when it overflows.
+pub(super) fn tensordot_terms(params: &[Param]) -> Option<usize> {
+    let Ok(s) = TensorDotSpec::new(params) else {
+        return Some(0);
+    };
+    product(&s.out_shape())
+        .ok()?
+        .checked_mul(product(&s.cont_dims()).ok()?)
 }
 
 pub(super) fn dim_tensordot(cx: &mut DimCx<'_>) -> DimResult<Dim> {
@@ -290,7 +303,15 @@ pub(super) fn dim_tensordot(cx: &mut DimCx<'_>) -> DimResult<Dim> {
         &Dim::known(pg),
         &format!("the second tensor (shape {})", shape_text(&s.dimsg)),
     )?;
-    Ok(Dim::known(product(&s.out_shape())?))
+    let out = cx.width(Dim::known(product(&s.out_shape())?))?;
+    cx.work(tensordot_terms(cx.params), || {
+        format!(
+            "the contraction of the shapes {} and {}",
+            shape_text(&s.dimsf),
+            shape_text(&s.dimsg)
+        )
+    })?;
+    Ok(out)
 }
 
 // ---------------------------------------------------------------- values
