@@ -173,13 +173,29 @@ impl Dim {
         let checked = || {
             let mut out = Dim::default();
             for (m, c) in &self.terms {
-                let mut term = Dim::default();
-                term.terms.insert(Vec::new(), *c);
+                // The unbound symbols stay a monomial; the bound ones multiply in (most
+                // monomials have none: no intermediate polynomial then).
+                let mut free: Monomial = Vec::new();
+                let mut bound: Option<Dim> = None;
                 for s in m {
-                    let f = bind(*s).unwrap_or_else(|| Dim::sym(*s));
-                    term = term.checked_mul(&f)?;
+                    match bind(*s) {
+                        None => free.push(*s),
+                        Some(f) => {
+                            bound = Some(match bound {
+                                None => f,
+                                Some(b) => b.checked_mul(&f)?,
+                            })
+                        }
+                    }
                 }
-                out = out.checked_add(&term)?;
+                match bound {
+                    None => out.add_term(free, *c)?,
+                    Some(b) => {
+                        let mut factor = Dim::default();
+                        factor.terms.insert(free, *c);
+                        out = out.checked_add(&b.checked_mul(&factor)?)?;
+                    }
+                }
             }
             Some(out)
         };
