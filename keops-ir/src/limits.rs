@@ -65,6 +65,15 @@ pub fn deep<T>(f: impl FnOnce() -> T) -> T {
     stacker::maybe_grow(RED_ZONE, SEGMENT, f)
 }
 
+/// Runs `f` with at least `bytes` of stack, on a new segment of that size when the
+/// current one has less: for a walk that recurses without calling [`deep`] (another
+/// crate's, e.g. `syn` reading a token tree), given a bound on the stack it needs (its
+/// depth times its frames).
+pub fn with_stack<T>(bytes: usize, f: impl FnOnce() -> T) -> T {
+    let need = bytes.saturating_add(RED_ZONE);
+    stacker::maybe_grow(need, need.saturating_add(SEGMENT), f)
+}
+
 /// The error of a number past a limit: "`what` `n` is past the limit `limit`", of kind
 /// [`ErrorKind::Limit`] (`what` names the operation and the quantity, e.g. "Var index").
 pub fn past_limit(what: impl Display, n: impl Display, limit: usize) -> Error {

@@ -290,7 +290,27 @@ pub(super) fn tensordot_terms(params: &[Param]) -> Option<usize> {
         .checked_mul(product(&s.cont_dims()).ok()?)
 }
 
+/// The number of entries of a shape parameter whose entries are all at least 1 (`None`
+/// otherwise: [`shape_param`] says what is wrong), checked against
+/// [`crate::limits::MAX_WIDTH`].
+fn shape_width(cx: &mut DimCx<'_>, k: usize, which: &str) -> DimResult<()> {
+    let shape = cx.list(k);
+    let entries: Option<Vec<usize>> = shape
+        .iter()
+        .map(|d| usize::try_from(*d).ok().filter(|d| *d >= 1))
+        .collect();
+    let Some(entries) = entries else {
+        return Ok(());
+    };
+    let n = entries.iter().try_fold(1usize, |p, d| p.checked_mul(*d));
+    cx.width(n.map_or_else(Dim::overflowed, Dim::known))
+        .map(|_| ())
+        .map_err(|m| format!("the shape {} of the {which} tensor: {m}", list_text(&shape)))
+}
+
 pub(super) fn dim_tensordot(cx: &mut DimCx<'_>) -> DimResult<Dim> {
+    shape_width(cx, 0, "first")?;
+    shape_width(cx, 1, "second")?;
     let s = TensorDotSpec::new(cx.params)?;
     let (pf, pg) = (product(&s.dimsf)?, product(&s.dimsg)?);
     cx.expect(
@@ -531,6 +551,20 @@ pub(super) fn x_kron(b: &mut Builder<'_>, a: &[NodeId], p: &[Param]) -> Result<N
     }
     let dimsf = shape_param(&lf, "the shape of the first tensor").map_err(err)?;
     let dimsg = shape_param(&lg, "the shape of the second tensor").map_err(err)?;
+    for shape in [&dimsf, &dimsg] {
+        let n = shape.iter().try_fold(1usize, |p, d| p.checked_mul(*d));
+        if n.is_none_or(|n| n > crate::limits::MAX_WIDTH) {
+            return Err(Error::new(
+                ErrorKind::Limit,
+                format!(
+                    "Kron: the shape {} has {} entries, past the limit {}",
+                    shape_text(shape),
+                    n.map_or("more than 2^64".to_string(), |n| n.to_string()),
+                    crate::limits::MAX_WIDTH
+                ),
+            ));
+        }
+    }
     for (n, shape, which) in [(a[0], &dimsf, "first"), (a[1], &dimsg, "second")] {
         let want = Dim::known(product(shape).map_err(err)?);
         let d = b.dim(n);

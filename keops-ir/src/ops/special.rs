@@ -28,9 +28,15 @@ use crate::real::Real;
 pub(super) fn dim_bspline(cx: &mut DimCx<'_>) -> DimResult<Dim> {
     let order = usize::try_from(cx.int(0))
         .map_err(|_| format!("the order must be non-negative, found {}", cx.int(0)))?;
-    let need = order
-        .checked_add(2)
-        .ok_or_else(|| format!("the order {order} is too large"))?;
+    if order > crate::limits::MAX_WIDTH {
+        // More knots than any width holds.
+        cx.solver.note_past_limit();
+        return Err(format!(
+            "the order {order} is past the limit {}",
+            crate::limits::MAX_WIDTH
+        ));
+    }
+    let need = order + 2;
     cx.scalar(1, "the point x where the B-splines are evaluated")?;
     let k = cx.arg(0);
     cx.require(DimConstraint::AtLeast(k.clone(), need), |_| {
