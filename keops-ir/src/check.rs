@@ -822,6 +822,23 @@ impl Checker<'_> {
                 },
             });
         }
+        // Integer exponents and decimal counts are 32-bit in every backend: past that, an
+        // error rather than a silently truncated exponent.
+        let int_param = match op {
+            Op::Pow => Some("exponent"),
+            Op::Round => Some("number of decimals"),
+            _ => None,
+        };
+        if let (Some(what), Some(Param::Int(m))) = (int_param, params.first())
+            && i32::try_from(*m).is_err()
+        {
+            let limit = if *m < 0 { i32::MIN } else { i32::MAX };
+            return Err(err(
+                ErrorKind::Parameter,
+                format!("{name}: the {what} {m} is past the limit {limit}"),
+                args[spec.arity].at,
+            ));
+        }
         self.op(op, &nodes, params, at)
     }
 

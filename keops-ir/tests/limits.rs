@@ -261,6 +261,28 @@ fn widths_past_the_limit() {
 }
 
 #[test]
+fn integer_parameters_past_32_bits() {
+    fails(
+        "Sum_j(Pow(x_i, 4294967298))",
+        ErrorKind::Parameter,
+        &["Pow", "exponent 4294967298", "2147483647"],
+        Some("4294967298"),
+    );
+    fails(
+        "Sum_j(Pow(x_i, -4294967298))",
+        ErrorKind::Parameter,
+        &["Pow", "-4294967298"],
+        Some("-4294967298"),
+    );
+    fails(
+        "Sum_j(Round(x_i, 9999999999))",
+        ErrorKind::Parameter,
+        &["Round", "9999999999"],
+        Some("9999999999"),
+    );
+}
+
+#[test]
 fn k_past_the_limit() {
     fails(
         "KMin_Reduction(Abs(x_i - y_j), 4611686018427387904, 0)",
