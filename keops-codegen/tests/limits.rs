@@ -60,3 +60,14 @@ fn long_chains_expand_on_a_small_stack() {
     let text = format!("x_i: 1; y_j: 1; Sum_j({})", terms.join(" + "));
     expand_on_small_stack("chain", text);
 }
+
+#[test]
+fn string_literal_with_nested_parentheses_expands_on_a_small_stack() {
+    // The formula as one string literal: its tokens are re-spanned (a walk over groups).
+    let formula = format!(
+        "x = Vi(0, 1); y = Vj(1, 1); Sum_Reduction({}x{} * y, 0)",
+        "(".repeat(DEEP),
+        ")".repeat(DEEP)
+    );
+    expand_on_small_stack("string literal", format!("{formula:?}"));
+}
