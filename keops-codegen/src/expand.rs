@@ -20,6 +20,7 @@ use crate::tokens::ident;
 use keops_ir::check::{Declarations, check_items};
 use keops_ir::error::{Error, ErrorKind, TokRange};
 use keops_ir::graph::VarSource;
+use keops_ir::limits::{deep, with_stack};
 use keops_ir::ops::Op;
 use keops_ir::parse::{Parser, Source, TokKind};
 use proc_macro2::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
@@ -58,7 +59,7 @@ pub fn expand(input: TokenStream, runtime: &Runtime) -> TokenStream {
 pub fn expand_with(input: TokenStream, runtime: &Runtime, gpu: Option<GpuKernels>) -> TokenStream {
     // Leading attributes (doc comments, `#[allow]`) go on the kernel type.
     let (attrs, mut tokens) = split_attributes(input);
-    let attrs = match Attribute::parse_outer.parse2(attrs) {
+    let attrs = match with_syn_stack(&attrs, || Attribute::parse_outer.parse2(attrs.clone())) {
         Ok(attrs) => quote!(#(#attrs)*),
         Err(e) => {
             let header = item_header(tokens.clone());
@@ -154,7 +155,8 @@ fn respan(ts: TokenStream, span: Span) -> TokenStream {
     ts.into_iter()
         .map(|tt| match tt {
             TokenTree::Group(g) => {
-                let mut n = Group::new(g.delimiter(), respan(g.stream(), span));
+                let inner = deep(|| respan(g.stream(), span));
+                let mut n = Group::new(g.delimiter(), inner);
                 n.set_span(span);
                 TokenTree::Group(n)
             }
@@ -238,8 +240,10 @@ fn expand_source(
 fn flat_len(ts: TokenStream) -> usize {
     ts.into_iter()
         .map(|t| match t {
-            TokenTree::Group(g) if g.delimiter() == Delimiter::None => flat_len(g.stream()),
-            TokenTree::Group(g) => 2 + flat_len(g.stream()),
+            TokenTree::Group(g) if g.delimiter() == Delimiter::None => {
+                deep(|| flat_len(g.stream()))
+            }
+            TokenTree::Group(g) => 2 + deep(|| flat_len(g.stream())),
             _ => 1,
         })
         .sum()
@@ -252,7 +256,7 @@ fn count_entries(ts: TokenStream) -> usize {
         for t in ts {
             match t {
                 TokenTree::Group(g) if g.delimiter() == Delimiter::None => {
-                    commas(g.stream(), at, found)
+                    deep(|| commas(g.stream(), at, found))
                 }
                 TokenTree::Punct(p) if p.as_char() == ',' => {
                     found.push(*at);
@@ -269,6 +273,36 @@ fn count_entries(ts: TokenStream) -> usize {
 
 /// Recognizes `[pub[(..)]] name(decls) = formula`; `None` when the input is not the item
 /// form. Errors in the argument list are kept in the header.
+/// Stack per level of nesting of a token tree that `syn` may use while reading it
+/// (`TokenBuffer::recursive_new` recurses once per group; its frames are a few hundred
+/// bytes).
+const SYN_STACK_PER_LEVEL: usize = 1024;
+
+/// The nesting depth of a token tree (groups in groups), without recursion.
+fn nesting_depth(ts: &TokenStream) -> usize {
+    let mut deepest = 0;
+    let mut open = vec![ts.clone().into_iter()];
+    while let Some(it) = open.last_mut() {
+        match it.next() {
+            Some(TokenTree::Group(g)) => {
+                open.push(g.stream().into_iter());
+                deepest = deepest.max(open.len() - 1);
+            }
+            Some(_) => {}
+            None => {
+                open.pop();
+            }
+        }
+    }
+    deepest
+}
+
+/// Runs `f`, which reads `tokens` with `syn` (whose reading recurses per level of
+/// nesting, unguarded), with enough stack for their depth: any depth runs on any thread.
+fn with_syn_stack<T>(tokens: &TokenStream, f: impl FnOnce() -> T) -> T {
+    with_stack(nesting_depth(tokens).saturating_mul(SYN_STACK_PER_LEVEL), f)
+}
+
 fn item_header(tokens: TokenStream) -> Option<Header> {
     let parse = |input: ParseStream<'_>| -> syn::Result<Option<Header>> {
         let vis: Visibility = input.parse()?;
@@ -298,7 +332,9 @@ fn item_header(tokens: TokenStream) -> Option<Header> {
         input.parse::<TokenStream>()?;
         Ok(Some(header))
     };
-    parse.parse2(tokens).ok().flatten()
+    with_syn_stack(&tokens, || parse.parse2(tokens.clone()))
+        .ok()
+        .flatten()
 }
 
 /// Reads the argument list `x_i: 3, y_j, s: 1` (its first token at position `i`) into

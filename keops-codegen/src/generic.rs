@@ -416,6 +416,7 @@ pub fn emit_generic(
     let n = array_len(&comp, "the reduced formula")?;
     let weighted = r.weight.is_some();
     let mut l = Lower::new();
+    keops_ir::lower::check_hooks(r.kind, 1, 1)?;
     let hooks = lower_hooks(&mut l, r.kind, 1, 1, weighted, SumMode::Plain);
     let (hooks, htys) = keops_ir::lower::expand_hooks_math(&l.tys, &hooks, prec);
     let nf = hooks.acc.iter().filter(|t| **t == Ty::F).count();

@@ -10,7 +10,7 @@ use crate::dim::{Dim, DimSolver};
 use crate::dim::{DimConstraint, SymId};
 use crate::error::{Error, ErrorKind, Result, TokRange};
 use crate::graph::{Cat, Graph, Node, NodeId, Param, VarId, VarInfo, VarSource};
-use crate::limits;
+use crate::limits::{self, MAX_ARG_INDEX, MAX_K, MAX_WIDTH, past_limit};
 use crate::ops::{Op, ParamKind};
 use crate::parse::{BinOp, Expr, ExprKind, Item, Parser, Source, UnOp};
 use crate::program::{ArgInfo, BufInfo, Program, Reduce, Step};
@@ -101,7 +101,10 @@ pub fn check_items(src: &Source, items: &[Item], decls: &Declarations) -> Result
     };
     for (name, dim, at) in &decls.vars {
         let at = at.unwrap_or_default();
-        let dim = dim.map(|d| c.known_width(d as i64, name, at)).transpose()?;
+        let d = dim.map(|d| i64::try_from(d).unwrap_or(i64::MAX));
+        let dim = d
+            .map(|d| c.known_width(d, &format!("the dimension of `{name}`"), at))
+            .transpose()?;
         c.declare(name, dim.map(|d| (d, at)), at)?;
     }
     let mut formula = None;
@@ -220,7 +223,7 @@ impl Checker<'_> {
         }
     }
 
-    /// A known width `d` (of `what`), checked.
+    /// A known width `d` (of `what`), checked: at least 1, at most [`MAX_WIDTH`].
     fn known_width(&self, d: i64, what: &str, at: TokRange) -> Result<Dim> {
         if d < 1 {
             return Err(err(
@@ -228,6 +231,9 @@ impl Checker<'_> {
                 format!("{what} must be at least 1, found {d}"),
                 at,
             ));
+        }
+        if d as u64 > MAX_WIDTH as u64 {
+            return Err(past_limit(format!("{what},"), d, MAX_WIDTH).at(at));
         }
         Ok(Dim::known(d as usize))
     }
@@ -445,10 +451,14 @@ impl Checker<'_> {
                 decl.at,
             ));
         };
+        // The position and the dimension, with their tokens (for the limits below).
+        let mut pos_at = decl.at;
+        let dim_at;
         let (pos, dim, cat) = match (kind.as_str(), args.len()) {
             ("Var", 3) => {
                 let pos = self.int_of(&args[0], "the position")?;
-                let dim = self.width_of(&args[1], "the dimension")?;
+                let dim = self.width_of(&args[1], &format!("the dimension of {kind}"))?;
+                (pos_at, dim_at) = (args[0].at, args[1].at);
                 let cat = match self.int_of(&args[2], "the category")? {
                     0 => Cat::I,
                     1 => Cat::J,
@@ -472,12 +482,15 @@ impl Checker<'_> {
                     _ => Cat::P,
                 };
                 if n == 2 {
+                    pos_at = args[0].at;
+                    dim_at = args[1].at;
                     (
                         self.int_of(&args[0], "the position")?,
-                        self.width_of(&args[1], "the dimension")?,
+                        self.width_of(&args[1], &format!("the dimension of {kind}"))?,
                         cat,
                     )
                 } else {
+                    dim_at = args[0].at;
                     let Some(p) = default_pos else {
                         return Err(err(
                             ErrorKind::Declaration,
@@ -487,7 +500,11 @@ impl Checker<'_> {
                             decl.at,
                         ));
                     };
-                    (p as i64, self.width_of(&args[0], "the dimension")?, cat)
+                    (
+                        p as i64,
+                        self.width_of(&args[0], &format!("the dimension of {kind}"))?,
+                        cat,
+                    )
                 }
             }
             ("Var" | "Vi" | "Vj" | "Pm", n) => {
@@ -517,6 +534,16 @@ impl Checker<'_> {
                 format!("the position must be non-negative, found {pos}"),
                 decl.at,
             ));
+        }
+        if pos as u64 > MAX_ARG_INDEX as u64 {
+            return Err(past_limit(format!("{kind} index"), pos, MAX_ARG_INDEX)
+                .at(pos_at)
+                .help("arguments are numbered from 0, one position per argument"));
+        }
+        if let Some(d) = dim.as_known()
+            && d > MAX_WIDTH
+        {
+            return Err(past_limit(format!("{kind} dimension"), d, MAX_WIDTH).at(dim_at));
         }
         self.explicit_var(name, pos as usize, cat, dim, decl.at)
     }
@@ -661,9 +688,24 @@ impl Checker<'_> {
     }
 
     fn op(&mut self, op: Op, args: &[NodeId], params: Vec<Param>, at: TokRange) -> Result<NodeId> {
-        let snippet = self.snippet(at);
-        self.builder().op(op, args, params).map_err(|e| {
-            let e = if e.kind == ErrorKind::Dimension && e.at.is_none() {
+        let built = self.builder().op(op, args, params);
+        // A dimension rule that failed on a limit of `crate::limits` says so here.
+        let past_limit = self.dims.take_past_limit();
+        built.map_err(|e| {
+            // The sub-expression's text only on error: it is as long as the formula.
+            let snippet = self.snippet(at);
+            let e = if e.kind == ErrorKind::Dimension && past_limit {
+                Error {
+                    kind: ErrorKind::Limit,
+                    message: format!("{} in `{snippet}`", e.message),
+                    help: e.help.clone().or_else(|| {
+                        Some(format!(
+                            "widths are at most {MAX_WIDTH} (keops_ir::limits::MAX_WIDTH)"
+                        ))
+                    }),
+                    ..e
+                }
+            } else if e.kind == ErrorKind::Dimension && e.at.is_none() {
                 let help = e.help.clone().unwrap_or_else(|| {
                     "check the widths of the variables involved; declare them (e.g. `x_i: 3`) or select coordinates with Elem/Extract"
                         .to_string()
@@ -680,7 +722,13 @@ impl Checker<'_> {
         })
     }
 
+    /// The node of an expression; one level of the recursion over the syntax tree (any
+    /// depth runs on any stack: [`crate::limits::deep`]).
     fn expr(&mut self, e: &Expr) -> Result<NodeId> {
+        crate::limits::deep(|| self.expr_level(e))
+    }
+
+    fn expr_level(&mut self, e: &Expr) -> Result<NodeId> {
         match &e.kind {
             ExprKind::Name(n) => self.name(n, e.at),
             ExprKind::Int(i) => Ok(self.graph.constant(*i as f64)),
@@ -701,29 +749,49 @@ impl Checker<'_> {
                 let a = self.expr(a)?;
                 self.op(Op::Minus, &[a], vec![], e.at)
             }
-            ExprKind::Binary(op, l, r) => {
-                let (l, r) = (self.expr(l)?, self.expr(r)?);
-                let (op, l, r) = match op {
-                    BinOp::Add => (Op::Add, l, r),
-                    BinOp::Sub => (Op::Subtract, l, r),
-                    BinOp::Mul => (Op::Mult, l, r),
-                    BinOp::Div => (Op::Divide, l, r),
-                    BinOp::Dot => (Op::Scalprod, l, r),
-                    BinOp::Lt => (Op::LessThan, l, r),
-                    BinOp::Le => (Op::LessOrEqual, l, r),
-                    BinOp::Gt => (Op::LessThan, r, l),
-                    BinOp::Ge => (Op::LessOrEqual, r, l),
-                    BinOp::Eq => (Op::Equal, l, r),
-                    BinOp::Ne => (Op::NotEqual, l, r),
-                };
-                self.op(op, &[l, r], vec![], e.at)
-            }
+            ExprKind::Binary(..) => self.chain(e),
             ExprKind::Call {
                 name,
                 name_at,
                 args,
             } => self.call(name, *name_at, args, e.at),
         }
+    }
+
+    /// A binary operation, and those nested on its left: the parser builds `a + b + c`
+    /// as `(a + b) + c`, so the left spine of a long chain is walked with a loop, not
+    /// recursed into (the right operands are recursed into).
+    fn chain(&mut self, e: &Expr) -> Result<NodeId> {
+        let mut spine = Vec::new();
+        let mut leftmost = e;
+        while let ExprKind::Binary(op, l, r) = &leftmost.kind {
+            spine.push((*op, &**r, leftmost.at));
+            leftmost = l;
+        }
+        let mut acc = self.expr(leftmost)?;
+        for (op, r, at) in spine.into_iter().rev() {
+            let r = self.expr(r)?;
+            acc = self.binary(op, acc, r, at)?;
+        }
+        Ok(acc)
+    }
+
+    /// The node of `l op r`.
+    fn binary(&mut self, op: BinOp, l: NodeId, r: NodeId, at: TokRange) -> Result<NodeId> {
+        let (op, l, r) = match op {
+            BinOp::Add => (Op::Add, l, r),
+            BinOp::Sub => (Op::Subtract, l, r),
+            BinOp::Mul => (Op::Mult, l, r),
+            BinOp::Div => (Op::Divide, l, r),
+            BinOp::Dot => (Op::Scalprod, l, r),
+            BinOp::Lt => (Op::LessThan, l, r),
+            BinOp::Le => (Op::LessOrEqual, l, r),
+            BinOp::Gt => (Op::LessThan, r, l),
+            BinOp::Ge => (Op::LessOrEqual, r, l),
+            BinOp::Eq => (Op::Equal, l, r),
+            BinOp::Ne => (Op::NotEqual, l, r),
+        };
+        self.op(op, &[l, r], vec![], at)
     }
 
     fn call(
@@ -757,12 +825,15 @@ impl Checker<'_> {
                 if name == "Zero" {
                     // A width, symbolic in the text form of generic programs (`Zero(D0)`).
                     // Zero's width is its parameter: an error in it is a parameter error.
-                    let d = self
-                        .width_of(&args[0], "the dimension of Zero")
-                        .map_err(|e| Error {
-                            kind: ErrorKind::Parameter,
-                            ..e
-                        })?;
+                    let d =
+                        self.width_of(&args[0], "the dimension of Zero")
+                            .map_err(|e| match e.kind {
+                                ErrorKind::Declaration => Error {
+                                    kind: ErrorKind::Parameter,
+                                    ..e
+                                },
+                                _ => e,
+                            })?;
                     return Ok(self.builder().zero(d));
                 }
                 let n = self.int_of(&args[0], "the argument")?;
@@ -907,10 +978,33 @@ impl Checker<'_> {
                 },
             });
         }
+        // Integer exponents and decimal counts are 32-bit in every backend: past that, an
+        // error rather than a silently truncated exponent.
+        let int_param = match op {
+            Op::Pow => Some("exponent"),
+            Op::Round => Some("number of decimals"),
+            _ => None,
+        };
+        if let (Some(what), Some(Param::Int(m))) = (int_param, params.first())
+            && i32::try_from(*m).is_err()
+        {
+            let limit = if *m < 0 { i32::MIN } else { i32::MAX };
+            return Err(err(
+                ErrorKind::Parameter,
+                format!("{name}: the {what} {m} is past the limit {limit}"),
+                args[spec.arity].at,
+            ));
+        }
         self.op(op, &nodes, params, at)
     }
 
+    /// The program of a reduction, or of the gradient of one (which recurses, once per
+    /// nested `Grad`).
     fn top(&mut self, e: &Expr) -> Result<Top> {
+        crate::limits::deep(|| self.top_level(e))
+    }
+
+    fn top_level(&mut self, e: &Expr) -> Result<Top> {
         let ExprKind::Call {
             name,
             name_at,
@@ -948,6 +1042,7 @@ impl Checker<'_> {
             ));
         };
         rest = tail;
+        self.missing_parameter(name, id, suffix_out, rest, e.at)?;
         let mut k = 1;
         if id.spec().takes_k {
             let Some((k_expr, tail)) = rest.split_first() else {
@@ -972,6 +1067,11 @@ impl Checker<'_> {
                     "K is the number of values kept per row, e.g. {name}(F, 10{})",
                     if suffix_out.is_none() { ", 0" } else { "" }
                 )));
+            }
+            if kv as u64 > MAX_K as u64 {
+                return Err(past_limit(format!("{name}: K ="), kv, MAX_K)
+                    .at(k_expr.at)
+                    .help("K is the number of values kept per row"));
             }
             k = kv as usize;
             rest = tail;
@@ -1043,6 +1143,22 @@ impl Checker<'_> {
             .map(|w| self.graph.dim(w).clone())
             .unwrap_or_else(Dim::one);
         let (values, indices) = kind.output_dims(&fdim, &gdim);
+        let over = |d: &Dim| match d.as_known() {
+            Some(n) => n > MAX_WIDTH,
+            None => d.max_coefficient() > MAX_WIDTH as u64,
+        };
+        if over(&values) || over(&indices) {
+            let width = if over(&values) { &values } else { &indices };
+            return Err(err(
+                ErrorKind::Limit,
+                format!(
+                    "{name}: the output width {} x {fdim} = {width} (K values per coordinate of F) is past the limit {MAX_WIDTH}",
+                    kind.slots()
+                ),
+                e.at,
+            )
+            .help("choose a smaller K, or reduce fewer coordinates at a time"));
+        }
         self.finish_args()?;
         let program = Program {
             graph: std::mem::take(&mut self.graph),
@@ -1074,6 +1190,54 @@ impl Checker<'_> {
             output: 0,
         };
         Ok(Top::Program(program))
+    }
+
+    /// The reductions' parameters that are missing although the call has an argument in
+    /// their place: in `KMin_Reduction(F, 0)` the integer is the tag (0 or 1) and K is
+    /// missing; in `SumSoftMaxWeight_Reduction(F, G)` the tag is. Errors at the call.
+    fn missing_parameter(
+        &self,
+        name: &str,
+        id: ReductionId,
+        suffix_out: Option<Cat>,
+        rest: &[Expr],
+        at: TokRange,
+    ) -> Result<()> {
+        if suffix_out.is_some() {
+            return Ok(());
+        }
+        let spec = id.spec();
+        let int = |e: &Expr| match &e.kind {
+            ExprKind::Int(i) => Some(*i),
+            _ => None,
+        };
+        match rest {
+            [only] if spec.takes_k && matches!(int(only), Some(0 | 1)) => {
+                let tag = int(only).unwrap_or(0);
+                Err(err(
+                    ErrorKind::Arity,
+                    format!(
+                        "{name} is missing K, the number of values to keep: it takes K and then the tag, and `{tag}` is read as the tag"
+                    ),
+                    at,
+                )
+                .help(format!("write {name}(F, K, {tag}), e.g. {name}(F, 10, {tag})")))
+            }
+            [only, ..] if !spec.takes_k && spec.weight != Weight::None && int(only).is_none() => {
+                Err(err(
+                    ErrorKind::Arity,
+                    format!(
+                        "{name} is missing its tag: it takes F, the tag (0 or 1), then G, and `{}` is where the tag goes",
+                        self.snippet(only.at)
+                    ),
+                    at,
+                )
+                .help(format!(
+                    "write {name}(F, 0, G) for an output indexed by i, {name}(F, 1, G) for one indexed by j"
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Gives concise variables the free positions, in order, and checks there is no gap.

@@ -23,13 +23,32 @@ pub struct Dim {
 }
 
 impl Dim {
-    /// A known dimension.
+    /// A known dimension (past `i64::MAX`, [`Dim::overflowed`]).
     pub fn known(n: usize) -> Dim {
         let mut terms = BTreeMap::new();
         if n != 0 {
-            terms.insert(Vec::new(), n as i64);
+            terms.insert(Vec::new(), i64::try_from(n).unwrap_or(i64::MAX));
         }
         Dim { terms }
+    }
+
+    /// What arithmetic that overflows gives: the known dimension `i64::MAX`, past every
+    /// limit of [`crate::limits`], so that whoever checks a width reports it (the
+    /// infallible [`Dim::add`], [`Dim::mul`], ... never panic; the `checked_` forms say
+    /// `None` instead).
+    pub fn overflowed() -> Dim {
+        Dim::known(usize::MAX)
+    }
+
+    /// The largest absolute value of a coefficient (0 for the dimension 0): a width whose
+    /// symbols are all at least 1 is at least its positive coefficients, so a coefficient
+    /// past [`crate::limits::MAX_WIDTH`] is a width past it.
+    pub fn max_coefficient(&self) -> u64 {
+        self.terms
+            .values()
+            .map(|c| c.unsigned_abs())
+            .max()
+            .unwrap_or(0)
     }
 
     /// The dimension 1 (scalars).
@@ -83,63 +102,104 @@ impl Dim {
         self.terms.keys().all(|m| m.is_empty())
     }
 
-    fn add_term(&mut self, m: Monomial, c: i64) {
+    /// Adds `c` to the coefficient of `m`; `None` when it overflows.
+    fn add_term(&mut self, m: Monomial, c: i64) -> Option<()> {
         let entry = self.terms.entry(m.clone()).or_insert(0);
-        *entry += c;
+        *entry = entry.checked_add(c)?;
         if *entry == 0 {
             self.terms.remove(&m);
         }
+        Some(())
     }
 
-    /// Sum of two dimensions.
-    pub fn add(&self, other: &Dim) -> Dim {
+    /// Sum of two dimensions; `None` when a coefficient overflows.
+    pub fn checked_add(&self, other: &Dim) -> Option<Dim> {
         let mut out = self.clone();
         for (m, c) in &other.terms {
-            out.add_term(m.clone(), *c);
+            out.add_term(m.clone(), *c)?;
         }
-        out
+        Some(out)
     }
 
-    /// Difference of two dimensions (may be negative while solving).
-    pub fn sub(&self, other: &Dim) -> Dim {
+    /// Difference of two dimensions; `None` when a coefficient overflows.
+    pub fn checked_sub(&self, other: &Dim) -> Option<Dim> {
         let mut out = self.clone();
         for (m, c) in &other.terms {
-            out.add_term(m.clone(), -*c);
+            out.add_term(m.clone(), c.checked_neg()?)?;
         }
-        out
+        Some(out)
     }
 
-    /// Product of two dimensions.
-    pub fn mul(&self, other: &Dim) -> Dim {
+    /// Product of two dimensions; `None` when a coefficient overflows.
+    pub fn checked_mul(&self, other: &Dim) -> Option<Dim> {
         let mut out = Dim::default();
         for (m1, c1) in &self.terms {
             for (m2, c2) in &other.terms {
                 let mut m: Monomial = m1.iter().chain(m2.iter()).copied().collect();
                 m.sort();
-                out.add_term(m, c1 * c2);
+                out.add_term(m, c1.checked_mul(*c2)?)?;
             }
         }
-        out
+        Some(out)
     }
 
-    /// Multiply by a known factor.
+    /// Sum of two dimensions ([`Dim::overflowed`] when a coefficient overflows).
+    pub fn add(&self, other: &Dim) -> Dim {
+        self.checked_add(other).unwrap_or_else(Dim::overflowed)
+    }
+
+    /// Difference of two dimensions (may be negative while solving; [`Dim::overflowed`]
+    /// when a coefficient overflows).
+    pub fn sub(&self, other: &Dim) -> Dim {
+        self.checked_sub(other).unwrap_or_else(Dim::overflowed)
+    }
+
+    /// Product of two dimensions ([`Dim::overflowed`] when a coefficient overflows).
+    pub fn mul(&self, other: &Dim) -> Dim {
+        self.checked_mul(other).unwrap_or_else(Dim::overflowed)
+    }
+
+    /// Multiply by a known factor ([`Dim::overflowed`] when a coefficient overflows).
     pub fn scale(&self, k: usize) -> Dim {
-        self.mul(&Dim::known(k))
+        match i64::try_from(k) {
+            Ok(k) => self.mul(&Dim::known(k as usize)),
+            Err(_) => Dim::overflowed(),
+        }
     }
 
-    /// Replace symbols by their bindings.
+    /// Replace symbols by their bindings ([`Dim::overflowed`] when a coefficient
+    /// overflows).
     pub fn subst(&self, bind: &dyn Fn(SymId) -> Option<Dim>) -> Dim {
-        let mut out = Dim::default();
-        for (m, c) in &self.terms {
-            let mut term = Dim::known(1);
-            term.terms.insert(Vec::new(), *c);
-            for s in m {
-                let f = bind(*s).unwrap_or_else(|| Dim::sym(*s));
-                term = term.mul(&f);
+        let checked = || {
+            let mut out = Dim::default();
+            for (m, c) in &self.terms {
+                // The unbound symbols stay a monomial; the bound ones multiply in (most
+                // monomials have none: no intermediate polynomial then).
+                let mut free: Monomial = Vec::new();
+                let mut bound: Option<Dim> = None;
+                for s in m {
+                    match bind(*s) {
+                        None => free.push(*s),
+                        Some(f) => {
+                            bound = Some(match bound {
+                                None => f,
+                                Some(b) => b.checked_mul(&f)?,
+                            })
+                        }
+                    }
+                }
+                match bound {
+                    None => out.add_term(free, *c)?,
+                    Some(b) => {
+                        let mut factor = Dim::default();
+                        factor.terms.insert(free, *c);
+                        out = out.checked_add(&b.checked_mul(&factor)?)?;
+                    }
+                }
             }
-            out = out.add(&term);
-        }
-        out
+            Some(out)
+        };
+        checked().unwrap_or_else(Dim::overflowed)
     }
 
     /// Exact division by a known integer, when every coefficient is divisible.
@@ -149,10 +209,10 @@ impl Dim {
         }
         let mut out = Dim::default();
         for (m, c) in &self.terms {
-            if c % k != 0 {
+            if c.checked_rem(k)? != 0 {
                 return None;
             }
-            out.terms.insert(m.clone(), c / k);
+            out.terms.insert(m.clone(), c.checked_div(k)?);
         }
         Some(out)
     }
@@ -187,7 +247,7 @@ impl Dim {
             } else if c < 0 {
                 write!(f, "-")?;
             }
-            let a = c.abs();
+            let a = c.unsigned_abs();
             if m.is_empty() {
                 write!(f, "{a}")?;
                 continue;
@@ -279,6 +339,10 @@ pub struct DimSolver {
     bindings: BTreeMap<SymId, Dim>,
     /// Conditions left for later (instantiation, or const assertions in the macro).
     pub deferred: Vec<Deferred>,
+    /// Set by a dimension rule whose result is past a limit of [`crate::limits`] (its
+    /// error is a string, as every rule's): the checker makes that error a
+    /// [`crate::ErrorKind::Limit`] ([`DimSolver::take_past_limit`]).
+    past_limit: bool,
 }
 
 /// A condition left for later, with what imposed it.
@@ -318,6 +382,16 @@ impl DimSolver {
     /// A fresh solver.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Records that a dimension rule failed on a limit of [`crate::limits`].
+    pub fn note_past_limit(&mut self) {
+        self.past_limit = true;
+    }
+
+    /// Whether a dimension rule failed on a limit since the last call (and clears it).
+    pub fn take_past_limit(&mut self) -> bool {
+        std::mem::take(&mut self.past_limit)
     }
 
     /// A fresh symbol.
@@ -468,11 +542,16 @@ impl DimSolver {
 }
 
 impl Dim {
+    /// Multiplication by a signed factor ([`Dim::overflowed`] when a coefficient
+    /// overflows).
     fn scale_signed(&self, k: i64) -> Dim {
         let mut out = Dim::default();
         for (m, c) in &self.terms {
-            if c * k != 0 {
-                out.terms.insert(m.clone(), c * k);
+            let Some(p) = c.checked_mul(k) else {
+                return Dim::overflowed();
+            };
+            if p != 0 {
+                out.terms.insert(m.clone(), p);
             }
         }
         out

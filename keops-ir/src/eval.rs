@@ -8,6 +8,7 @@
 use crate::dim::Dim;
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{Cat, Graph, Node, NodeId, VarId, VarSource};
+use crate::limits::{MAX_EVAL_VALUES, MAX_WIDTH, MAX_WORK, past_limit};
 use crate::program::{CotSrc, Gather, Program, Reduce, Step};
 use crate::real::Real;
 use crate::reduction::INDEX_NONE;
@@ -91,6 +92,45 @@ fn input(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::Input, msg)
 }
 
+/// `rows x width` values, checked against [`MAX_EVAL_VALUES`]; `what` names the array.
+fn values_of(rows: usize, width: usize, what: &dyn Fn() -> String) -> Result<usize> {
+    rows.checked_mul(width)
+        .filter(|n| *n <= MAX_EVAL_VALUES)
+        .ok_or_else(|| {
+            past_limit(
+                format!("{}: {rows} rows x {width} values per row =", what()),
+                (rows as u128) * (width as u128),
+                MAX_EVAL_VALUES,
+            )
+        })
+}
+
+/// An empty vector with room for `n` values, or an error when the memory cannot be had
+/// (instead of the abort of `Vec::with_capacity`).
+fn reserve<T>(n: usize, what: &dyn Fn() -> String) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        Error::new(
+            ErrorKind::Limit,
+            format!("{}: cannot allocate {n} values", what()),
+        )
+    })?;
+    Ok(v)
+}
+
+/// `n` copies of `x`, allocated as [`reserve`] does.
+fn filled<T: Clone>(n: usize, x: T, what: &dyn Fn() -> String) -> Result<Vec<T>> {
+    let mut v = reserve(n, what)?;
+    v.resize(n, x);
+    Ok(v)
+}
+
+/// The `len` values from `row * len` in `data`, if they are there.
+fn row_slice<T>(data: &[T], row: usize, len: usize) -> Option<&[T]> {
+    let start = row.checked_mul(len)?;
+    data.get(start..start.checked_add(len)?)
+}
+
 impl Program {
     /// A copy with every symbolic dimension fixed by the widths of the arguments.
     pub fn instantiate(&self, widths: &[usize]) -> Result<Program> {
@@ -100,6 +140,15 @@ impl Program {
                 self.args.len(),
                 widths.len()
             )));
+        }
+        for (k, w) in widths.iter().enumerate() {
+            if *w > MAX_WIDTH {
+                return Err(past_limit(
+                    format!("the width of argument {k},"),
+                    w,
+                    MAX_WIDTH,
+                ));
+            }
         }
         let mut p = self.clone();
         for (k, (a, w)) in self.args.iter().zip(widths).enumerate() {
@@ -132,7 +181,59 @@ impl Program {
             b.values = p.dims.resolve(&b.values);
             b.indices = p.dims.resolve(&b.indices);
         }
+        p.check_widths()?;
         Ok(p)
+    }
+
+    /// Checks the widths that the arguments' widths gave values to: every node's, every
+    /// buffer's against [`MAX_WIDTH`], and what every operation computes per pair against
+    /// [`MAX_WORK`] (the checker checked those it knew).
+    fn check_widths(&self) -> Result<()> {
+        let g = &self.graph;
+        let width = |n: NodeId| g.dim(n).as_known();
+        for k in 0..g.len() {
+            let n = NodeId(k as u32);
+            let Some(out) = width(n) else { continue };
+            let name = match g.node(n) {
+                Node::Op(op, ..) => op.name(),
+                Node::Zero(_) => "Zero",
+                Node::Var(_) => "a variable",
+                Node::Const(_) => "a constant",
+            };
+            if out > MAX_WIDTH {
+                return Err(past_limit(format!("the width of {name},"), out, MAX_WIDTH));
+            }
+            if let Node::Op(op, args, params) = g.node(n) {
+                let Some(arg_widths) = args.iter().map(|a| width(*a)).collect::<Option<Vec<_>>>()
+                else {
+                    continue;
+                };
+                match crate::ops::node_work(*op, &arg_widths, params, out) {
+                    Some(w) if w <= MAX_WORK => {}
+                    w => {
+                        return Err(past_limit(
+                            format!("{name}: the number of terms per pair,"),
+                            w.map_or("more than 2^64".to_string(), |w| w.to_string()),
+                            MAX_WORK,
+                        ));
+                    }
+                }
+            }
+        }
+        for (k, b) in self.bufs.iter().enumerate() {
+            for d in [&b.values, &b.indices] {
+                if let Some(w) = d.as_known()
+                    && w > MAX_WIDTH
+                {
+                    return Err(past_limit(
+                        format!("the width of buffer {k} (an output),"),
+                        w,
+                        MAX_WIDTH,
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Row counts M and N from the arguments (and the options when no argument tells).
@@ -191,13 +292,13 @@ impl Program {
         let widths: Vec<usize> = args.iter().map(|a| a.dim).collect();
         let p = self.instantiate(&widths)?;
         for (k, a) in args.iter().enumerate() {
-            if a.data.len() != a.rows * a.dim {
+            let n = values_of(a.rows, a.dim, &|| format!("argument {k}"))?;
+            if a.data.len() != n {
                 return Err(input(format!(
-                    "argument {k} has {} values, expected {} rows x {} = {}",
+                    "argument {k} has {} values, expected {} rows x {} = {n}",
                     a.data.len(),
                     a.rows,
                     a.dim,
-                    a.rows * a.dim
                 )));
             }
         }
@@ -225,9 +326,12 @@ impl Program {
                     let s = bufs[*src]
                         .as_ref()
                         .ok_or_else(|| input("internal: buffer used before it is computed"))?;
-                    let mut v = vec![R::zero(); s.vdim];
+                    let mut v = filled(s.vdim, R::zero(), &|| "a sum of rows".to_string())?;
                     for r in 0..s.rows {
-                        for (a, x) in v.iter_mut().zip(&s.values[r * s.vdim..(r + 1) * s.vdim]) {
+                        let row = row_slice(&s.values, r, s.vdim).ok_or_else(|| {
+                            input("internal: a buffer has fewer values than rows x width")
+                        })?;
+                        for (a, x) in v.iter_mut().zip(row) {
                             *a = *a + *x;
                         }
                     }
@@ -259,10 +363,12 @@ impl Program {
                     let info = &p.bufs[*out];
                     let rows = rows_of(info.rows);
                     let vdim = info.values.as_known().unwrap_or(0);
+                    let what = || format!("buffer {out}");
+                    let len = values_of(rows, vdim, &what)?;
                     Output {
                         rows,
                         vdim,
-                        values: vec![R::of(*value); rows * vdim],
+                        values: filled(len, R::of(*value), &what)?,
                         idim: 0,
                         indices: vec![],
                     }
@@ -332,13 +438,22 @@ impl Plan {
     fn new(g: &Graph, roots: &[NodeId]) -> Result<Plan> {
         let order = g.topo(roots);
         let mut offset = HashMap::new();
-        let mut size = 0;
+        let mut size = 0usize;
         for n in &order {
             let d = g
                 .known_dim(*n)
                 .ok_or_else(|| input("internal: symbolic dimension at evaluation"))?;
             offset.insert(*n, (size, d));
-            size += d;
+            size = size
+                .checked_add(d)
+                .filter(|s| *s <= MAX_EVAL_VALUES)
+                .ok_or_else(|| {
+                    past_limit(
+                        "the values of the formula's nodes for one pair, at least",
+                        size as u128 + d as u128,
+                        MAX_EVAL_VALUES,
+                    )
+                })?;
         }
         Ok(Plan {
             order,
@@ -396,11 +511,11 @@ fn row_of<'a, R>(
     match info.source {
         VarSource::Arg(k) => {
             let a = args.get(k)?;
-            a.data.get(row * a.dim..(row + 1) * a.dim)
+            row_slice(a.data, row, a.dim)
         }
         VarSource::Buffer(k) => {
             let b = bufs.get(k)?.as_ref()?;
-            b.values.get(row * b.vdim..(row + 1) * b.vdim)
+            row_slice(&b.values, row, b.vdim)
         }
         VarSource::Temp => None,
     }
@@ -422,14 +537,16 @@ fn reduce<R: Real>(
     let gdim = r.weight.and_then(|w| p.graph.known_dim(w)).unwrap_or(1);
     let (rows, inner) = if r.out_rows == Cat::I { (m, n) } else { (n, m) };
     let (vdim, idim) = r.kind.output_width(fdim, gdim);
+    let what = || format!("the output of {}", r.kind.name());
     let mut out = Output {
         rows,
         vdim,
-        values: Vec::with_capacity(rows * vdim),
+        values: reserve(values_of(rows, vdim, &what)?, &what)?,
         idim,
-        indices: Vec::with_capacity(rows * idim),
+        indices: reserve(values_of(rows, idim, &what)?, &what)?,
     };
-    let mut vals = vec![R::zero(); plan.size];
+    let nodes = || "the values of the formula's nodes".to_string();
+    let mut vals = filled(plan.size, R::zero(), &nodes)?;
     let ones = vec![R::one(); gdim];
     for row in 0..rows {
         let mut acc = r.kind.init::<R>(fdim, gdim);
@@ -507,13 +624,13 @@ fn cot_value<R: Real>(
     match src.source {
         VarSource::Arg(a) => args
             .get(a)
-            .and_then(|a| a.data.get(row * a.dim + k))
+            .and_then(|a| row_slice(a.data, row, a.dim)?.get(k))
             .copied()
             .unwrap_or(R::zero()),
         VarSource::Buffer(b) => bufs
             .get(b)
             .and_then(|b| b.as_ref())
-            .and_then(|b| b.values.get(row * b.vdim + k))
+            .and_then(|b| row_slice(&b.values, row, b.vdim)?.get(k))
             .copied()
             .unwrap_or(R::zero()),
         VarSource::Temp => R::zero(),
@@ -530,8 +647,14 @@ fn gather<R: Real>(
 ) -> Result<Output<R>> {
     let plan = Plan::new(&p.graph, &[ga.formula])?;
     let vars = p.graph.vars_of(&[ga.formula]);
-    let d = p.graph.var(ga.slot_var).dim.as_known().unwrap_or(1);
-    let slots = ga.k * d;
+    let d = p.graph.var(ga.slot_var).dim.as_known().unwrap_or(1).max(1);
+    let slots = ga.k.checked_mul(d).ok_or_else(|| {
+        past_limit(
+            "the slots of a gather,",
+            ga.k as u128 * d as u128,
+            MAX_WIDTH,
+        )
+    })?;
     let (owner_rows, other_rows) = if ga.owner == Cat::I { (m, n) } else { (n, m) };
     let out_rows = if ga.out_rows == ga.owner {
         owner_rows
@@ -542,16 +665,20 @@ fn gather<R: Real>(
     let idx = bufs[ga.indices]
         .as_ref()
         .ok_or_else(|| input("internal: indices used before they are computed"))?;
-    let mut out = vec![R::zero(); out_rows * vdim];
-    let mut vals = vec![R::zero(); plan.size];
+    let what = || "the output of a gather".to_string();
+    let mut out = filled(values_of(out_rows, vdim, &what)?, R::zero(), &what)?;
+    let nodes = || "the values of the formula's nodes".to_string();
+    let mut vals = filled(plan.size, R::zero(), &nodes)?;
     let mut slot_val = vec![R::zero(); d];
+    let bad = || input("internal: the selected indices do not fit the gather");
     for r in 0..owner_rows {
+        let selected = row_slice(&idx.indices, r, idx.idim).ok_or_else(bad)?;
         for s in 0..slots {
-            let j = idx.indices[r * idx.idim + s];
+            let j = *selected.get(s).ok_or_else(bad)?;
             if j == INDEX_NONE {
                 continue;
             }
-            let j = j as usize;
+            let j = usize::try_from(j).map_err(|_| bad())?;
             let w = ga
                 .weight
                 .iter()
@@ -577,10 +704,11 @@ fn gather<R: Real>(
                 }
             });
             let target = if ga.out_rows == ga.owner { r } else { j };
-            for (o, x) in out[target * vdim..(target + 1) * vdim]
-                .iter_mut()
-                .zip(plan.get(&vals, ga.formula))
-            {
+            let start = target.checked_mul(vdim).ok_or_else(bad)?;
+            let row = out
+                .get_mut(start..start.checked_add(vdim).ok_or_else(bad)?)
+                .ok_or_else(bad)?;
+            for (o, x) in row.iter_mut().zip(plan.get(&vals, ga.formula)) {
                 *o = *o + *x;
             }
         }

@@ -82,7 +82,7 @@ fn flatten(ts: TokenStream, out: &mut Vec<Tok>) {
                     Delimiter::Bracket => ('[', ']'),
                     Delimiter::Brace => ('{', '}'),
                     Delimiter::None => {
-                        flatten(g.stream(), out);
+                        crate::limits::deep(|| flatten(g.stream(), out));
                         continue;
                     }
                 };
@@ -90,7 +90,7 @@ fn flatten(ts: TokenStream, out: &mut Vec<Tok>) {
                     kind: TokKind::Open(open),
                     span: g.span_open(),
                 });
-                flatten(g.stream(), out);
+                crate::limits::deep(|| flatten(g.stream(), out));
                 out.push(Tok {
                     kind: TokKind::Close(close),
                     span: g.span_close(),
@@ -383,12 +383,95 @@ pub enum BinOp {
 }
 
 /// A node of the syntax tree.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// A formula can be nested to any depth, so what Rust would derive recursively is
+/// written here without unbounded recursion: `Drop` empties the tree through a worklist,
+/// `Clone`, `PartialEq` and `Debug` go one level at a time through
+/// [`crate::limits::deep`].
 pub struct Expr {
     /// What it is.
     pub kind: ExprKind,
     /// The tokens it spans.
     pub at: TokRange,
+}
+
+impl Expr {
+    /// A node without children, left in place of the children a drop takes out.
+    fn hollow() -> Expr {
+        Expr {
+            kind: ExprKind::Int(0),
+            at: TokRange::default(),
+        }
+    }
+}
+
+/// Whether a node kind holds sub-expressions.
+fn has_children(kind: &ExprKind) -> bool {
+    match kind {
+        ExprKind::Name(_) | ExprKind::Int(_) | ExprKind::Float(_) => false,
+        ExprKind::List(v) | ExprKind::Call { args: v, .. } => !v.is_empty(),
+        ExprKind::Unary(..) | ExprKind::Binary(..) => true,
+    }
+}
+
+/// Moves the sub-expressions that have children of their own out of `kind` into `out`
+/// (those without are dropped in place, which does not recurse).
+fn take_children(kind: &mut ExprKind, out: &mut Vec<Expr>) {
+    let mut take = |e: &mut Expr| {
+        if has_children(&e.kind) {
+            out.push(std::mem::replace(e, Expr::hollow()));
+        }
+    };
+    match kind {
+        ExprKind::Name(_) | ExprKind::Int(_) | ExprKind::Float(_) => {}
+        ExprKind::List(v) | ExprKind::Call { args: v, .. } => v.iter_mut().for_each(take),
+        ExprKind::Unary(_, a) => take(a),
+        ExprKind::Binary(_, a, b) => {
+            take(a);
+            take(b);
+        }
+    }
+}
+
+impl Drop for Expr {
+    fn drop(&mut self) {
+        if !has_children(&self.kind) {
+            return;
+        }
+        // Iterative: a tree 100,000 levels deep must not overflow the stack as it drops.
+        let mut work = Vec::new();
+        take_children(&mut self.kind, &mut work);
+        while let Some(mut e) = work.pop() {
+            take_children(&mut e.kind, &mut work);
+            // `e` drops here with only childless sub-expressions left.
+        }
+    }
+}
+
+impl Clone for Expr {
+    fn clone(&self) -> Expr {
+        crate::limits::deep(|| Expr {
+            kind: self.kind.clone(),
+            at: self.at,
+        })
+    }
+}
+
+impl PartialEq for Expr {
+    fn eq(&self, other: &Expr) -> bool {
+        crate::limits::deep(|| self.at == other.at && self.kind == other.kind)
+    }
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::limits::deep(|| {
+            f.debug_struct("Expr")
+                .field("kind", &self.kind)
+                .field("at", &self.at)
+                .finish()
+        })
+    }
 }
 
 /// Syntax tree node kinds.
@@ -598,7 +681,8 @@ impl<'s> Parser<'s> {
 
     /// A full expression.
     pub fn expr(&mut self) -> Result<Expr> {
-        self.comparison()
+        // Nested parentheses and calls recurse through here: any depth runs on any stack.
+        crate::limits::deep(|| self.comparison())
     }
 
     fn comparison(&mut self) -> Result<Expr> {
@@ -688,7 +772,8 @@ impl<'s> Parser<'s> {
             _ => return self.primary(),
         };
         self.pos += 1;
-        let arg = self.unary()?;
+        // `- - - x` recurses here without going through `expr`.
+        let arg = crate::limits::deep(|| self.unary())?;
         let at = start.join(arg.at);
         Ok(Expr {
             kind: ExprKind::Unary(op, Box::new(arg)),

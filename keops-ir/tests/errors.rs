@@ -250,6 +250,98 @@ fn missing_tag() {
     );
 }
 
+/// A reduction whose K (or tag, or weight) is missing says which, at the call, in both
+/// syntaxes: an integer alone after F in the `_Reduction` form is the tag when it can be
+/// one (0 or 1), so K is what is missing, not "K must be at least 1, found 0".
+#[test]
+fn reductions_missing_k_or_tag() {
+    for (name, text, call, must) in [
+        (
+            "kmin_reduction_without_k",
+            "KMin_Reduction(Abs(x_i - y_j), 0)",
+            "KMin_Reduction(Abs(x_i - y_j), 0)",
+            &[
+                "KMin_Reduction is missing K",
+                "`0` is read as the tag",
+                "KMin_Reduction(F, K, 0)",
+            ][..],
+        ),
+        (
+            "argkmin_reduction_without_k_tag_1",
+            "ArgKMin_Reduction(Abs(x_i - y_j), 1)",
+            "ArgKMin_Reduction(Abs(x_i - y_j), 1)",
+            &[
+                "ArgKMin_Reduction is missing K",
+                "`1` is read as the tag",
+                "ArgKMin_Reduction(F, K, 1)",
+            ],
+        ),
+        (
+            "kmin_argkmin_reduction_without_k",
+            "x = Vi(0, 1); y = Vj(1, 1); KMin_ArgKMin_Reduction(Abs(x - y), 0)",
+            "KMin_ArgKMin_Reduction(Abs(x - y), 0)",
+            &[
+                "KMin_ArgKMin_Reduction is missing K",
+                "KMin_ArgKMin_Reduction(F, K, 0)",
+            ],
+        ),
+    ] {
+        check(name, text, ErrorKind::Arity, Some(call), must);
+        assert!(!error_of(text).rendered.contains("at least 1"), "{text}");
+    }
+    // Nothing after F: K and the tag are missing, K first.
+    check(
+        "kmin_reduction_without_k_nor_tag",
+        "ArgKMin_Reduction(Abs(x_i - y_j))",
+        ErrorKind::Arity,
+        Some("ArgKMin_Reduction(Abs(x_i - y_j))"),
+        &["ArgKMin_Reduction needs K", "ArgKMin_Reduction(F, K, tag)"],
+    );
+    check(
+        "argkmin_i_without_k",
+        "ArgKMin_i(Abs(x_i - y_j))",
+        ErrorKind::Arity,
+        Some("ArgKMin_i(Abs(x_i - y_j))"),
+        &["ArgKMin_i needs K", "ArgKMin_i(F, K)"],
+    );
+    // The weighted reductions: G where the tag goes.
+    check(
+        "softmax_reduction_without_tag",
+        "SumSoftMaxWeight_Reduction(x_i | y_j, b_j)",
+        ErrorKind::Arity,
+        Some("SumSoftMaxWeight_Reduction(x_i | y_j, b_j)"),
+        &[
+            "SumSoftMaxWeight_Reduction is missing its tag",
+            "`b_j` is where the tag goes",
+            "SumSoftMaxWeight_Reduction(F, 0, G)",
+        ],
+    );
+    check(
+        "logsumexp_reduction_without_tag",
+        "LogSumExp_Reduction(-SqDist(x_i, y_j), b_j)",
+        ErrorKind::Arity,
+        Some("LogSumExp_Reduction(-SqDist(x_i, y_j), b_j)"),
+        &["LogSumExp_Reduction is missing its tag", "`b_j`"],
+    );
+    check(
+        "softmax_reduction_without_weight",
+        "SumSoftMaxWeight_Reduction(x_i | y_j, 1)",
+        ErrorKind::Arity,
+        Some("SumSoftMaxWeight_Reduction(x_i | y_j, 1)"),
+        &["second formula G"],
+    );
+    // What still parses: K then the tag, and the weight after the tag.
+    for text in [
+        "KMin_Reduction(Abs(x_i - y_j), 1, 0)",
+        "ArgKMin_Reduction(Abs(x_i - y_j), 3, 1)",
+        "SumSoftMaxWeight_Reduction(x_i | y_j, 0, b_j)",
+        "LogSumExp_Reduction(-SqDist(x_i, y_j), 1)",
+        "LogSumExp_Reduction(-SqDist(x_i, y_j), 0, b_j)",
+    ] {
+        Program::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    }
+}
+
 #[test]
 fn reduction_nested_in_a_formula() {
     check(

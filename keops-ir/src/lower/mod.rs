@@ -27,6 +27,12 @@ use std::collections::HashMap;
 /// would take too long and the kernel would not fit in registers anyway.
 pub const INSTRUCTION_LIMIT: usize = 200_000;
 
+/// Upper bound on the instructions of a reduction's hooks (init, accumulate, merge,
+/// finalize; see [`hooks_size`]). The merge of two K-selections inserts each of the K
+/// slots of one into the other, about `8 K^2` instructions per coordinate of F, which
+/// bounds K x K x the width of F by about 400,000 (K = 630 for a scalar F).
+pub const HOOKS_INSTRUCTION_LIMIT: usize = 16 * INSTRUCTION_LIMIT;
+
 /// Replaces the math functions of a kernel (exp, log, sin, ...) by sequences of primitive
 /// instructions for the given precision (the [`math`] library), so that every backend
 /// emits the same algorithms.
@@ -95,6 +101,9 @@ pub fn lower_formula(
                 "cannot lower a formula with symbolic dimensions",
             )
         })?;
+        if out_dim > INSTRUCTION_LIMIT {
+            return Err(limit());
+        }
         let r = match g.node(*n) {
             Node::Var(v) => var_regs[v].clone(),
             Node::Const(b) => vec![l.cst(f64::from_bits(*b))],
@@ -104,7 +113,7 @@ pub fn lower_formula(
                 lower_op(l, *op, &arg_regs, params, out_dim)?
             }
         };
-        count += r.len();
+        count = count.saturating_add(r.len());
         if count > INSTRUCTION_LIMIT {
             return Err(limit());
         }
@@ -129,6 +138,13 @@ pub fn lower_op(
             format!("{} should have been expanded", op.name()),
         )
     })?;
+    // What the operation emits is about the terms it computes: past the limit, say so
+    // before emitting (SoftDTW's table, a TensorDot's products).
+    let widths: Vec<usize> = args.iter().map(Vec::len).collect();
+    match crate::ops::node_work(op, &widths, params, out_dim) {
+        Some(w) if w <= INSTRUCTION_LIMIT => {}
+        _ => return Err(limit()),
+    }
     let pick = |a: &Vec<Reg>, k: usize| if a.len() == 1 { a[0] } else { a[k] };
     Ok(match prim.lower {
         Lowering::Unary(f) => (0..out_dim)
@@ -166,6 +182,7 @@ pub fn lower_reduction(p: &Program, r: &Reduce, sum_mode: SumMode) -> Result<Low
     let (formula, inputs) = lower_formula(&mut l, &p.graph, &roots)?;
     let fdim = p.graph.known_dim(r.formula).unwrap_or(0);
     let gdim = r.weight.and_then(|w| p.graph.known_dim(w)).unwrap_or(1);
+    check_hooks(r.kind, fdim, gdim)?;
     let hooks = lower_hooks(&mut l, r.kind, fdim, gdim, r.weight.is_some(), sum_mode);
     Ok(LoweredKernel {
         kind: r.kind,
@@ -179,8 +196,43 @@ pub fn lower_reduction(p: &Program, r: &Reduce, sum_mode: SumMode) -> Result<Low
     })
 }
 
+/// About how many instructions the hooks of `kind` take for F of width `fdim` and G of
+/// width `gdim` (an upper bound, a few times the real number); `None` when it overflows.
+pub fn hooks_size(kind: ReductionKind, fdim: usize, gdim: usize) -> Option<usize> {
+    let k = kind.slots();
+    let linear = fdim.checked_add(gdim)?.checked_mul(64)?;
+    let select = match kind.rule() {
+        // accumulate: K slots per coordinate; merge: K insertions of K slots each
+        Rule::Select { .. } => k
+            .checked_mul(k)?
+            .checked_add(k)?
+            .checked_mul(fdim)?
+            .checked_mul(8)?,
+        Rule::Sum | Rule::LogSumExp | Rule::SoftMaxWeight => 0,
+    };
+    linear.checked_add(select)
+}
+
+/// Checks [`hooks_size`] against [`HOOKS_INSTRUCTION_LIMIT`]: an [`ErrorKind::Limit`]
+/// error names the reduction, K and the width.
+pub fn check_hooks(kind: ReductionKind, fdim: usize, gdim: usize) -> Result<()> {
+    match hooks_size(kind, fdim, gdim) {
+        Some(n) if n <= HOOKS_INSTRUCTION_LIMIT => Ok(()),
+        _ => Err(Error::new(
+            ErrorKind::Limit,
+            format!(
+                "the {} reduction with K = {} over a formula of width {fdim} lowers to more than {HOOKS_INSTRUCTION_LIMIT} scalar instructions",
+                kind.name(),
+                kind.slots()
+            ),
+        )
+        .help("choose a smaller K, or reduce fewer coordinates at a time")),
+    }
+}
+
 /// The reduction's hooks for F of dimension `fdim` and, when `weighted`, G of dimension
-/// `gdim` (the accumulate block then takes G's values after F's).
+/// `gdim` (the accumulate block then takes G's values after F's). Their size is about
+/// [`hooks_size`]: callers check it first ([`check_hooks`]; [`lower_reduction`] does).
 pub fn lower_hooks(
     l: &mut Lower,
     kind: ReductionKind,

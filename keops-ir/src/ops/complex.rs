@@ -57,7 +57,8 @@ pub(super) fn dim_half(cx: &mut DimCx<'_>) -> DimResult<Dim> {
 
 /// `n -> 2n` (Real2Complex, Imag2Complex, ComplexExp1j).
 pub(super) fn dim_double(cx: &mut DimCx<'_>) -> DimResult<Dim> {
-    Ok(cx.arg(0).scale(2))
+    let d = cx.arg(0).scale(2);
+    cx.width(d)
 }
 
 /// `2n -> 2n` (Conj, ComplexExp).
@@ -87,7 +88,7 @@ pub(super) fn dim_sumt(cx: &mut DimCx<'_>) -> DimResult<Dim> {
             "the dimension must be even and at least 2 (a whole number of complex numbers), found {d}"
         ));
     }
-    Ok(Dim::known(d as usize))
+    cx.width(Dim::known(usize::try_from(d).unwrap_or(usize::MAX)))
 }
 
 /// Which argument of ComplexRealScal is the complex vector (the other is the real

@@ -37,7 +37,7 @@ pub(super) fn dim_elemt(cx: &mut DimCx<'_>) -> DimResult<Dim> {
     if m >= n {
         return Err(format!("index {m} is out of range for the dimension {n}"));
     }
-    Ok(Dim::known(n))
+    cx.width(Dim::known(n))
 }
 
 pub(super) fn dim_extract(cx: &mut DimCx<'_>) -> DimResult<Dim> {
@@ -48,6 +48,7 @@ pub(super) fn dim_extract(cx: &mut DimCx<'_>) -> DimResult<Dim> {
     if len == 0 {
         return Err("the length must be at least 1".into());
     }
+    let out = cx.width(Dim::known(len))?;
     let d = cx.arg(0);
     cx.require(DimConstraint::AtLeast(d.clone(), start + len), |_| {
         format!(
@@ -55,7 +56,7 @@ pub(super) fn dim_extract(cx: &mut DimCx<'_>) -> DimResult<Dim> {
             start + len
         )
     })?;
-    Ok(Dim::known(len))
+    Ok(out)
 }
 
 pub(super) fn dim_extractt(cx: &mut DimCx<'_>) -> DimResult<Dim> {
@@ -63,6 +64,7 @@ pub(super) fn dim_extractt(cx: &mut DimCx<'_>) -> DimResult<Dim> {
         nonneg(cx.int(0), "the start")?,
         nonneg(cx.int(1), "the dimension")?,
     );
+    let out = cx.width(Dim::known(total))?;
     let d = cx.arg(0);
     let room = total
         .checked_sub(start)
@@ -70,11 +72,12 @@ pub(super) fn dim_extractt(cx: &mut DimCx<'_>) -> DimResult<Dim> {
     cx.require(DimConstraint::AtMost(d.clone(), room), |_| {
         format!("a vector of dimension {d} placed at {start} does not fit in dimension {total}")
     })?;
-    Ok(Dim::known(total))
+    Ok(out)
 }
 
 pub(super) fn dim_concat(cx: &mut DimCx<'_>) -> DimResult<Dim> {
-    Ok(cx.arg(0).add(&cx.arg(1)))
+    let (f, g) = (cx.arg(0), cx.arg(1));
+    cx.width(f.checked_add(&g).unwrap_or_else(Dim::overflowed))
 }
 
 pub(super) fn dim_onehot(cx: &mut DimCx<'_>) -> DimResult<Dim> {
@@ -83,7 +86,7 @@ pub(super) fn dim_onehot(cx: &mut DimCx<'_>) -> DimResult<Dim> {
     if n == 0 {
         return Err("the dimension must be at least 1".into());
     }
-    Ok(Dim::known(n))
+    cx.width(Dim::known(n))
 }
 
 pub(super) fn dim_sumt(cx: &mut DimCx<'_>) -> DimResult<Dim> {
@@ -92,7 +95,7 @@ pub(super) fn dim_sumt(cx: &mut DimCx<'_>) -> DimResult<Dim> {
     if n == 0 {
         return Err("the dimension must be at least 1".into());
     }
-    Ok(Dim::known(n))
+    cx.width(Dim::known(n))
 }
 
 // ---------------------------------------------------------------- values

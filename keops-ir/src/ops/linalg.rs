@@ -274,10 +274,43 @@ pub(super) fn dim_vecmat(cx: &mut DimCx<'_>) -> DimResult<Dim> {
 }
 
 pub(super) fn dim_tensorprod(cx: &mut DimCx<'_>) -> DimResult<Dim> {
-    Ok(cx.arg(0).mul(&cx.arg(1)))
+    let (f, g) = (cx.arg(0), cx.arg(1));
+    let d = f.checked_mul(&g).unwrap_or_else(Dim::overflowed);
+    cx.width(d)
+}
+
+/// The number of products `f[i] g[j]` a `TensorDot` sums (0 when its parameters are
+/// invalid: its dimension rule reports them); `None` when it overflows.
+pub(super) fn tensordot_terms(params: &[Param]) -> Option<usize> {
+    let Ok(s) = TensorDotSpec::new(params) else {
+        return Some(0);
+    };
+    product(&s.out_shape())
+        .ok()?
+        .checked_mul(product(&s.cont_dims()).ok()?)
+}
+
+/// The number of entries of a shape parameter whose entries are all at least 1 (`None`
+/// otherwise: [`shape_param`] says what is wrong), checked against
+/// [`crate::limits::MAX_WIDTH`].
+fn shape_width(cx: &mut DimCx<'_>, k: usize, which: &str) -> DimResult<()> {
+    let shape = cx.list(k);
+    let entries: Option<Vec<usize>> = shape
+        .iter()
+        .map(|d| usize::try_from(*d).ok().filter(|d| *d >= 1))
+        .collect();
+    let Some(entries) = entries else {
+        return Ok(());
+    };
+    let n = entries.iter().try_fold(1usize, |p, d| p.checked_mul(*d));
+    cx.width(n.map_or_else(Dim::overflowed, Dim::known))
+        .map(|_| ())
+        .map_err(|m| format!("the shape {} of the {which} tensor: {m}", list_text(&shape)))
 }
 
 pub(super) fn dim_tensordot(cx: &mut DimCx<'_>) -> DimResult<Dim> {
+    shape_width(cx, 0, "first")?;
+    shape_width(cx, 1, "second")?;
     let s = TensorDotSpec::new(cx.params)?;
     let (pf, pg) = (product(&s.dimsf)?, product(&s.dimsg)?);
     cx.expect(
@@ -290,7 +323,15 @@ pub(super) fn dim_tensordot(cx: &mut DimCx<'_>) -> DimResult<Dim> {
         &Dim::known(pg),
         &format!("the second tensor (shape {})", shape_text(&s.dimsg)),
     )?;
-    Ok(Dim::known(product(&s.out_shape())?))
+    let out = cx.width(Dim::known(product(&s.out_shape())?))?;
+    cx.work(tensordot_terms(cx.params), || {
+        format!(
+            "the contraction of the shapes {} and {}",
+            shape_text(&s.dimsf),
+            shape_text(&s.dimsg)
+        )
+    })?;
+    Ok(out)
 }
 
 // ---------------------------------------------------------------- values
@@ -510,6 +551,20 @@ pub(super) fn x_kron(b: &mut Builder<'_>, a: &[NodeId], p: &[Param]) -> Result<N
     }
     let dimsf = shape_param(&lf, "the shape of the first tensor").map_err(err)?;
     let dimsg = shape_param(&lg, "the shape of the second tensor").map_err(err)?;
+    for shape in [&dimsf, &dimsg] {
+        let n = shape.iter().try_fold(1usize, |p, d| p.checked_mul(*d));
+        if n.is_none_or(|n| n > crate::limits::MAX_WIDTH) {
+            return Err(Error::new(
+                ErrorKind::Limit,
+                format!(
+                    "Kron: the shape {} has {} entries, past the limit {}",
+                    shape_text(shape),
+                    n.map_or("more than 2^64".to_string(), |n| n.to_string()),
+                    crate::limits::MAX_WIDTH
+                ),
+            ));
+        }
+    }
     for (n, shape, which) in [(a[0], &dimsf, "first"), (a[1], &dimsg, "second")] {
         let want = Dim::known(product(shape).map_err(err)?);
         let d = b.dim(n);

@@ -41,6 +41,7 @@ use crate::builder::Builder;
 use crate::dim::{Dim, DimConstraint, DimSolver};
 use crate::error::Result;
 use crate::graph::{NodeId, Param};
+use crate::limits::{MAX_WIDTH, MAX_WORK};
 use crate::lower::builder::Lower;
 use crate::lower::scalar::Reg;
 use crate::real::Real;
@@ -109,6 +110,45 @@ impl DimCx<'_> {
         msg: impl FnOnce(&DimConstraint) -> String,
     ) -> DimResult<()> {
         self.solver.require(c).map_err(|c| msg(&c))
+    }
+
+    /// The width `d` of the result, checked against [`MAX_WIDTH`]: a known width past it,
+    /// or a symbolic one with a coefficient past it (every symbol is at least 1), is an
+    /// error (which the builder prefixes with the operation's name, and the checker makes
+    /// an [`ErrorKind::Limit`](crate::ErrorKind::Limit)). Rules whose result can be wider
+    /// than their arguments return through here, before anything is folded or allocated
+    /// at that width.
+    pub fn width(&mut self, d: Dim) -> DimResult<Dim> {
+        let over = match d.as_known() {
+            Some(n) => n > MAX_WIDTH,
+            None => d.max_coefficient() > MAX_WIDTH as u64,
+        };
+        if !over {
+            return Ok(d);
+        }
+        self.solver.note_past_limit();
+        Err(if d == Dim::overflowed() {
+            format!("the width of the result overflows (it is past the limit {MAX_WIDTH})")
+        } else {
+            format!("the width of the result, {d}, is past the limit {MAX_WIDTH}")
+        })
+    }
+
+    /// `work` scalar terms computed per pair (see [`node_work`]), checked against
+    /// [`MAX_WORK`] (`None`: it overflows).
+    pub fn work(&mut self, work: Option<usize>, what: impl FnOnce() -> String) -> DimResult<()> {
+        if work.is_some_and(|w| w <= MAX_WORK) {
+            return Ok(());
+        }
+        self.solver.note_past_limit();
+        Err(format!(
+            "{} {} past the limit {MAX_WORK}",
+            what(),
+            match work {
+                Some(w) => format!("is {w} terms,"),
+                None => "overflows,".to_string(),
+            }
+        ))
     }
 
     /// Broadcasting of element-wise operations: equal dimensions, or two distinct ones of
@@ -469,6 +509,32 @@ impl Op {
     pub fn spec(self) -> &'static OpSpec {
         &OPS[self as usize]
     }
+}
+
+/// The number of scalar terms operation `op` computes for one pair (i, j), from the
+/// widths of its arguments and of its result: their sum for most operations, the
+/// `n x m` table for the SoftDTW operations, the products for TensorDot and the matrix
+/// products. `None` when it overflows. Bounded by [`MAX_WORK`] (checked by the dimension
+/// rules when the widths are known, by [`crate::Program::instantiate`] otherwise), it
+/// bounds what the evaluator allocates and what the lowering emits for the node.
+pub fn node_work(op: Op, args: &[usize], params: &[Param], out: usize) -> Option<usize> {
+    let linear = args.iter().try_fold(out, |s, a| s.checked_add(*a))?;
+    let extra = match op {
+        Op::SoftDTW_SqDist | Op::GradSoftDTW_SqDist => {
+            let (n, m) = (*args.first()?, *args.get(1)?);
+            // the forward table, and for the gradient the backward one
+            n.checked_mul(m)?.checked_mul(2)?
+        }
+        Op::TensorDot => linalg::tensordot_terms(params)?,
+        Op::BSpline => {
+            // the recursion over the orders, each over the knot intervals
+            let order = params.first().map(Param::int).unwrap_or(0);
+            args.first()?
+                .checked_mul(usize::try_from(order).unwrap_or(0))?
+        }
+        _ => 0,
+    };
+    linear.checked_add(extra)
 }
 
 /// Applies one operation to argument vectors (broadcasting element-wise operations).

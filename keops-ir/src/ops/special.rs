@@ -28,14 +28,26 @@ use crate::real::Real;
 pub(super) fn dim_bspline(cx: &mut DimCx<'_>) -> DimResult<Dim> {
     let order = usize::try_from(cx.int(0))
         .map_err(|_| format!("the order must be non-negative, found {}", cx.int(0)))?;
-    let need = order
-        .checked_add(2)
-        .ok_or_else(|| format!("the order {order} is too large"))?;
+    if order > crate::limits::MAX_WIDTH {
+        // More knots than any width holds.
+        cx.solver.note_past_limit();
+        return Err(format!(
+            "the order {order} is past the limit {}",
+            crate::limits::MAX_WIDTH
+        ));
+    }
+    let need = order + 2;
     cx.scalar(1, "the point x where the B-splines are evaluated")?;
     let k = cx.arg(0);
     cx.require(DimConstraint::AtLeast(k.clone(), need), |_| {
         format!("B-splines of order {order} need at least {need} knots, found {k}")
     })?;
+    if let Some(n) = k.as_known() {
+        let work = super::node_work(Op::BSpline, &[n, 1], cx.params, n - order - 1);
+        cx.work(work, || {
+            format!("the recursion of order {order} over {n} knots")
+        })?;
+    }
     Ok(k.sub(&Dim::known(order + 1)))
 }
 
@@ -43,14 +55,30 @@ fn dim_sequences(cx: &mut DimCx<'_>) -> DimResult<()> {
     cx.scalar(2, "the temperature gamma")
 }
 
+/// The `n x m` table of the dynamic programming, checked against
+/// [`crate::limits::MAX_WORK`] when both lengths are known (at instantiation otherwise).
+fn dim_table(cx: &mut DimCx<'_>, op: Op) -> DimResult<()> {
+    let (x, y) = (cx.arg(0), cx.arg(1));
+    if let (Some(n), Some(m)) = (x.as_known(), y.as_known()) {
+        let work = super::node_work(op, &[n, m, 1], &[], 1);
+        cx.work(work, || {
+            format!("the table of sequences of lengths {n} and {m}")
+        })?;
+    }
+    Ok(())
+}
+
 pub(super) fn dim_softdtw(cx: &mut DimCx<'_>) -> DimResult<Dim> {
     dim_sequences(cx)?;
+    dim_table(cx, Op::SoftDTW_SqDist)?;
     Ok(Dim::one())
 }
 
 pub(super) fn dim_grad_softdtw(cx: &mut DimCx<'_>) -> DimResult<Dim> {
     dim_sequences(cx)?;
-    Ok(cx.arg(0).add(&cx.arg(1)))
+    dim_table(cx, Op::GradSoftDTW_SqDist)?;
+    let (x, y) = (cx.arg(0), cx.arg(1));
+    cx.width(x.checked_add(&y).unwrap_or_else(Dim::overflowed))
 }
 
 // ---------------------------------------------------------------- B-splines

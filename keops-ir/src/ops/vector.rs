@@ -252,7 +252,7 @@ pub(super) fn x_weighted_sqnorm(b: &mut Builder<'_>, a: &[NodeId], _: &[Param]) 
         Op::SymSqNorm
     } else {
         match (ds.as_known(), df.as_known()) {
-            (Some(s), Some(f)) if s == f * f => Op::SymSqNorm,
+            (Some(s), Some(f)) if f.checked_mul(f) == Some(s) => Op::SymSqNorm,
             (Some(_), Some(_)) | (_, _) => return Err(weight_error(b, s, f)),
         }
     };

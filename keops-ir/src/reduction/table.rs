@@ -387,7 +387,8 @@ impl ReductionKind {
     /// Output width (values, indices) per row, for F of dimension `f` and G of dimension `g`
     /// (`g` is 1 for an unweighted LogSumExp).
     pub fn output_width(self, f: usize, g: usize) -> (usize, usize) {
-        let sel = f * self.slots();
+        // Past `usize::MAX` it saturates: far past the limits checked on the output.
+        let sel = f.saturating_mul(self.slots());
         match self.rule() {
             Rule::Sum => (f, 0),
             Rule::LogSumExp | Rule::SoftMaxWeight => (g, 0),
@@ -404,7 +405,10 @@ impl ReductionKind {
             Rule::Sum => (f, 0),
             Rule::LogSumExp => (1 + g, 0),
             Rule::SoftMaxWeight => (2 + g, 0),
-            Rule::Select { .. } => (f * self.slots(), f * self.slots()),
+            Rule::Select { .. } => {
+                let sel = f.saturating_mul(self.slots());
+                (sel, sel)
+            }
         }
     }
 
