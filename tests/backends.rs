@@ -1230,3 +1230,119 @@ fn row_count_options_that_disagree_with_the_arguments_are_errors_naming_both() {
         );
     });
 }
+
+/// Kernels whose simplified formula no longer uses an argument written inline as
+/// `Var(position, width, category)` keep their signature: the argument is still taken,
+/// its shape still checked, and the results (values and gradients) are the reference
+/// evaluator's, on every backend; for an i-variable, a j-variable and a parameter, each
+/// at every position (issue 14, item 1).
+#[test]
+fn kernels_keep_the_arguments_simplification_drops() {
+    let mut rng = Rng(14);
+    let (m, n) = (7, 9);
+    let x: Vec<[f64; 3]> = rng.rows(m);
+    let y: Vec<[f64; 2]> = rng.rows(n);
+    let p = vec![[0.5f64]];
+    let e: Vec<[f64; 2]> = rng.rows(m);
+    let (fx, fy, fp) = (flat(&x), flat(&y), flat(&p));
+
+    // The i-variable at position 0 is dropped.
+    let k = keops!("Sum_Reduction(0 * SqNorm2(Var(0, 3, 0)) + Var(1, 2, 1) * Var(2, 1, 2), 0)");
+    let args = vec![fx.clone(), fy.clone(), fp.clone()];
+    on_backends(|o| {
+        let out = k.eval_with(o, &x, &y, &p).unwrap();
+        close(
+            &out.flat().0,
+            &reference(k.formula(), &args).0,
+            1e-13,
+            "i dropped",
+        );
+        let g = k.grad_arg0_with(o, &x, &y, &p, &e).unwrap();
+        let mut ge = args.clone();
+        ge.push(flat(&e));
+        close(
+            &g.flat().0,
+            &reference_grad(k.formula(), 0, &ge),
+            1e-13,
+            "grad of the dropped i",
+        );
+        assert!(g.flat().0.iter().all(|v| *v == 0.0));
+        let g = k.grad_arg1_with(o, &x, &y, &p, &e).unwrap();
+        close(
+            &g.flat().0,
+            &reference_grad(k.formula(), 1, &ge),
+            1e-13,
+            "grad j",
+        );
+    });
+    // Its shape is still checked (a flat slice can have the wrong width; typed rows
+    // cannot): 4 rows of 2 for an argument of width 3.
+    let bad = keops::Flat::new(&[0.0f64; 8], 4);
+    assert!(
+        k.eval(bad, &y, &p).is_err(),
+        "a 4 x 2 array for a width-3 argument"
+    );
+
+    // The j-variable at position 1 is dropped, the parameter is at position 2.
+    let k = keops!("Sum_Reduction(Var(0, 3, 0) * Var(2, 1, 2) + 0 * SqNorm2(Var(1, 2, 1)), 0)");
+    on_backends(|o| {
+        let out = k.eval_with(o, &x, &y, &p).unwrap();
+        close(
+            &out.flat().0,
+            &reference(k.formula(), &args).0,
+            1e-13,
+            "j dropped",
+        );
+        let e3: Vec<[f64; 3]> = std::iter::repeat_n([1.0, -1.0, 0.5], m).collect();
+        let mut ge = args.clone();
+        ge.push(flat(&e3));
+        let g = k.grad_arg1_with(o, &x, &y, &p, &e3).unwrap();
+        close(
+            &g.flat().0,
+            &reference_grad(k.formula(), 1, &ge),
+            1e-13,
+            "grad of the dropped j",
+        );
+        let g = k.grad_arg2_with(o, &x, &y, &p, &e3).unwrap();
+        close(&g, &reference_grad(k.formula(), 2, &ge), 1e-12, "grad p");
+    });
+    // The j-variable's rows still count: N comes from it, so 9 rows sum 9 terms.
+    let out = k.eval(&x, &y[..4], &p).unwrap();
+    let want: Vec<f64> = x.iter().flat_map(|r| r.map(|v| v * 0.5 * 4.0)).collect();
+    close(&out.flat().0, &want, 1e-13, "N from the dropped j-variable");
+
+    // The parameter at position 2 is dropped, the output is indexed by j.
+    let k = keops!("Sum_Reduction(Var(0, 1, 0) * Var(1, 1, 1) + 0 * SqNorm2(Var(2, 3, 2)), 1)");
+    let x1: Vec<[f64; 1]> = rng.rows(m);
+    let y1: Vec<[f64; 1]> = rng.rows(n);
+    let p3 = vec![[1.0f64, 2.0, 3.0]];
+    let args = vec![flat(&x1), flat(&y1), flat(&p3)];
+    on_backends(|o| {
+        let out = k.eval_with(o, &x1, &y1, &p3).unwrap();
+        close(
+            &out.flat().0,
+            &reference(k.formula(), &args).0,
+            1e-13,
+            "p dropped",
+        );
+        let ej: Vec<[f64; 1]> = std::iter::repeat_n([1.5], n).collect();
+        let mut ge = args.clone();
+        ge.push(flat(&ej));
+        let g = k.grad_arg2_with(o, &x1, &y1, &p3, &ej).unwrap();
+        close(
+            &g,
+            &reference_grad(k.formula(), 2, &ge),
+            1e-13,
+            "grad of the dropped p",
+        );
+    });
+
+    // A whole formula of zero: every argument dropped, still all taken.
+    let k = keops!("Sum_Reduction(0 * (Var(0, 2, 0) | Var(1, 2, 1)) * Var(2, 1, 2), 0)");
+    let x2: Vec<[f64; 2]> = rng.rows(m);
+    let y2: Vec<[f64; 2]> = rng.rows(n);
+    on_backends(|o| {
+        let out = k.eval_with(o, &x2, &y2, &p).unwrap();
+        assert_eq!(out.flat().0, vec![0.0; m]);
+    });
+}
