@@ -88,8 +88,11 @@ fn expected(kind: ReductionKind, row: Row, weighted: bool) -> (Vec<f64>, Vec<u64
     }
 }
 
+/// The arguments x, y and b of the test kernels.
+type Data = (Vec<[f64; 1]>, Vec<[f64; 1]>, Vec<[f64; G]>);
+
 /// The data of a row: x (M x 1, positive), y (N x 1), b (N x G).
-fn data(row: Row) -> (Vec<[f64; 1]>, Vec<[f64; 1]>, Vec<[f64; G]>) {
+fn data(row: Row) -> Data {
     let x = vec![[1.5], [0.5]];
     let (n, y) = match row {
         Row::Empty => (0, f64::NAN),

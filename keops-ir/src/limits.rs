@@ -2,7 +2,7 @@
 //!
 //! A formula can come from a request or a configuration file, so every size the compiler
 //! computes from it is bounded here and checked (`checked_mul`/`checked_add`); going past
-//! a limit is an [`ErrorKind::Limit`](crate::ErrorKind::Limit) error naming the operation
+//! a limit is an [`ErrorKind::Limit`] error naming the operation
 //! and the number, never a panic or an allocation abort. `docs/reliability.md` lists them
 //! with what every other bad input gets.
 //!
