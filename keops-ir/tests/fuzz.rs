@@ -498,7 +498,9 @@ fn smooth(formula: &str, gradient: bool) -> bool {
         "Acos(",
     ];
     let body = reduced_formula(formula);
-    !JUMPS.iter().any(|j| body.contains(j)) && !(gradient && KINKS.iter().any(|k| body.contains(k)))
+    let jumps = JUMPS.iter().any(|j| body.contains(j));
+    let kinks = gradient && KINKS.iter().any(|k| body.contains(k));
+    !(jumps || kinks)
 }
 
 /// The text after the declarations (the part a reduction's name does not belong to is
