@@ -158,10 +158,14 @@ fn unique_name(base: &str, taken: &[String]) -> String {
     n
 }
 
-/// A width as a Rust type-level expression: a number or one const generic.
+/// A width as a Rust type-level expression: a number or one const generic, the latter in
+/// braces (`{ D0 }`) so that a type of the caller's named `D0` is not taken for it.
 fn width(d: &Dim, what: &str) -> Result<TokenStream> {
-    if d.as_known().is_some() || d.as_sym().is_some() {
+    if d.as_known().is_some() {
         Ok(dim_expr(d))
+    } else if d.as_sym().is_some() {
+        let e = dim_expr(d);
+        Ok(quote!({ #e }))
     } else {
         Err(Error::new(
             ErrorKind::Dimension,
@@ -293,7 +297,9 @@ pub fn emit_api(p: &Program, opts: &ApiOptions) -> Result<Api> {
         gpu,
     )?;
     let call_args = quote!(#(#arg_names),*);
-    let gen_use = quote!(#(, #gen_names)*);
+    // Braced generic arguments: `{ D0 }` is the const parameter even where the caller's
+    // scope has a type named `D0`.
+    let gen_use = quote!(#(, { #gen_names })*);
     let output_name = ident(&unique_name("output", &taken));
     let sig = Sig {
         rt,
@@ -662,7 +668,7 @@ fn program_body(
                         let e = emit_generic(p, r, &kname, &gen_strings, rt, prec)?;
                         Ok((e.code, e.inputs))
                     })?;
-                    (inputs, quote!(#kident::<#(#gens),*>))
+                    (inputs, quote!(#kident::<#({ #gens }),*>))
                 } else {
                     let inputs = cpu_kernels(kernels, &kident, None, |prec| {
                         let e = emit_reduce(p, r, &kname, &rust_options(rt, prec))?;

@@ -292,7 +292,7 @@ pub fn emit_reduce(
             } else {
                 let k = num(nin);
                 sources.push((
-                    quote!(#chunk::<#f, L>(t.inner, #k * t.stride + base)),
+                    quote!(#chunk::<#f, { L }>(t.inner, #k * t.stride + base)),
                     false,
                 ));
                 nin += 1;

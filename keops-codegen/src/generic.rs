@@ -482,7 +482,7 @@ pub fn emit_generic(
                     rt.chunk(),
                 );
                 chunk_decls.extend(quote! {
-                    let #y: [&[#f; L]; #d] = #from_fn(|k| #chunk::<#f, L>(t.inner, (#io + k) * t.stride + base));
+                    let #y: [&[#f; L]; #d] = #from_fn(|k| #chunk::<#f, { L }>(t.inner, (#io + k) * t.stride + base));
                 });
                 io = quote!(#io + #d);
                 iw.push(d.clone());
@@ -506,7 +506,8 @@ pub fn emit_generic(
 
     let gens: Vec<Ident> = generics.iter().map(|d| ident(d)).collect();
     let params = quote!(#(const #gens: usize),*);
-    let args = quote!(#(#gens),*);
+    // Braced, so that a type of the caller's named like a width parameter is not taken.
+    let args = quote!(#({ #gens }),*);
     let name = ident(name);
     let is_sum = r.kind.is_sum();
 
