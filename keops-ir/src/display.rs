@@ -302,7 +302,16 @@ impl Program {
                 }
                 continue;
             }
-            for c in &a.cats {
+            // The alias that names the argument first, so that it names it when read.
+            let mut cats = a.cats.clone();
+            cats.sort_by_key(|c| {
+                !self
+                    .graph
+                    .vars
+                    .iter()
+                    .any(|v| v.source == VarSource::Arg(pos) && v.cat == *c && v.name == a.name)
+            });
+            for c in &cats {
                 let mut named = false;
                 for v in &self.graph.vars {
                     if v.source == VarSource::Arg(pos)

@@ -64,6 +64,10 @@ pub(super) fn dim_extractt(cx: &mut DimCx<'_>) -> DimResult<Dim> {
         nonneg(cx.int(0), "the start")?,
         nonneg(cx.int(1), "the dimension")?,
     );
+    if total == 0 {
+        // A vector of width 0 is no width: the text form could not even write its zero.
+        return Err("the dimension must be at least 1".into());
+    }
     let out = cx.width(Dim::known(total))?;
     let d = cx.arg(0);
     let room = total
