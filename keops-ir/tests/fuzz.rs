@@ -311,6 +311,22 @@ struct Tally {
     failures: Vec<(String, String)>,
 }
 
+impl Tally {
+    /// Adds what `other` saw (an input's, or a worker's).
+    fn add(&mut self, other: Tally) {
+        self.inputs += other.inputs;
+        self.parsed += other.parsed;
+        self.evaluated += other.evaluated;
+        self.lowered += other.lowered;
+        self.gradients += other.gradients;
+        self.compared += other.compared;
+        self.deep += other.deep;
+        self.refusals.extend(other.refusals);
+        self.panics.extend(other.panics);
+        self.failures.extend(other.failures);
+    }
+}
+
 /// Values of every argument: rows per category, width per argument.
 fn arguments(
     p: &Program,
@@ -626,12 +642,7 @@ fn fuzz_worker(seed: u64, quota: u64, deadline: Instant) -> Tally {
                 t.panics.push((text, msg));
             }
         }
-        t.parsed += local.parsed;
-        t.evaluated += local.evaluated;
-        t.lowered += local.lowered;
-        t.gradients += local.gradients;
-        t.compared += local.compared;
-        t.refusals.extend(local.refusals);
+        t.add(local);
     }
     t
 }
@@ -659,17 +670,7 @@ fn generated_inputs_never_panic_and_valid_formulas_agree() {
         .collect();
     let mut tally = Tally::default();
     for w in workers {
-        let t = w.join().expect("a fuzz thread itself does not panic");
-        tally.inputs += t.inputs;
-        tally.deep += t.deep;
-        tally.parsed += t.parsed;
-        tally.evaluated += t.evaluated;
-        tally.lowered += t.lowered;
-        tally.gradients += t.gradients;
-        tally.compared += t.compared;
-        tally.refusals.extend(t.refusals);
-        tally.panics.extend(t.panics);
-        tally.failures.extend(t.failures);
+        tally.add(w.join().expect("a fuzz thread itself does not panic"));
     }
     drop(std::panic::take_hook());
     std::panic::set_hook(hook);
