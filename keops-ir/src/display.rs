@@ -221,7 +221,7 @@ impl Program {
     /// A printer naming the width symbols `D0`, `D1`, ... in the order they first show in
     /// the text (arguments, then conditions, then zeros), so that the text of a program
     /// read back from its text is the same text.
-    fn printer(&self) -> Printer<'_> {
+    fn printer(&self, conditions: &[DimConstraint]) -> Printer<'_> {
         let mut pr = Printer::new(&self.graph);
         let mut order: Vec<SymId> = Vec::new();
         let mut see = |d: &Dim| {
@@ -234,13 +234,13 @@ impl Program {
         for a in &self.args {
             see(&a.dim);
         }
-        for c in self.width_conditions() {
+        for c in conditions {
             match c {
                 DimConstraint::Eq(a, b) | DimConstraint::MultipleOf(a, b) => {
-                    see(&a);
-                    see(&b);
+                    see(a);
+                    see(b);
                 }
-                DimConstraint::AtLeast(a, _) | DimConstraint::AtMost(a, _) => see(&a),
+                DimConstraint::AtLeast(a, _) | DimConstraint::AtMost(a, _) => see(a),
             }
         }
         for n in self.zeros() {
@@ -285,7 +285,12 @@ impl Program {
     /// by name; an index (i, j or parameter) under which it has no name, as an inline
     /// `Var` or one the simplified formula no longer uses, as `Var(position, width,
     /// category);`, so that the text keeps the program's signature.
-    fn write_header(&self, pr: &Printer<'_>, out: &mut String) -> fmt::Result {
+    fn write_header(
+        &self,
+        pr: &Printer<'_>,
+        conditions: &[DimConstraint],
+        out: &mut String,
+    ) -> fmt::Result {
         for (pos, a) in self.args.iter().enumerate() {
             let dim = pr.width(&a.dim);
             if a.concise {
@@ -327,13 +332,13 @@ impl Program {
                 }
             }
         }
-        for c in self.width_conditions() {
+        for c in conditions {
             match c {
-                DimConstraint::Eq(a, b) => write!(out, "{} == {}; ", pr.width(&a), pr.width(&b))?,
-                DimConstraint::AtLeast(a, n) => write!(out, "{} >= {n}; ", pr.width(&a))?,
-                DimConstraint::AtMost(a, n) => write!(out, "{} <= {n}; ", pr.width(&a))?,
+                DimConstraint::Eq(a, b) => write!(out, "{} == {}; ", pr.width(a), pr.width(b))?,
+                DimConstraint::AtLeast(a, n) => write!(out, "{} >= {n}; ", pr.width(a))?,
+                DimConstraint::AtMost(a, n) => write!(out, "{} <= {n}; ", pr.width(a))?,
                 DimConstraint::MultipleOf(a, b) => {
-                    write!(out, "MultipleOf({}, {}); ", pr.width(&a), pr.width(&b))?
+                    write!(out, "MultipleOf({}, {}); ", pr.width(a), pr.width(b))?
                 }
             }
         }
@@ -434,9 +439,10 @@ fn reduction_call(
 
 impl fmt::Display for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pr = self.printer();
+        let conditions = self.width_conditions();
+        let pr = self.printer(&conditions);
         let mut header = String::new();
-        self.write_header(&pr, &mut header)?;
+        self.write_header(&pr, &conditions, &mut header)?;
         if let [Step::Reduce(r)] = self.steps.as_slice() {
             return write!(
                 f,
